@@ -1,0 +1,1 @@
+//! Backstop: durable PostgreSQL jobs.
