@@ -1,0 +1,231 @@
+//! Reading and acting on jobs, for consoles and scripts: list, retry, discard, delete.
+//!
+//! Every bulk action takes ids and returns how many rows actually changed, so a caller can
+//! report "retried 98 of 100 (2 were running)". Jobs a worker holds are never touched.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use sqlx::types::Json;
+
+use crate::Result;
+use crate::job::JobId;
+use crate::sql;
+
+pub use crate::sql::StatsRow;
+
+/// One failed attempt, as stored in a job's error history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AttemptError {
+    /// When the attempt failed.
+    pub at: DateTime<Utc>,
+    /// Which attempt it was (1-based).
+    pub attempt: i32,
+    /// The error message.
+    pub error: String,
+    /// The worker process that ran it.
+    pub worker: String,
+}
+
+/// A live job: waiting, scheduled, running or retrying.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRecord {
+    /// The job's id.
+    pub id: JobId,
+    /// Its queue.
+    pub queue: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its arguments.
+    pub payload: serde_json::Value,
+    /// Lower runs first.
+    pub priority: i16,
+    /// When it may run next.
+    pub run_at: DateTime<Utc>,
+    /// Attempts started so far.
+    pub attempts: i32,
+    /// Attempts allowed in all.
+    pub max_attempts: i32,
+    /// Every failed attempt, oldest first.
+    pub errors: Json<Vec<AttemptError>>,
+    /// The newest error message.
+    pub last_error: Option<String>,
+    /// The unique key, if any.
+    pub unique_key: Option<String>,
+    /// The worker process running it, if running.
+    pub locked_by: Option<String>,
+    /// When that worker took it.
+    pub locked_at: Option<DateTime<Utc>>,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The states a person sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for its `run_at`, never tried.
+    Scheduled,
+    /// Ready to run.
+    Queued,
+    /// A worker holds it.
+    Running,
+    /// Failed at least once, waiting for its next attempt.
+    Retrying,
+    /// In the dead-letter table.
+    Dead,
+}
+
+impl JobRecord {
+    /// The job's state at `now`.
+    pub fn state(&self, now: DateTime<Utc>) -> JobState {
+        if self.locked_by.is_some() {
+            JobState::Running
+        } else if self.attempts > 0 {
+            JobState::Retrying
+        } else if self.run_at > now {
+            JobState::Scheduled
+        } else {
+            JobState::Queued
+        }
+    }
+}
+
+/// A job in the dead-letter table.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeadJob {
+    /// The id it had while live (kept when retried).
+    pub id: JobId,
+    /// Its queue.
+    pub queue: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its arguments.
+    pub payload: serde_json::Value,
+    /// Its priority.
+    pub priority: i16,
+    /// Attempts made.
+    pub attempts: i32,
+    /// Attempts it was allowed.
+    pub max_attempts: i32,
+    /// Every failed attempt, oldest first.
+    pub errors: Json<Vec<AttemptError>>,
+    /// The final error message.
+    pub last_error: Option<String>,
+    /// Its unique key, if any.
+    pub unique_key: Option<String>,
+    /// When it was first enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When it moved to the dead-letter table.
+    pub died_at: DateTime<Utc>,
+    /// `exhausted`, `failed_now` or `cancelled`.
+    pub reason: String,
+    /// When an operator discarded it, if they did.
+    pub discarded_at: Option<DateTime<Utc>>,
+}
+
+/// Which dead jobs to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeadJobFilter {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Include jobs an operator discarded.
+    pub include_discarded: bool,
+    /// Only jobs older than this `(died_at, id)` cursor: pass the last row of the previous page.
+    pub before: Option<(DateTime<Utc>, JobId)>,
+    /// Page size (default 50, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// A live job by id.
+pub async fn job<'e, E: PgExecutor<'e>>(executor: E, id: JobId) -> Result<Option<JobRecord>> {
+    Ok(sql::job_get(executor, id).await?)
+}
+
+/// Live jobs (optionally of one queue) in the order workers will take them.
+pub async fn jobs<'e, E: PgExecutor<'e>>(
+    executor: E,
+    queue: Option<&str>,
+    limit: i64,
+) -> Result<Vec<JobRecord>> {
+    Ok(sql::job_list(executor, queue, limit.clamp(1, 1000)).await?)
+}
+
+/// A dead job by id.
+pub async fn dead_job<'e, E: PgExecutor<'e>>(executor: E, id: JobId) -> Result<Option<DeadJob>> {
+    Ok(sql::dead_job_get(executor, id).await?)
+}
+
+/// Dead jobs, newest first, one keyset page at a time.
+pub async fn dead_jobs<'e, E: PgExecutor<'e>>(executor: E, filter: &DeadJobFilter) -> Result<Vec<DeadJob>> {
+    let limit = filter.limit.unwrap_or(50).clamp(1, 1000);
+    Ok(sql::dead_job_list(
+        executor,
+        filter.queue.as_deref(),
+        filter.kind.as_deref(),
+        filter.include_discarded,
+        filter.before,
+        limit,
+    )
+    .await?)
+}
+
+/// Moves dead jobs back to the queue to run now, attempts reset, error history kept. Returns
+/// how many moved (a job whose unique key is now held by a live job stays dead).
+pub async fn retry_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<u64> {
+    Ok(sql::dead_job_retry_many(executor, ids).await?)
+}
+
+/// Marks dead jobs as discarded: kept for the record, hidden from default lists.
+pub async fn discard_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<u64> {
+    Ok(sql::dead_job_discard_many(executor, ids).await?)
+}
+
+/// Deletes dead jobs for good.
+pub async fn delete_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<u64> {
+    Ok(sql::dead_job_delete_many(executor, ids).await?)
+}
+
+/// Makes waiting, scheduled or retrying jobs run now. Running jobs are skipped.
+pub async fn run_jobs_now<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<u64> {
+    Ok(sql::job_run_now_many(executor, ids).await?)
+}
+
+/// Deletes live jobs that are not running.
+pub async fn delete_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<u64> {
+    Ok(sql::job_delete_many(executor, ids).await?)
+}
+
+/// Cancels live jobs that are not running: each moves to the dead-letter table marked
+/// `cancelled`, so nothing vanishes without a trace.
+pub async fn cancel_jobs(pool: &sqlx::PgPool, ids: &[JobId], reason: &str) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    let mut cancelled = 0;
+    for &id in ids {
+        let moved = sql::job_move_to_dead(&mut tx, id, None, reason, None, "cancelled").await?;
+        cancelled += u64::from(moved.is_some());
+    }
+    tx.commit().await?;
+    Ok(cancelled)
+}
+
+/// Pauses a queue: workers stop claiming from it (running jobs finish).
+pub async fn pause_queue<'e, E: PgExecutor<'e>>(executor: E, queue: &str) -> Result<()> {
+    Ok(sql::queue_set_paused(executor, queue, true).await?)
+}
+
+/// Resumes a paused queue and wakes its workers.
+pub async fn resume_queue<'e, E: PgExecutor<'e>>(executor: E, queue: &str) -> Result<()> {
+    Ok(sql::queue_set_paused(executor, queue, false).await?)
+}
+
+/// The names of paused queues.
+pub async fn paused_queues<'e, E: PgExecutor<'e>>(executor: E) -> Result<Vec<String>> {
+    Ok(sql::queue_paused_list(executor).await?)
+}
+
+/// Per-minute counters (completed, failed, dead) per queue and kind since `since`.
+pub async fn stats_since<'e, E: PgExecutor<'e>>(executor: E, since: DateTime<Utc>) -> Result<Vec<StatsRow>> {
+    Ok(sql::job_stats_since(executor, since).await?)
+}

@@ -1,0 +1,73 @@
+//! The library's one error type.
+
+/// Everything that can go wrong when talking to Backstop (as opposed to a job failing, which is
+/// a [`JobError`](crate::JobError) returned by your worker).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database refused or could not be reached. Transient errors (a restart, a dropped
+    /// connection) are worth retrying; the worker runtime does so by itself.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    /// Applying Backstop's migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// The job's payload could not be turned into JSON.
+    #[error("could not serialize the payload of a `{kind}` job: {reason}")]
+    Serialize {
+        /// The job kind.
+        kind: String,
+        /// What serde said.
+        reason: String,
+    },
+
+    /// The payload is bigger than the client's limit (see
+    /// [`Client::max_payload_bytes`](crate::Client::max_payload_bytes)). Nothing was written.
+    #[error("the payload of a `{kind}` job is {size} bytes, over the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The job kind.
+        kind: String,
+        /// The serialized size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+
+    /// A job option is out of range (for example `max_attempts(0)`).
+    #[error("invalid job option: {0}")]
+    InvalidOption(String),
+
+    /// A cron expression did not parse.
+    #[error("invalid cron expression {expression:?} for schedule `{name}`: {reason}")]
+    InvalidCron {
+        /// The schedule's name.
+        name: String,
+        /// The expression as given.
+        expression: String,
+        /// What the parser said.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Maps the database's check constraints on `backstop.jobs` to a readable error, by
+    /// constraint name, so callers never have to parse messages.
+    pub(crate) fn from_insert(err: sqlx::Error) -> Self {
+        let constraint = err.as_database_error().and_then(|e| e.constraint()).map(str::to_owned);
+        match constraint.as_deref() {
+            Some("jobs_max_attempts_positive") => {
+                Self::InvalidOption("max_attempts must be at least 1".into())
+            }
+            Some("jobs_kind_not_empty") => Self::InvalidOption("a job kind must not be empty".into()),
+            Some("jobs_queue_not_empty") => {
+                Self::InvalidOption("a queue name must not be empty".into())
+            }
+            _ => Self::Database(err),
+        }
+    }
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,46 @@
+//! Deletes completed jobs in batches: one statement for however many finished meanwhile.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{ErrorBackoff, Shared};
+use crate::sql;
+
+/// Upper bound for one `DELETE ... WHERE id = ANY($1)`.
+const MAX_BATCH: usize = 2_000;
+
+/// How many times a batch is retried when the database is unreachable. After that the jobs
+/// stay locked by this worker and are taken back by the heartbeat rescue (at-least-once).
+const MAX_TRIES: u32 = 50;
+
+pub(super) async fn run(shared: Arc<Shared>, mut completed: mpsc::UnboundedReceiver<i64>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(id) = completed.recv().await {
+        batch.push(id);
+        // No waiting to fill the batch: when idle a completion is written at once, under load
+        // the batch grows by itself while the previous statement runs.
+        while batch.len() < MAX_BATCH {
+            match completed.try_recv() {
+                Ok(id) => batch.push(id),
+                Err(_) => break,
+            }
+        }
+        let mut backoff = ErrorBackoff::default();
+        for attempt in 1..=MAX_TRIES {
+            let result = match shared.pool.acquire().await {
+                Ok(mut conn) => sql::job_complete_many(&mut conn, &batch, &shared.config.worker_id).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => break,
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(jobs = batch.len(), attempt, error = %e, "recording completed jobs failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+        batch.clear();
+    }
+}

@@ -1,0 +1,156 @@
+//! Runs claimed jobs: one task per unit of a queue's concurrency.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::FutureExt;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{ErrorBackoff, Failure, Recorded, Shared, record_failure};
+use crate::job::{Decision, JobContext, JobError};
+use crate::sql::ClaimedJob;
+
+/// How many times recording a failure is retried while the database is unreachable. After
+/// that the job stays locked by this worker and the heartbeat rescue hands it back.
+const MAX_RECORD_TRIES: u32 = 50;
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    buffer: Arc<Mutex<mpsc::Receiver<ClaimedJob>>>,
+    completions: mpsc::UnboundedSender<i64>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let job = {
+            let mut buffer = buffer.lock().await;
+            tokio::select! {
+                // On shutdown, start nothing new: buffered jobs are handed back instead.
+                biased;
+                _ = shutdown.cancelled() => None,
+                job = buffer.recv() => job,
+            }
+        };
+        let Some(job) = job else { return };
+        let span = tracing::info_span!(
+            "backstop.job",
+            kind = %job.kind,
+            id = job.id,
+            attempt = job.attempts,
+            queue = %job.queue,
+        );
+        run_one(&shared, job, &completions, &shutdown).instrument(span).await;
+    }
+}
+
+async fn run_one(
+    shared: &Shared,
+    job: ClaimedJob,
+    completions: &mpsc::UnboundedSender<i64>,
+    shutdown: &CancellationToken,
+) {
+    shared.in_flight.lock().expect("in-flight lock").insert(job.id, (job.attempts, job.max_attempts));
+    let outcome = execute(shared, &job, shutdown).await;
+    match outcome {
+        Ok(()) => {
+            tracing::debug!("job completed");
+            // Leave the in-flight set before queueing the completion (no await between the
+            // two), so a forced shutdown never hands back a job that already succeeded.
+            shared.in_flight.lock().expect("in-flight lock").remove(&job.id);
+            let _ = completions.send(job.id);
+        }
+        Err(error) => {
+            record(shared, &job, &error).await;
+            shared.in_flight.lock().expect("in-flight lock").remove(&job.id);
+        }
+    }
+}
+
+/// Runs the worker, turning every way an attempt can go wrong into a `JobError`.
+async fn execute(shared: &Shared, job: &ClaimedJob, shutdown: &CancellationToken) -> Result<(), JobError> {
+    let Some(handler) = shared.registry.get(job.kind.as_str()) else {
+        // Maybe a newer deploy knows this kind: retry with backoff; dead-letter if it never
+        // shows up. Never drop the job.
+        return Err(JobError::retry(format!(
+            "unknown job kind `{}`: no worker is registered for it in worker {}",
+            job.kind, shared.config.worker_id
+        )));
+    };
+    let ctx = JobContext {
+        id: job.id,
+        kind: job.kind.clone(),
+        queue: job.queue.clone(),
+        attempt: job.attempts,
+        max_attempts: job.max_attempts,
+        worker_id: shared.config.worker_id.clone(),
+        pool: shared.pool.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let timeout = handler.timeout.unwrap_or(shared.config.job_timeout);
+    let run = AssertUnwindSafe(handler.call(&job.payload, ctx)).catch_unwind();
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => Err(JobError::retry(format!("worker panicked: {}", panic_message(&*panic)))),
+        Err(_) => Err(JobError::retry(format!("timed out after {timeout:?}"))),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".to_owned()
+    }
+}
+
+async fn record(shared: &Shared, job: &ClaimedJob, error: &JobError) {
+    let policy = shared.registry.get(job.kind.as_str()).map(|h| h.retry_policy.clone()).unwrap_or_default();
+    let delay = policy.delay(u32::try_from(job.attempts).unwrap_or(1));
+    let failure = Failure {
+        job_id: job.id,
+        worker_id: &shared.config.worker_id,
+        attempt: job.attempts,
+        max_attempts: job.max_attempts,
+        message: error.message(),
+        decision: error.decision().clone(),
+        backoff_until: Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
+    };
+    let mut backoff = ErrorBackoff::default();
+    for attempt in 1..=MAX_RECORD_TRIES {
+        let result = async {
+            let mut tx = shared.pool.begin().await?;
+            let recorded = record_failure(&mut tx, &failure).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(recorded)
+        }
+        .await;
+        match result {
+            Ok(Recorded::RetryAt(at)) => {
+                tracing::warn!(error = %error, retry_at = %at, "job failed; will retry");
+                return;
+            }
+            Ok(Recorded::Dead(dead)) => {
+                let reason = dead.reason.as_str();
+                if *error.decision() == Decision::Cancel {
+                    tracing::info!(reason = %error, "job cancelled");
+                } else {
+                    tracing::error!(error = %error, reason, "job moved to the dead-letter table");
+                }
+                return;
+            }
+            Ok(Recorded::NotOurs) => {
+                tracing::warn!("job was taken back from this worker before its failure was recorded");
+                return;
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, attempt, "recording a job failure failed; retrying");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}

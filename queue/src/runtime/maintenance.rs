@@ -1,0 +1,148 @@
+//! Background duties: heartbeat, rescuing crashed workers' jobs, cleanup, and handing jobs
+//! back on shutdown.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::{Failure, Shared, record_failure, sleep_or_shutdown};
+use crate::job::Decision;
+use crate::sql::{self, ClaimedJob};
+
+/// Keys and counter rows deleted per statement.
+const CLEANUP_BATCH: i64 = 10_000;
+
+/// Says this process is alive, then takes back jobs from processes that stopped saying so.
+pub(super) async fn heartbeat(shared: Arc<Shared>, queues: Vec<String>, shutdown: CancellationToken) {
+    loop {
+        if let Err(e) = beat_and_rescue(&shared, &queues).await {
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
+        if !sleep_or_shutdown(shared.config.heartbeat_interval, &shutdown).await {
+            return;
+        }
+    }
+}
+
+async fn beat_and_rescue(shared: &Shared, queues: &[String]) -> sqlx::Result<()> {
+    let mut conn = shared.pool.acquire().await?;
+    sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues).await?;
+    drop(conn);
+    let rescued = rescue_stale_jobs(shared).await?;
+    if rescued > 0 {
+        tracing::warn!(rescued, "took back jobs from worker processes that stopped heartbeating");
+    }
+    Ok(())
+}
+
+/// Jobs locked by a process that has not heartbeated within the timeout count a failed
+/// attempt and run again now (or move to the dead-letter table if that was their last).
+pub(crate) async fn rescue_stale_jobs(shared: &Shared) -> sqlx::Result<usize> {
+    let timeout = shared.config.heartbeat_timeout;
+    let mut tx = shared.pool.begin().await?;
+    let stale = sql::job_find_stale(&mut tx, timeout.as_secs_f64(), None).await?;
+    for job in &stale {
+        let message = format!(
+            "worker {} stopped heartbeating for over {timeout:?} during attempt {} (crashed, killed, or lost its database connection)",
+            job.locked_by, job.attempts
+        );
+        let failure = Failure {
+            job_id: job.id,
+            worker_id: &job.locked_by,
+            attempt: job.attempts,
+            max_attempts: job.max_attempts,
+            message: &message,
+            decision: Decision::Retry,
+            backoff_until: Utc::now(),
+        };
+        record_failure(&mut tx, &failure).await?;
+    }
+    tx.commit().await?;
+    Ok(stale.len())
+}
+
+/// Deletes old idempotency keys and counters, once across all processes (advisory lock).
+pub(super) async fn cleanup(shared: Arc<Shared>, shutdown: CancellationToken) {
+    loop {
+        if let Err(e) = cleanup_once(&shared).await {
+            tracing::warn!(error = %e, "maintenance failed");
+        }
+        if !sleep_or_shutdown(shared.config.maintenance_interval, &shutdown).await {
+            return;
+        }
+    }
+}
+
+pub(crate) async fn cleanup_once(shared: &Shared) -> sqlx::Result<()> {
+    let key_cutoff = Utc::now() - chrono::Duration::from_std(shared.config.idempotency_key_max_age).unwrap_or(chrono::Duration::MAX);
+    let stats_cutoff = Utc::now() - chrono::Duration::from_std(shared.config.stats_max_age).unwrap_or(chrono::Duration::MAX);
+    loop {
+        let mut tx = shared.pool.begin().await?;
+        if !sql::maintenance_try_lock(&mut tx).await? {
+            return Ok(()); // another process is doing it
+        }
+        let deleted = sql::idempotency_key_delete_older_than(&mut tx, key_cutoff, CLEANUP_BATCH).await?;
+        tx.commit().await?;
+        if deleted < u64::try_from(CLEANUP_BATCH).unwrap_or(u64::MAX) {
+            break;
+        }
+    }
+    let mut tx = shared.pool.begin().await?;
+    if sql::maintenance_try_lock(&mut tx).await? {
+        sql::job_stats_delete_older_than(&mut tx, stats_cutoff).await?;
+        sql::worker_delete_stale(&mut tx).await?;
+    }
+    tx.commit().await
+}
+
+/// After a forced shutdown: jobs still running were interrupted. Their attempt counts, and
+/// they run again now.
+pub(super) async fn hand_back_interrupted(shared: &Shared) {
+    let interrupted: Vec<(i64, (i32, i32))> =
+        shared.in_flight.lock().expect("in-flight lock").drain().collect();
+    for (id, (attempt, max_attempts)) in interrupted {
+        let failure = Failure {
+            job_id: id,
+            worker_id: &shared.config.worker_id,
+            attempt,
+            max_attempts,
+            message: "interrupted: the worker shut down before the job finished",
+            decision: Decision::Retry,
+            backoff_until: Utc::now(),
+        };
+        let result = async {
+            let mut tx = shared.pool.begin().await?;
+            record_failure(&mut tx, &failure).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(job_id = id, error = %e, "could not hand back an interrupted job; the heartbeat rescue will");
+        }
+    }
+}
+
+/// Claimed but never started: give them back with their attempt uncounted.
+pub(super) async fn release_buffered(shared: &Shared, buffers: Vec<Arc<Mutex<mpsc::Receiver<ClaimedJob>>>>) {
+    let mut ids = Vec::new();
+    for buffer in buffers {
+        let mut rx = buffer.lock().await;
+        rx.close();
+        while let Ok(job) = rx.try_recv() {
+            ids.push(job.id);
+        }
+    }
+    if ids.is_empty() {
+        return;
+    }
+    let result = match shared.pool.acquire().await {
+        Ok(mut conn) => sql::job_release_unstarted(&mut conn, &ids, &shared.config.worker_id).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(released) => tracing::info!(released, "handed back jobs claimed but not started"),
+        Err(e) => tracing::warn!(error = %e, jobs = ids.len(), "could not hand back buffered jobs; the heartbeat rescue will"),
+    }
+}

@@ -1,0 +1,379 @@
+//! Running workers: claim, run, complete or fail, heartbeat, shut down gracefully.
+//!
+//! One [`Runner`] per process. Per queue, one fetcher claims batches of jobs with
+//! `FOR UPDATE SKIP LOCKED` into a small local buffer, and `concurrency` executors run them.
+//! Completions are batched into one `DELETE` per round; failures are recorded one by one,
+//! each in its own transaction (the dead-letter move must be atomic with the failure).
+
+mod completer;
+mod executor;
+mod failure;
+mod fetcher;
+mod listener;
+mod maintenance;
+mod registry;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cron::CronSchedule;
+use crate::job::{Job, Worker};
+use crate::{Error, Result, sql};
+
+pub(crate) use failure::{Failure, Recorded, record_failure};
+use registry::{Handler, Registry};
+
+/// Builds a [`Runner`]. See [`Runner::builder`].
+#[derive(Debug)]
+pub struct RunnerBuilder {
+    pool: PgPool,
+    registry: Registry,
+    kind_queues: Vec<&'static str>,
+    queues: Vec<(String, usize)>,
+    config: Config,
+    cron: Vec<CronSchedule>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub worker_id: String,
+    pub prefetch: Option<usize>,
+    pub claim_batch: usize,
+    pub poll_interval: Duration,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    pub job_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub maintenance_interval: Duration,
+    pub idempotency_key_max_age: Duration,
+    pub stats_max_age: Duration,
+}
+
+/// Concurrency per queue when none is configured.
+pub const DEFAULT_CONCURRENCY: usize = 10;
+
+impl RunnerBuilder {
+    /// Runs jobs of `W::Job::KIND` with `worker`.
+    pub fn register<W: Worker>(mut self, worker: W) -> Self {
+        self.registry.insert(W::Job::KIND, Handler::new(worker));
+        self.kind_queues.push(W::Job::QUEUE);
+        self
+    }
+
+    /// Works queue `name` with `concurrency` jobs at a time in this process. Without any
+    /// `queue` call, the runner works the queues of its registered kinds (and `default`) at
+    /// [`DEFAULT_CONCURRENCY`] each.
+    pub fn queue(mut self, name: impl Into<String>, concurrency: usize) -> Self {
+        self.queues.push((name.into(), concurrency.max(1)));
+        self
+    }
+
+    /// How many claimed jobs per queue may wait locally for a free executor (default: the
+    /// queue's concurrency). Larger values raise throughput for short jobs; keep it small for
+    /// long jobs so other processes can take them.
+    pub fn prefetch(mut self, jobs: usize) -> Self {
+        self.config.prefetch = Some(jobs);
+        self
+    }
+
+    /// The most jobs claimed by one statement (default 200).
+    pub fn claim_batch(mut self, jobs: usize) -> Self {
+        self.config.claim_batch = jobs.max(1);
+        self
+    }
+
+    /// How often an idle queue checks for work when no notification arrives: the fallback
+    /// for missed notifications and the resolution of scheduled jobs (default 1 s).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.config.poll_interval = interval;
+        self
+    }
+
+    /// How often this process says it is alive, and how long silence means it died and its
+    /// jobs are taken back (defaults 5 s and 30 s).
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.config.heartbeat_interval = interval;
+        self.config.heartbeat_timeout = timeout.max(interval);
+        self
+    }
+
+    /// How long one attempt may run when its kind sets no [`Job::timeout`] (default 5 min).
+    pub fn job_timeout(mut self, timeout: Duration) -> Self {
+        self.config.job_timeout = timeout;
+        self
+    }
+
+    /// On shutdown, how long running jobs get to finish before they are interrupted and
+    /// handed back (default 30 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How old an idempotency key gets before maintenance deletes it (default 30 days).
+    pub fn idempotency_key_max_age(mut self, age: Duration) -> Self {
+        self.config.idempotency_key_max_age = age;
+        self
+    }
+
+    /// How often maintenance (key and counter cleanup) runs (default 1 min).
+    pub fn maintenance_interval(mut self, interval: Duration) -> Self {
+        self.config.maintenance_interval = interval;
+        self
+    }
+
+    /// This process's name in locks and error histories (default `host:pid:random`).
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.config.worker_id = id.into();
+        self
+    }
+
+    /// Adds a recurring schedule. See [`CronSchedule`].
+    pub fn cron(mut self, schedule: CronSchedule) -> Self {
+        self.cron.push(schedule);
+        self
+    }
+
+    /// Checks the configuration.
+    pub fn build(mut self) -> Result<Runner> {
+        if self.queues.is_empty() {
+            let mut names: Vec<&str> = self.kind_queues.clone();
+            names.push("default");
+            names.sort_unstable();
+            names.dedup();
+            self.queues = names.into_iter().map(|n| (n.to_owned(), DEFAULT_CONCURRENCY)).collect();
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (name, _) in &self.queues {
+            if name.is_empty() || !seen.insert(name.clone()) {
+                return Err(Error::InvalidOption(format!("queue {name:?} is empty or listed twice")));
+            }
+        }
+        for schedule in &self.cron {
+            schedule.validate()?;
+        }
+        Ok(Runner {
+            shared: Arc::new(Shared {
+                pool: self.pool,
+                registry: self.registry,
+                config: self.config,
+                in_flight: Mutex::new(HashMap::new()),
+            }),
+            queues: self.queues,
+            cron: self.cron,
+        })
+    }
+}
+
+/// A worker process's runtime: works its queues until told to stop.
+///
+/// ```no_run
+/// # use backstop::{Job, JobContext, JobError, Runner, Worker};
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct SendWelcomeEmail { user_id: i64 }
+/// # impl Job for SendWelcomeEmail { const KIND: &'static str = "send_welcome_email"; }
+/// # struct Mailer;
+/// # impl Worker for Mailer { type Job = SendWelcomeEmail;
+/// #   async fn work(&self, _: SendWelcomeEmail, _: JobContext) -> Result<(), JobError> { Ok(()) } }
+/// # async fn example(pool: sqlx::PgPool) -> Result<(), backstop::Error> {
+/// backstop::MIGRATOR.run(&pool).await?;
+/// let runner = Runner::builder(pool)
+///     .register(Mailer)
+///     .queue("default", 24)
+///     .build()?;
+/// // Runs until SIGINT or SIGTERM, then finishes or hands back its in-flight jobs.
+/// runner.run_until_signal().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Runner {
+    shared: Arc<Shared>,
+    queues: Vec<(String, usize)>,
+    cron: Vec<CronSchedule>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub pool: PgPool,
+    pub registry: Registry,
+    pub config: Config,
+    /// Jobs an executor has started and not yet finished recording: what a forced shutdown
+    /// must hand back. Value: (attempt, max_attempts).
+    pub in_flight: Mutex<HashMap<i64, (i32, i32)>>,
+}
+
+impl Runner {
+    /// Starts building a runner on `pool` (give the pool at least as many connections as
+    /// queues + 4).
+    pub fn builder(pool: PgPool) -> RunnerBuilder {
+        RunnerBuilder {
+            pool,
+            registry: Registry::new(),
+            kind_queues: Vec::new(),
+            queues: Vec::new(),
+            config: Config {
+                worker_id: default_worker_id(),
+                prefetch: None,
+                claim_batch: 200,
+                poll_interval: Duration::from_secs(1),
+                heartbeat_interval: Duration::from_secs(5),
+                heartbeat_timeout: Duration::from_secs(30),
+                job_timeout: Duration::from_secs(300),
+                shutdown_timeout: Duration::from_secs(30),
+                maintenance_interval: Duration::from_secs(60),
+                idempotency_key_max_age: Duration::from_secs(30 * 24 * 3600),
+                stats_max_age: Duration::from_secs(30 * 24 * 3600),
+            },
+            cron: Vec::new(),
+        }
+    }
+
+    /// This process's worker id.
+    pub fn worker_id(&self) -> &str {
+        &self.shared.config.worker_id
+    }
+
+    /// Runs until SIGINT (Ctrl-C) or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> Result<()> {
+        let shutdown = CancellationToken::new();
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received: finishing in-flight jobs");
+            trigger.cancel();
+        });
+        self.run(shutdown).await
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops claiming, lets running jobs finish (up
+    /// to the shutdown timeout), hands back the rest, and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let shared = self.shared;
+        let queue_names: Vec<String> = self.queues.iter().map(|(n, _)| n.clone()).collect();
+        {
+            let mut conn = shared.pool.acquire().await?;
+            sql::worker_heartbeat(&mut conn, &shared.config.worker_id, &queue_names).await?;
+            crate::cron::register(&mut conn, &self.cron).await?;
+        }
+        tracing::info!(worker_id = %shared.config.worker_id, queues = ?queue_names, "backstop runner started");
+
+        let (completions, completions_rx) = mpsc::unbounded_channel();
+        let mut background = JoinSet::new();
+        let mut fetchers = JoinSet::new();
+        let mut executors = JoinSet::new();
+        let mut buffers = Vec::new();
+        let mut wakers = HashMap::new();
+        for (queue, concurrency) in &self.queues {
+            let wake = Arc::new(Notify::new());
+            wakers.insert(queue.clone(), Arc::clone(&wake));
+            let prefetch = shared.config.prefetch.unwrap_or(*concurrency).max(1);
+            let (tx, rx) = mpsc::channel(prefetch);
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            fetchers.spawn(fetcher::run(Arc::clone(&shared), queue.clone(), wake, tx, shutdown.clone()));
+            for _ in 0..*concurrency {
+                executors.spawn(executor::run(
+                    Arc::clone(&shared),
+                    Arc::clone(&rx),
+                    completions.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            buffers.push(rx);
+        }
+        drop(completions);
+        let completer = tokio::spawn(completer::run(Arc::clone(&shared), completions_rx));
+        background.spawn(listener::run(Arc::clone(&shared), wakers, shutdown.clone()));
+        background.spawn(maintenance::heartbeat(Arc::clone(&shared), queue_names, shutdown.clone()));
+        background.spawn(maintenance::cleanup(Arc::clone(&shared), shutdown.clone()));
+        background.spawn(crate::cron::run(Arc::clone(&shared), self.cron, shutdown.clone()));
+
+        shutdown.cancelled().await;
+        tracing::info!("backstop runner stopping");
+        let graceful = tokio::time::timeout(shared.config.shutdown_timeout, async {
+            while executors.join_next().await.is_some() {}
+        })
+        .await;
+        if graceful.is_err() {
+            executors.abort_all();
+            while executors.join_next().await.is_some() {}
+            maintenance::hand_back_interrupted(&shared).await;
+        }
+        // Fetchers stop at once on shutdown, but one may be finishing a claim: wait for it so
+        // its jobs land in the buffer and are handed back rather than dropped.
+        while fetchers.join_next().await.is_some() {}
+        maintenance::release_buffered(&shared, buffers).await;
+        // Executors are gone, so the completion channel is closed: the completer flushes what
+        // it has and ends.
+        let _ = completer.await;
+        background.abort_all();
+        while background.join_next().await.is_some() {}
+        if let Ok(mut conn) = shared.pool.acquire().await {
+            let _ = sql::worker_delete(&mut conn, &shared.config.worker_id).await;
+        }
+        tracing::info!("backstop runner stopped");
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    format!("{host}:{}:{:04x}", std::process::id(), rand::random::<u16>())
+}
+
+/// Waits for `delay`, or less if `shutdown` is cancelled. Returns `false` on shutdown.
+pub(crate) async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = shutdown.cancelled() => false,
+    }
+}
+
+/// Exponential backoff for retrying our own database calls after errors (100 ms .. 5 s).
+#[derive(Debug, Default)]
+pub(crate) struct ErrorBackoff {
+    failures: u32,
+}
+
+impl ErrorBackoff {
+    pub fn next_delay(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let ms = 100u64.saturating_mul(1 << self.failures.min(6));
+        Duration::from_millis(ms.min(5_000))
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}

@@ -1,0 +1,669 @@
+//! Every SQL statement that touches Backstop's tables, as noun-first functions.
+//!
+//! The runtime, the admin API and maintenance call these; nothing else in the crate writes
+//! SQL. Statements are checked by the integration tests in `queue/tests`, which run each one
+//! against a real PostgreSQL. Functions take `now: Option<DateTime<Utc>>` where time decides
+//! the outcome, so tests can control the clock (`None` means the database's `now()`).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+
+use crate::admin::{DeadJob, JobRecord};
+
+/// The LISTEN/NOTIFY channel; the payload is the queue name.
+pub(crate) const NOTIFY_CHANNEL: &str = "backstop_jobs";
+
+/// Column-wise rows for one multi-row insert (`unnest` of arrays: one statement, one round
+/// trip, however many jobs).
+#[derive(Debug, Default)]
+pub(crate) struct JobInsertColumns {
+    pub queues: Vec<String>,
+    pub kinds: Vec<String>,
+    pub payloads: Vec<String>,
+    pub priorities: Vec<i16>,
+    pub run_ats: Vec<Option<DateTime<Utc>>>,
+    pub delays_secs: Vec<Option<f64>>,
+    pub max_attempts: Vec<i32>,
+    pub unique_keys: Vec<Option<String>>,
+}
+
+/// One row back from [`job_insert_many`]: a new job, or the live job that already holds the
+/// unique key.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct InsertedJob {
+    pub id: i64,
+    pub created: bool,
+    pub unique_key: Option<String>,
+}
+
+pub(crate) async fn job_insert_many<'e, E: PgExecutor<'e>>(
+    executor: E,
+    rows: &JobInsertColumns,
+) -> sqlx::Result<Vec<InsertedJob>> {
+    sqlx::query_as(
+        r#"
+        with inserted as (
+            insert into backstop.jobs (queue, kind, payload, priority, run_at, max_attempts, unique_key)
+            select q, k, p::jsonb, pr, coalesce(ra, now() + make_interval(secs => d), now()), ma, uk
+            from unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::timestamptz[],
+                        $6::float8[], $7::int4[], $8::text[]) as t(q, k, p, pr, ra, d, ma, uk)
+            -- A live job already holds the key: skip this one (reported below as a duplicate).
+            on conflict (unique_key) where unique_key is not null do nothing
+            returning id, queue, run_at, unique_key
+        ),
+        -- One NOTIFY per queue that got runnable work, not one per job (one per job costs
+        -- about 40% of throughput). Postgres also folds identical notifications within a
+        -- transaction, so many enqueue calls in one transaction wake the workers once.
+        notified as (
+            select pg_notify('backstop_jobs', queue)
+            from (select distinct queue from inserted where run_at <= now()) ready
+        )
+        select id, true as created, unique_key from inserted
+        where (select count(*) from notified) >= 0
+        union all
+        select j.id, false, j.unique_key from backstop.jobs j
+        where j.unique_key = any($8::text[])
+        "#,
+    )
+    .bind(&rows.queues)
+    .bind(&rows.kinds)
+    .bind(&rows.payloads)
+    .bind(&rows.priorities)
+    .bind(&rows.run_ats)
+    .bind(&rows.delays_secs)
+    .bind(&rows.max_attempts)
+    .bind(&rows.unique_keys)
+    .fetch_all(executor)
+    .await
+}
+
+/// A job a worker has claimed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ClaimedJob {
+    pub id: i64,
+    pub queue: String,
+    pub kind: String,
+    pub payload: String,
+    pub priority: i16,
+    pub attempts: i32,
+    pub max_attempts: i32,
+}
+
+pub(crate) async fn job_claim_batch(
+    conn: &mut PgConnection,
+    queue: &str,
+    worker_id: &str,
+    limit: i64,
+    now: Option<DateTime<Utc>>,
+) -> sqlx::Result<Vec<ClaimedJob>> {
+    let mut jobs: Vec<ClaimedJob> = sqlx::query_as(
+        r#"
+        with next as (
+            select id from backstop.jobs
+            where queue = $1 and locked_by is null and run_at <= coalesce($4, now())
+              and not exists (select 1 from backstop.queues q where q.name = $1 and q.paused)
+            order by priority, run_at, id
+            limit $3
+            -- SKIP LOCKED: rows another worker is claiming this instant are passed over, not
+            -- waited on, so any number of workers claim side by side without blocking.
+            for update skip locked
+        )
+        update backstop.jobs j
+        -- The attempt is counted at claim time so that a crash mid-run still uses it up:
+        -- a job that kills its process cannot loop forever.
+        set locked_by = $2, locked_at = coalesce($4, now()), attempts = j.attempts + 1
+        from next
+        where j.id = next.id
+        returning j.id, j.queue, j.kind, j.payload::text as payload, j.priority, j.attempts,
+                  j.max_attempts
+        "#,
+    )
+    .bind(queue)
+    .bind(worker_id)
+    .bind(limit)
+    .bind(now)
+    .fetch_all(conn)
+    .await?;
+    // UPDATE ... RETURNING does not keep the subquery's order.
+    jobs.sort_by_key(|j| (j.priority, j.id));
+    Ok(jobs)
+}
+
+pub(crate) async fn job_complete_many(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    worker_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"
+        with done as (
+            -- `locked_by` guards against a job that was rescued from us (we were presumed
+            -- dead) and claimed again elsewhere: that run owns it now.
+            delete from backstop.jobs where id = any($1) and locked_by = $2
+            returning queue, kind
+        )
+        insert into backstop.job_stats as s (minute, queue, kind, completed)
+        select date_trunc('minute', now()), queue, kind, count(*) from done
+        group by queue, kind
+        -- A fixed order of upserted counter rows, so two processes completing at once
+        -- cannot deadlock on them.
+        order by queue, kind
+        on conflict (minute, queue, kind) do update set completed = s.completed + excluded.completed
+        "#,
+    )
+    .bind(ids)
+    .bind(worker_id)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// Records a failed attempt and schedules the next. `false` if the job is no longer ours.
+pub(crate) async fn job_retry_later(
+    conn: &mut PgConnection,
+    id: i64,
+    worker_id: &str,
+    run_at: DateTime<Utc>,
+    error: &str,
+    history_entry: &serde_json::Value,
+) -> sqlx::Result<bool> {
+    let row: Option<(i32,)> = sqlx::query_as(
+        r#"
+        with failed as (
+            update backstop.jobs
+            set locked_by = null, locked_at = null, run_at = $3, last_error = $4,
+                errors = errors || jsonb_build_array($5::jsonb)
+            where id = $1 and locked_by = $2
+            returning queue, kind
+        )
+        insert into backstop.job_stats as s (minute, queue, kind, failed)
+        select date_trunc('minute', now()), queue, kind, 1 from failed
+        on conflict (minute, queue, kind) do update set failed = s.failed + 1
+        returning 1
+        "#,
+    )
+    .bind(id)
+    .bind(worker_id)
+    .bind(run_at)
+    .bind(error)
+    .bind(history_entry)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Moves a job and its whole error history to the dead-letter table. `locked_by` must match
+/// (`None`: the job must be unlocked, as for an operator's cancel). Returns the dead row.
+pub(crate) async fn job_move_to_dead(
+    conn: &mut PgConnection,
+    id: i64,
+    locked_by: Option<&str>,
+    error: &str,
+    history_entry: Option<&serde_json::Value>,
+    reason: &str,
+) -> sqlx::Result<Option<DeadJob>> {
+    sqlx::query_as(
+        r#"
+        with moved as (
+            delete from backstop.jobs
+            where id = $1 and locked_by is not distinct from $2
+            returning id, queue, kind, payload, priority, attempts, max_attempts, errors,
+                      unique_key, created_at
+        ),
+        dead as (
+            insert into backstop.dead_jobs (id, queue, kind, payload, priority, attempts,
+                max_attempts, errors, last_error, unique_key, created_at, died_at, reason)
+            select id, queue, kind, payload, priority, attempts, max_attempts,
+                   case when $4::jsonb is null then errors else errors || jsonb_build_array($4::jsonb) end,
+                   $3, unique_key, created_at, now(), $5
+            from moved
+            returning *
+        ),
+        counted as (
+            insert into backstop.job_stats as s (minute, queue, kind, failed, dead)
+            select date_trunc('minute', now()), queue, kind,
+                   (reason <> 'cancelled')::int, (reason <> 'cancelled')::int
+            from dead
+            on conflict (minute, queue, kind) do update
+            set failed = s.failed + excluded.failed, dead = s.dead + excluded.dead
+        )
+        select id, queue, kind, payload, priority, attempts, max_attempts, errors, last_error,
+               unique_key, created_at, died_at, reason, discarded_at
+        from dead
+        "#,
+    )
+    .bind(id)
+    .bind(locked_by)
+    .bind(error)
+    .bind(history_entry)
+    .bind(reason)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Hands claimed jobs back without running them (graceful shutdown): the claim's attempt is
+/// given back too.
+pub(crate) async fn job_release_unstarted(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    worker_id: &str,
+) -> sqlx::Result<u64> {
+    sqlx::query(
+        r#"
+        update backstop.jobs
+        set locked_by = null, locked_at = null, attempts = greatest(attempts - 1, 0)
+        where id = any($1) and locked_by = $2
+        "#,
+    )
+    .bind(ids)
+    .bind(worker_id)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected())
+}
+
+/// Jobs locked by a worker process that stopped heartbeating, locked for the caller's
+/// transaction so two rescuers never take the same job.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct StaleJob {
+    pub id: i64,
+    pub locked_by: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+}
+
+pub(crate) async fn job_find_stale(
+    conn: &mut PgConnection,
+    timeout_secs: f64,
+    now: Option<DateTime<Utc>>,
+) -> sqlx::Result<Vec<StaleJob>> {
+    sqlx::query_as(
+        r#"
+        select j.id, j.locked_by, j.attempts, j.max_attempts
+        from backstop.jobs j
+        where j.locked_by is not null
+          and j.locked_at < coalesce($2, now()) - make_interval(secs => $1)
+          and not exists (
+              select 1 from backstop.workers w
+              where w.id = j.locked_by
+                and w.last_seen > coalesce($2, now()) - make_interval(secs => $1)
+          )
+        order by j.id
+        limit 1000
+        for update of j skip locked
+        "#,
+    )
+    .bind(timeout_secs)
+    .bind(now)
+    .fetch_all(conn)
+    .await
+}
+
+pub(crate) async fn worker_heartbeat(
+    conn: &mut PgConnection,
+    worker_id: &str,
+    queues: &[String],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"
+        insert into backstop.workers (id, queues) values ($1, $2)
+        on conflict (id) do update set last_seen = now(), queues = excluded.queues
+        "#,
+    )
+    .bind(worker_id)
+    .bind(queues)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn worker_delete(conn: &mut PgConnection, worker_id: &str) -> sqlx::Result<()> {
+    sqlx::query("delete from backstop.workers where id = $1")
+        .bind(worker_id)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Forgets worker processes not seen for a day (their jobs were rescued long before).
+pub(crate) async fn worker_delete_stale(conn: &mut PgConnection) -> sqlx::Result<u64> {
+    sqlx::query("delete from backstop.workers where last_seen < now() - interval '1 day'")
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+pub(crate) async fn queue_set_paused<'e, E: PgExecutor<'e>>(
+    executor: E,
+    queue: &str,
+    paused: bool,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"
+        with upserted as (
+            insert into backstop.queues (name, paused) values ($1, $2)
+            on conflict (name) do update set paused = excluded.paused, updated_at = now()
+            returning name
+        )
+        -- Resuming wakes the queue's workers now rather than at their next poll.
+        select pg_notify('backstop_jobs', name) from upserted where not $2
+        "#,
+    )
+    .bind(queue)
+    .bind(paused)
+    .execute(executor)
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn queue_paused_list<'e, E: PgExecutor<'e>>(executor: E) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("select name from backstop.queues where paused order by name")
+        .fetch_all(executor)
+        .await
+}
+
+/// The field notes' pattern: `true` if this call inserted the key (do the work), `false` if it
+/// was already there (the work was done). A concurrent claimer of the same key waits for this
+/// transaction and then gets `false`, or `true` if this transaction rolled back.
+pub(crate) async fn idempotency_key_claim<'e, E: PgExecutor<'e>>(
+    executor: E,
+    key: &str,
+) -> sqlx::Result<bool> {
+    let inserted: Option<String> = sqlx::query_scalar(
+        "insert into backstop.idempotency_keys (key) values ($1) on conflict (key) do nothing returning key",
+    )
+    .bind(key)
+    .fetch_optional(executor)
+    .await?;
+    Ok(inserted.is_some())
+}
+
+/// Deletes up to `batch` keys older than `cutoff`; call until it returns less than `batch`.
+/// Batches keep each transaction (and its locks and WAL) small on a big table.
+pub(crate) async fn idempotency_key_delete_older_than(
+    conn: &mut PgConnection,
+    cutoff: DateTime<Utc>,
+    batch: i64,
+) -> sqlx::Result<u64> {
+    sqlx::query(
+        r#"
+        delete from backstop.idempotency_keys
+        where key in (
+            select key from backstop.idempotency_keys where created_at < $1 limit $2
+        )
+        "#,
+    )
+    .bind(cutoff)
+    .bind(batch)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected())
+}
+
+pub(crate) async fn job_stats_delete_older_than(
+    conn: &mut PgConnection,
+    cutoff: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    sqlx::query("delete from backstop.job_stats where minute < $1")
+        .bind(cutoff)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// Takes the maintenance lock for this transaction, if no other process holds it.
+pub(crate) async fn maintenance_try_lock(conn: &mut PgConnection) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select pg_try_advisory_xact_lock(hashtext('backstop.maintenance'))")
+        .fetch_one(conn)
+        .await
+}
+
+pub(crate) async fn cron_schedule_upsert(
+    conn: &mut PgConnection,
+    name: &str,
+    expression: &str,
+    kind: &str,
+    queue: &str,
+    payload: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"
+        -- A new schedule starts from now (no backfill); a re-registered one keeps its
+        -- last tick, so a restart can catch up on what it missed.
+        insert into backstop.cron_schedules (name, expression, kind, queue, payload, last_tick)
+        values ($1, $2, $3, $4, $5::jsonb, now())
+        on conflict (name) do update
+        set expression = excluded.expression, kind = excluded.kind, queue = excluded.queue,
+            payload = excluded.payload, updated_at = now()
+        "#,
+    )
+    .bind(name)
+    .bind(expression)
+    .bind(kind)
+    .bind(queue)
+    .bind(payload)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// Locks a schedule's row for this transaction; `None` if another process holds it (that
+/// process is handling the tick).
+pub(crate) async fn cron_schedule_lock(
+    conn: &mut PgConnection,
+    name: &str,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        "select last_tick from backstop.cron_schedules where name = $1 for update skip locked",
+    )
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+}
+
+pub(crate) async fn cron_schedule_advance(
+    conn: &mut PgConnection,
+    name: &str,
+    last_tick: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("update backstop.cron_schedules set last_tick = $2 where name = $1")
+        .bind(name)
+        .bind(last_tick)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// The columns of [`JobRecord`], as a macro so statements stay `&'static str` (sqlx refuses
+/// SQL built at run time unless it is audited).
+macro_rules! job_columns {
+    () => {
+        "id, queue, kind, payload, priority, run_at, attempts, max_attempts, errors, last_error, \
+         unique_key, locked_by, locked_at, created_at"
+    };
+}
+
+pub(crate) async fn job_get<'e, E: PgExecutor<'e>>(executor: E, id: i64) -> sqlx::Result<Option<JobRecord>> {
+    sqlx::query_as(concat!("select ", job_columns!(), " from backstop.jobs where id = $1"))
+        .bind(id)
+        .fetch_optional(executor)
+        .await
+}
+
+/// Live jobs of a queue in claim order, after an optional `(priority, run_at, id)` cursor.
+pub(crate) async fn job_list<'e, E: PgExecutor<'e>>(
+    executor: E,
+    queue: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<JobRecord>> {
+    sqlx::query_as(concat!(
+        "select ",
+        job_columns!(),
+        " from backstop.jobs where ($1::text is null or queue = $1) \
+          order by priority, run_at, id limit $2"
+    ))
+    .bind(queue)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// Runs waiting or retrying jobs now. Running (locked) jobs are left alone.
+pub(crate) async fn job_run_now_many<'e, E: PgExecutor<'e>>(executor: E, ids: &[i64]) -> sqlx::Result<u64> {
+    sqlx::query_as(
+        r#"
+        with updated as (
+            update backstop.jobs set run_at = now()
+            where id = any($1) and locked_by is null
+            returning queue
+        ),
+        notified as (select pg_notify('backstop_jobs', queue) from (select distinct queue from updated) q)
+        select count(*) from updated where (select count(*) from notified) >= 0
+        "#,
+    )
+    .bind(ids)
+    .fetch_one(executor)
+    .await
+    .map(|(count,): (i64,)| u64::try_from(count).unwrap_or(0))
+}
+
+/// Deletes live jobs that are not running.
+pub(crate) async fn job_delete_many<'e, E: PgExecutor<'e>>(executor: E, ids: &[i64]) -> sqlx::Result<u64> {
+    sqlx::query("delete from backstop.jobs where id = any($1) and locked_by is null")
+        .bind(ids)
+        .execute(executor)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// The columns of [`DeadJob`].
+macro_rules! dead_columns {
+    () => {
+        "id, queue, kind, payload, priority, attempts, max_attempts, errors, last_error, \
+         unique_key, created_at, died_at, reason, discarded_at"
+    };
+}
+
+pub(crate) async fn dead_job_get<'e, E: PgExecutor<'e>>(executor: E, id: i64) -> sqlx::Result<Option<DeadJob>> {
+    sqlx::query_as(concat!("select ", dead_columns!(), " from backstop.dead_jobs where id = $1"))
+        .bind(id)
+        .fetch_optional(executor)
+        .await
+}
+
+/// Newest first, keyset-paginated on `(died_at, id)` so deep pages cost the same as the first.
+pub(crate) async fn dead_job_list<'e, E: PgExecutor<'e>>(
+    executor: E,
+    queue: Option<&str>,
+    kind: Option<&str>,
+    include_discarded: bool,
+    before: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> sqlx::Result<Vec<DeadJob>> {
+    let (before_at, before_id) = before.unzip();
+    sqlx::query_as(concat!(
+        "select ",
+        dead_columns!(),
+        r#"
+        from backstop.dead_jobs
+        where ($1::text is null or queue = $1)
+          and ($2::text is null or kind = $2)
+          and ($3 or discarded_at is null)
+          and ($4::timestamptz is null or (died_at, id) < ($4, $5))
+        order by died_at desc, id desc
+        limit $6
+        "#
+    ))
+    .bind(queue)
+    .bind(kind)
+    .bind(include_discarded)
+    .bind(before_at)
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// Moves dead jobs back to the live table with attempts reset and their error history kept,
+/// under the same id. A dead job whose unique key is held by a live job stays dead.
+pub(crate) async fn dead_job_retry_many<'e, E: PgExecutor<'e>>(executor: E, ids: &[i64]) -> sqlx::Result<u64> {
+    sqlx::query_scalar(
+        r#"
+        with candidates as (
+            select d.id from backstop.dead_jobs d
+            where d.id = any($1)
+              and (d.unique_key is null
+                   or not exists (select 1 from backstop.jobs j where j.unique_key = d.unique_key))
+            for update of d
+        ),
+        moved as (
+            delete from backstop.dead_jobs d using candidates c where d.id = c.id
+            returning d.*
+        ),
+        revived as (
+            -- Keep the id so links and logs that name the job still find it.
+            insert into backstop.jobs (id, queue, kind, payload, priority, run_at, attempts,
+                max_attempts, errors, last_error, unique_key, created_at)
+            overriding system value
+            select id, queue, kind, payload, priority, now(), 0, max_attempts, errors,
+                   last_error, unique_key, created_at
+            from moved
+            returning queue
+        ),
+        notified as (select pg_notify('backstop_jobs', queue) from (select distinct queue from revived) q)
+        select count(*) from revived where (select count(*) from notified) >= 0
+        "#,
+    )
+    .bind(ids)
+    .fetch_one(executor)
+    .await
+    .map(|count: i64| u64::try_from(count).unwrap_or(0))
+}
+
+pub(crate) async fn dead_job_discard_many<'e, E: PgExecutor<'e>>(executor: E, ids: &[i64]) -> sqlx::Result<u64> {
+    sqlx::query(
+        "update backstop.dead_jobs set discarded_at = now() where id = any($1) and discarded_at is null",
+    )
+    .bind(ids)
+    .execute(executor)
+    .await
+    .map(|r| r.rows_affected())
+}
+
+pub(crate) async fn dead_job_delete_many<'e, E: PgExecutor<'e>>(executor: E, ids: &[i64]) -> sqlx::Result<u64> {
+    sqlx::query("delete from backstop.dead_jobs where id = any($1)")
+        .bind(ids)
+        .execute(executor)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// Counter rows since `since`, for dashboards.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StatsRow {
+    /// The minute the counts belong to.
+    pub minute: DateTime<Utc>,
+    /// The queue.
+    pub queue: String,
+    /// The job kind.
+    pub kind: String,
+    /// Jobs completed in that minute.
+    pub completed: i64,
+    /// Failed attempts (retried or not).
+    pub failed: i64,
+    /// Jobs moved to the dead-letter table (cancellations excluded).
+    pub dead: i64,
+}
+
+pub(crate) async fn job_stats_since<'e, E: PgExecutor<'e>>(
+    executor: E,
+    since: DateTime<Utc>,
+) -> sqlx::Result<Vec<StatsRow>> {
+    sqlx::query_as(
+        "select minute, queue, kind, completed, failed, dead from backstop.job_stats \
+         where minute >= date_trunc('minute', $1) order by minute, queue, kind",
+    )
+    .bind(since)
+    .fetch_all(executor)
+    .await
+}
