@@ -8,7 +8,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use croner::Cron;
 use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
@@ -85,6 +85,9 @@ impl CronSchedule {
 
     /// The ticks after `last_tick` up to `now` that should get a job, oldest first.
     pub(crate) fn due_ticks(&self, cron: &Cron, last_tick: DateTime<Utc>, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        // croner carries `now`'s fraction of a second into the ticks it returns; ticks must be
+        // whole seconds so every process computes the same ones.
+        let now = now.trunc_subsecs(0);
         let Ok(latest) = cron.find_previous_occurrence(&now, true) else { return Vec::new() };
         if latest <= last_tick {
             return Vec::new();
@@ -208,6 +211,13 @@ mod tests {
         assert_eq!(s.due_ticks(&c, at(7, 0), at(10, 30)), vec![at(9, 0), at(10, 0)]);
         let (s, c) = schedule(MissedTicks::RunAll { max: 10 });
         assert_eq!(s.due_ticks(&c, at(7, 0), at(10, 30)), vec![at(8, 0), at(9, 0), at(10, 0)]);
+    }
+
+    #[test]
+    fn ticks_are_whole_seconds_whatever_the_clock_says() {
+        let (s, c) = schedule(MissedTicks::RunAll { max: 10 });
+        let now = at(10, 30) + chrono::Duration::nanoseconds(123_456_789);
+        assert_eq!(s.due_ticks(&c, at(9, 0), now), vec![at(10, 0)]);
     }
 
     #[test]

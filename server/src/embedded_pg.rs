@@ -50,6 +50,7 @@ pub struct EmbeddedPostgres {
     bin_dir: PathBuf,
     port: u16,
     run_as_service_user: bool,
+    server_options: String,
     stopped: bool,
 }
 
@@ -59,13 +60,14 @@ impl EmbeddedPostgres {
         let bin_dir = find_bin_dir()?;
         let run_as_service_user = is_root();
         let root = make_temp_dir()?;
-        let mut pg = Self { root, bin_dir, port: 0, run_as_service_user, stopped: true };
+        let mut pg = Self { root, bin_dir, port: 0, run_as_service_user, server_options: String::new(), stopped: true };
         if run_as_service_user {
             run_checked("chown", Command::new("chown").arg("-R").arg(SERVICE_USER).arg(&pg.root))?;
         }
         pg.initdb()?;
         pg.port = free_loopback_port()?;
-        pg.pg_ctl_start(durability)?;
+        pg.server_options = pg.options(durability);
+        pg.pg_ctl_start()?;
         pg.stopped = false;
         Ok(pg)
     }
@@ -73,6 +75,25 @@ impl EmbeddedPostgres {
     /// A connection URL for database `db` (the cluster starts with only `postgres`).
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Environment that lets a test stop and start this cluster (the database-restart test):
+    /// `BACKSTOP_PG_CTL` is a `pg_ctl` command line for this cluster, `BACKSTOP_PG_OPTIONS` the
+    /// server options to start it with again.
+    pub fn control_env(&self) -> Vec<(&'static str, String)> {
+        let prefix = if self.run_as_service_user { format!("runuser -u {SERVICE_USER} -- ") } else { String::new() };
+        vec![
+            (
+                "BACKSTOP_PG_CTL",
+                format!(
+                    "{prefix}{} -D {} -l {}",
+                    self.bin_dir.join("pg_ctl").display(),
+                    self.data_dir().display(),
+                    self.root.join("server.log").display()
+                ),
+            ),
+            ("BACKSTOP_PG_OPTIONS", self.server_options.clone()),
+        ]
     }
 
     /// Stops the server (fast shutdown) and deletes its files. Idempotent.
@@ -100,7 +121,7 @@ impl EmbeddedPostgres {
         run_checked("initdb", &mut cmd).map(drop)
     }
 
-    fn pg_ctl_start(&self, durability: Durability) -> Result<(), EmbeddedPgError> {
+    fn options(&self, durability: Durability) -> String {
         let mut options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} -c max_connections=200",
             self.port,
@@ -109,6 +130,10 @@ impl EmbeddedPostgres {
         if durability == Durability::Throwaway {
             options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
+        options
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), EmbeddedPgError> {
         let mut cmd = self.command("pg_ctl");
         cmd.arg("start")
             .arg("-D")
@@ -116,7 +141,7 @@ impl EmbeddedPostgres {
             .arg("-l")
             .arg(self.root.join("server.log"))
             .arg("-o")
-            .arg(options)
+            .arg(&self.server_options)
             .arg("-w");
         run_checked("pg_ctl start", &mut cmd).map(drop).map_err(|e| {
             let log = std::fs::read_to_string(self.root.join("server.log")).unwrap_or_default();

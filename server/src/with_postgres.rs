@@ -22,7 +22,7 @@ pub fn run(args: Args) -> ExitCode {
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
         eprintln!("backstop: using DATABASE_URL from the environment");
-        return run_child(program, rest, &url);
+        return run_child(program, rest, &url, &[]);
     }
     let durability = if args.durable { Durability::Durable } else { Durability::Throwaway };
     let mut pg = match EmbeddedPostgres::start(durability) {
@@ -40,14 +40,14 @@ pub fn run(args: Args) -> ExitCode {
     }
     let url = pg.url("postgres");
     eprintln!("backstop: private PostgreSQL ({durability:?}) at {url}");
-    let code = run_child(program, rest, &url);
+    let code = run_child(program, rest, &url, &pg.control_env());
     pg.stop();
     code
 }
 
 /// Runs the child with `DATABASE_URL` set and passes its exit code through.
-fn run_child(program: &str, args: &[String], url: &str) -> ExitCode {
-    let status = Command::new(program).args(args).env("DATABASE_URL", url).status();
+fn run_child(program: &str, args: &[String], url: &str, env: &[(&str, String)]) -> ExitCode {
+    let status = Command::new(program).args(args).env("DATABASE_URL", url).envs(env.iter().cloned()).status();
     match status {
         Ok(status) => match status.code() {
             Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
