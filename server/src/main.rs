@@ -1,7 +1,10 @@
 //! The `backstop` binary: the console server, the live demo, and a private PostgreSQL for the
 //! project's own test and benchmark commands.
 
+mod database;
+mod demo;
 mod embedded_pg;
+mod shutdown;
 mod with_postgres;
 
 use clap::{Parser, Subcommand};
@@ -19,20 +22,57 @@ enum Command {
     /// (or at the existing `DATABASE_URL`, if one is set). The cluster is stopped and deleted
     /// when the command exits; the command's exit code is passed through.
     WithPostgres(with_postgres::Args),
+    /// A live demo of the queue: workers processing welcome emails, card charges and a flaky
+    /// webhook, with retries and dead letters, printing progress. Uses `--database-url` (or
+    /// `DATABASE_URL`), else a private PostgreSQL started for the demo.
+    Demo {
+        #[command(flatten)]
+        args: demo::Args,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct DatabaseArgs {
+    /// PostgreSQL URL. Without it, a private cluster is started and deleted on exit.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    // The demo prints its own progress; of the log it shows only dead letters and faults.
+    let default_log = if matches!(cli.command, Command::Demo { .. }) { "error" } else { "info" };
+    init_tracing(default_log);
     match cli.command {
         Command::WithPostgres(args) => with_postgres::run(args),
+        Command::Demo { args, db } => run_async(async move {
+            let database = database::connect_or_start(db.database_url, 20).await?;
+            demo::run(args, database.pool.clone(), shutdown::on_signal()).await?;
+            drop(database); // stops the private cluster, if we started one
+            Ok(())
+        }),
     }
 }
 
-fn init_tracing() {
+/// Runs an async command on a multi-threaded runtime and turns its error into an exit code.
+fn run_async(command: impl std::future::Future<Output = anyhow::Result<()>>) -> std::process::ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("start the Tokio runtime");
+    match runtime.block_on(command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("backstop: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
+        .compact()
         .with_writer(std::io::stderr)
         .init();
 }
