@@ -57,7 +57,12 @@ pub struct CronSchedule {
 impl CronSchedule {
     /// A schedule named `name` (its identity across restarts: keep it stable).
     pub fn new(name: impl Into<String>, expression: impl Into<String>, job: impl Into<NewJob>) -> Self {
-        Self { name: name.into(), expression: expression.into(), job: job.into(), missed: MissedTicks::RunOnce }
+        Self {
+            name: name.into(),
+            expression: expression.into(),
+            job: job.into(),
+            missed: MissedTicks::RunOnce,
+        }
     }
 
     /// Chooses what happens to ticks missed during downtime (default [`MissedTicks::RunOnce`]).
@@ -84,7 +89,12 @@ impl CronSchedule {
     }
 
     /// The ticks after `last_tick` up to `now` that should get a job, oldest first.
-    pub(crate) fn due_ticks(&self, cron: &Cron, last_tick: DateTime<Utc>, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    pub(crate) fn due_ticks(
+        &self,
+        cron: &Cron,
+        last_tick: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<DateTime<Utc>> {
         // croner carries `now`'s fraction of a second into the ticks it returns; ticks must be
         // whole seconds so every process computes the same ones.
         let now = now.trunc_subsecs(0);
@@ -95,7 +105,11 @@ impl CronSchedule {
         match self.missed {
             MissedTicks::RunOnce => vec![latest],
             MissedTicks::Skip => {
-                if now - latest <= ON_TIME_GRACE { vec![latest] } else { Vec::new() }
+                if now - latest <= ON_TIME_GRACE {
+                    vec![latest]
+                } else {
+                    Vec::new()
+                }
             }
             MissedTicks::RunAll { max } => {
                 let mut ticks = vec![latest];
@@ -113,20 +127,29 @@ impl CronSchedule {
     }
 
     fn payload_text(&self) -> Result<&str> {
-        self.job.payload.as_deref().map_err(|reason| Error::Serialize { kind: self.job.kind.clone(), reason: reason.clone() })
+        self.job
+            .payload
+            .as_deref()
+            .map_err(|reason| Error::Serialize { kind: self.job.kind.clone(), reason: reason.clone() })
     }
 }
 
 pub(crate) async fn register(conn: &mut PgConnection, schedules: &[CronSchedule]) -> Result<()> {
     for s in schedules {
-        sql::cron_schedule_upsert(conn, &s.name, &s.expression, &s.job.kind, &s.job.queue, s.payload_text()?).await?;
+        sql::cron_schedule_upsert(conn, &s.name, &s.expression, &s.job.kind, &s.job.queue, s.payload_text()?)
+            .await?;
     }
     Ok(())
 }
 
 /// Enqueues the due ticks of one schedule, if no other process is doing so. Returns how many
 /// jobs this call enqueued.
-pub(crate) async fn fire_due(pool: &sqlx::PgPool, schedule: &CronSchedule, cron: &Cron, now: DateTime<Utc>) -> Result<usize> {
+pub(crate) async fn fire_due(
+    pool: &sqlx::PgPool,
+    schedule: &CronSchedule,
+    cron: &Cron,
+    now: DateTime<Utc>,
+) -> Result<usize> {
     let mut tx = pool.begin().await?;
     let Some(last_tick) = sql::cron_schedule_lock(&mut tx, &schedule.name).await? else {
         return Ok(0); // another process holds the row and is handling this tick
@@ -158,13 +181,13 @@ pub(crate) async fn run(shared: Arc<Shared>, schedules: Vec<CronSchedule>, shutd
             match fire_due(&shared.pool, schedule, cron, now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(schedule = %schedule.name, jobs = n, "cron tick enqueued"),
-                Err(e) => tracing::warn!(schedule = %schedule.name, error = %e, "cron tick failed; will retry"),
+                Err(e) => {
+                    tracing::warn!(schedule = %schedule.name, error = %e, "cron tick failed; will retry")
+                }
             }
         }
-        let next = parsed
-            .iter()
-            .filter_map(|(_, cron)| cron.find_next_occurrence(&Utc::now(), false).ok())
-            .min();
+        let next =
+            parsed.iter().filter_map(|(_, cron)| cron.find_next_occurrence(&Utc::now(), false).ok()).min();
         // Wake at the next tick, but at least every poll interval: a failed tick is retried,
         // and a clock jump cannot make us oversleep.
         let until_next = next

@@ -70,9 +70,7 @@ impl Client {
         let created = rows.iter().find(|r| r.created).map(|r| r.id);
         Ok(match created {
             Some(id) => Enqueued::Created(id),
-            None => Enqueued::Duplicate(
-                rows.iter().find(|r| r.unique_key == unique_key).map(|r| r.id),
-            ),
+            None => Enqueued::Duplicate(rows.iter().find(|r| r.unique_key == unique_key).map(|r| r.id)),
         })
     }
 

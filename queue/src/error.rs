@@ -61,9 +61,7 @@ impl Error {
                 Self::InvalidOption("max_attempts must be at least 1".into())
             }
             Some("jobs_kind_not_empty") => Self::InvalidOption("a job kind must not be empty".into()),
-            Some("jobs_queue_not_empty") => {
-                Self::InvalidOption("a queue name must not be empty".into())
-            }
+            Some("jobs_queue_not_empty") => Self::InvalidOption("a queue name must not be empty".into()),
             _ => Self::Database(err),
         }
     }

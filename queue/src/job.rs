@@ -83,11 +83,7 @@ pub trait Worker: Send + Sync + 'static {
     type Job: Job;
 
     /// Does the work for one job.
-    fn work(
-        &self,
-        job: Self::Job,
-        ctx: JobContext,
-    ) -> impl Future<Output = Result<(), JobError>> + Send;
+    fn work(&self, job: Self::Job, ctx: JobContext) -> impl Future<Output = Result<(), JobError>> + Send;
 }
 
 /// What a worker knows about the attempt it is running.

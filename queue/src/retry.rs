@@ -30,7 +30,11 @@ pub struct RetryPolicy {
 enum Backoff {
     /// The n-th retry waits `delays[n-1]`; past the end, the last delay repeats.
     Schedule(Vec<Duration>),
-    Exponential { initial: Duration, factor: f64, max: Duration },
+    Exponential {
+        initial: Duration,
+        factor: f64,
+        max: Duration,
+    },
 }
 
 impl Default for RetryPolicy {

@@ -318,11 +318,7 @@ pub(crate) async fn worker_heartbeat(
 }
 
 pub(crate) async fn worker_delete(conn: &mut PgConnection, worker_id: &str) -> sqlx::Result<()> {
-    sqlx::query("delete from backstop.workers where id = $1")
-        .bind(worker_id)
-        .execute(conn)
-        .await
-        .map(drop)
+    sqlx::query("delete from backstop.workers where id = $1").bind(worker_id).execute(conn).await.map(drop)
 }
 
 /// Forgets worker processes not seen for a day (their jobs were rescued long before).
@@ -453,12 +449,10 @@ pub(crate) async fn cron_schedule_lock(
     conn: &mut PgConnection,
     name: &str,
 ) -> sqlx::Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar(
-        "select last_tick from backstop.cron_schedules where name = $1 for update skip locked",
-    )
-    .bind(name)
-    .fetch_optional(conn)
-    .await
+    sqlx::query_scalar("select last_tick from backstop.cron_schedules where name = $1 for update skip locked")
+        .bind(name)
+        .fetch_optional(conn)
+        .await
 }
 
 pub(crate) async fn cron_schedule_advance(
@@ -544,7 +538,10 @@ macro_rules! dead_columns {
     };
 }
 
-pub(crate) async fn dead_job_get<'e, E: PgExecutor<'e>>(executor: E, id: i64) -> sqlx::Result<Option<DeadJob>> {
+pub(crate) async fn dead_job_get<'e, E: PgExecutor<'e>>(
+    executor: E,
+    id: i64,
+) -> sqlx::Result<Option<DeadJob>> {
     sqlx::query_as(concat!("select ", dead_columns!(), " from backstop.dead_jobs where id = $1"))
         .bind(id)
         .fetch_optional(executor)
@@ -586,7 +583,10 @@ pub(crate) async fn dead_job_list<'e, E: PgExecutor<'e>>(
 
 /// Moves dead jobs back to the live table with attempts reset and their error history kept,
 /// under the same id. A dead job whose unique key is held by a live job stays dead.
-pub(crate) async fn dead_job_retry_many<'e, E: PgExecutor<'e>>(executor: E, ids: &[i64]) -> sqlx::Result<u64> {
+pub(crate) async fn dead_job_retry_many<'e, E: PgExecutor<'e>>(
+    executor: E,
+    ids: &[i64],
+) -> sqlx::Result<u64> {
     sqlx::query_scalar(
         r#"
         with candidates as (
@@ -620,7 +620,10 @@ pub(crate) async fn dead_job_retry_many<'e, E: PgExecutor<'e>>(executor: E, ids:
     .map(|count: i64| u64::try_from(count).unwrap_or(0))
 }
 
-pub(crate) async fn dead_job_discard_many<'e, E: PgExecutor<'e>>(executor: E, ids: &[i64]) -> sqlx::Result<u64> {
+pub(crate) async fn dead_job_discard_many<'e, E: PgExecutor<'e>>(
+    executor: E,
+    ids: &[i64],
+) -> sqlx::Result<u64> {
     sqlx::query(
         "update backstop.dead_jobs set discarded_at = now() where id = any($1) and discarded_at is null",
     )
@@ -630,7 +633,10 @@ pub(crate) async fn dead_job_discard_many<'e, E: PgExecutor<'e>>(executor: E, id
     .map(|r| r.rows_affected())
 }
 
-pub(crate) async fn dead_job_delete_many<'e, E: PgExecutor<'e>>(executor: E, ids: &[i64]) -> sqlx::Result<u64> {
+pub(crate) async fn dead_job_delete_many<'e, E: PgExecutor<'e>>(
+    executor: E,
+    ids: &[i64],
+) -> sqlx::Result<u64> {
     sqlx::query("delete from backstop.dead_jobs where id = any($1)")
         .bind(ids)
         .execute(executor)

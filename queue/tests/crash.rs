@@ -45,13 +45,21 @@ fn crash_child_worker_process() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        let runner = Runner::builder(pool).worker_id("doomed-worker").heartbeat(Duration::from_millis(200), Duration::from_secs(2)).register(Hang).build().unwrap();
+        let runner = Runner::builder(pool)
+            .worker_id("doomed-worker")
+            .heartbeat(Duration::from_millis(200), Duration::from_secs(2))
+            .register(Hang)
+            .build()
+            .unwrap();
         runner.run(Default::default()).await.unwrap();
     });
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
-async fn a_killed_worker_s_job_runs_again_after_the_heartbeat_timeout(_: PgPoolOptions, opts: PgConnectOptions) {
+async fn a_killed_worker_s_job_runs_again_after_the_heartbeat_timeout(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
     let pool = pool(opts).await;
     sqlx::query("create table started (job_id bigint)").execute(&pool).await.unwrap();
     let id = backstop::enqueue(&pool, &Chore).await.unwrap().created().unwrap();
@@ -69,17 +77,25 @@ async fn a_killed_worker_s_job_runs_again_after_the_heartbeat_timeout(_: PgPoolO
     wait_for_count(&pool, "select count(*) from started", 1, Duration::from_secs(30)).await;
     child.kill().unwrap(); // SIGKILL: no shutdown code runs
     child.wait().unwrap();
-    let locked: Option<String> = sqlx::query_scalar("select locked_by from backstop.jobs where id = $1").bind(id).fetch_one(&pool).await.unwrap();
+    let locked: Option<String> = sqlx::query_scalar("select locked_by from backstop.jobs where id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(locked.as_deref(), Some("doomed-worker"), "the dead process still holds the job");
 
     let killed_at = std::time::Instant::now();
     let runner = RunningRunner::start(
-        Runner::builder(pool.clone()).poll_interval(Duration::from_millis(100)).heartbeat(Duration::from_millis(200), Duration::from_secs(2)).register(Finish),
+        Runner::builder(pool.clone())
+            .poll_interval(Duration::from_millis(100))
+            .heartbeat(Duration::from_millis(200), Duration::from_secs(2))
+            .register(Finish),
     );
     wait_for_count(&pool, "select count(*) from backstop.jobs", 0, Duration::from_secs(20)).await;
     runner.stop().await;
     assert!(killed_at.elapsed() >= Duration::from_millis(1500), "taken back only after the timeout");
-    let stats = backstop::admin::stats_since(&pool, chrono::Utc::now() - chrono::Duration::minutes(5)).await.unwrap();
+    let stats =
+        backstop::admin::stats_since(&pool, chrono::Utc::now() - chrono::Duration::minutes(5)).await.unwrap();
     assert_eq!((stats[0].failed, stats[0].completed), (1, 1), "the crash counts as one failed attempt");
     assert_eq!(count(&pool, "select count(*) from backstop.dead_jobs").await, 0);
 }

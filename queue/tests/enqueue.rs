@@ -40,15 +40,24 @@ async fn options_are_stored(_: PgPoolOptions, opts: PgConnectOptions) {
         .max_attempts(9);
     let id = backstop::enqueue(&pool, job).await.unwrap().created().unwrap();
     let row = backstop::admin::job(&pool, id).await.unwrap().unwrap();
-    assert_eq!((row.queue.as_str(), row.kind.as_str(), row.priority, row.max_attempts), ("emails", "scripted", -5, 9));
+    assert_eq!(
+        (row.queue.as_str(), row.kind.as_str(), row.priority, row.max_attempts),
+        ("emails", "scripted", -5, 9)
+    );
     assert_eq!(row.payload, json!({"label": "x", "action": "succeed"}));
     let in_an_hour = row.run_at - chrono::Utc::now();
-    assert!(in_an_hour > chrono::Duration::minutes(59) && in_an_hour <= chrono::Duration::minutes(60), "{in_an_hour}");
+    assert!(
+        in_an_hour > chrono::Duration::minutes(59) && in_an_hour <= chrono::Duration::minutes(60),
+        "{in_an_hour}"
+    );
     assert_eq!(row.state(chrono::Utc::now()), backstop::admin::JobState::Scheduled);
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
-async fn a_live_unique_key_makes_the_second_enqueue_a_reported_no_op(_: PgPoolOptions, opts: PgConnectOptions) {
+async fn a_live_unique_key_makes_the_second_enqueue_a_reported_no_op(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
     let pool = pool(opts).await;
     let job = || NewJob::new(&Scripted::new("once", Action::Succeed)).unique_key("welcome:42");
     let first = backstop::enqueue(&pool, job()).await.unwrap();
@@ -65,7 +74,9 @@ async fn a_live_unique_key_makes_the_second_enqueue_a_reported_no_op(_: PgPoolOp
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn batches_insert_in_one_call_and_report_each_job(_: PgPoolOptions, opts: PgConnectOptions) {
     let pool = pool(opts).await;
-    backstop::enqueue(&pool, NewJob::new(&Scripted::new("taken", Action::Succeed)).unique_key("k1")).await.unwrap();
+    backstop::enqueue(&pool, NewJob::new(&Scripted::new("taken", Action::Succeed)).unique_key("k1"))
+        .await
+        .unwrap();
     let jobs = vec![
         NewJob::new(&Scripted::new("a", Action::Succeed)),
         NewJob::new(&Scripted::new("dup", Action::Succeed)).unique_key("k1"),
@@ -79,11 +90,12 @@ async fn batches_insert_in_one_call_and_report_each_job(_: PgPoolOptions, opts: 
     assert_eq!(count(&pool, "select count(*) from backstop.jobs").await, 4);
     // Ids of keyless jobs come back in input order.
     let (a, c) = (results[0].created().unwrap(), results[4].created().unwrap());
-    let labels: Vec<String> = sqlx::query_scalar("select payload->>'label' from backstop.jobs where id = any($1) order by id")
-        .bind(vec![a, c])
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let labels: Vec<String> =
+        sqlx::query_scalar("select payload->>'label' from backstop.jobs where id = any($1) order by id")
+            .bind(vec![a, c])
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(labels, ["a", "c"]);
 }
 
@@ -104,7 +116,9 @@ async fn an_oversized_payload_is_refused_and_nothing_is_written(_: PgPoolOptions
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn invalid_options_are_clear_errors(_: PgPoolOptions, opts: PgConnectOptions) {
     let pool = pool(opts).await;
-    let err = backstop::enqueue(&pool, NewJob::new(&Scripted::new("x", Action::Succeed)).max_attempts(0)).await.unwrap_err();
+    let err = backstop::enqueue(&pool, NewJob::new(&Scripted::new("x", Action::Succeed)).max_attempts(0))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("max_attempts must be at least 1"), "{err}");
     // Empty names reach the database's check constraints and come back typed, by name.
     let err = backstop::enqueue(&pool, NewJob::from_json("", &json!({}))).await.unwrap_err();
@@ -122,11 +136,14 @@ async fn hostile_strings_are_stored_verbatim(_: PgPoolOptions, opts: PgConnectOp
     let err = backstop::enqueue(&pool, &Scripted::new(hostile, Action::Succeed)).await;
     assert!(err.is_err());
     let hostile = hostile.replace('\u{0}', "");
-    let id = backstop::enqueue(&pool, NewJob::new(&Scripted::new(hostile.clone(), Action::Succeed)).queue("q'; --"))
-        .await
-        .unwrap()
-        .created()
-        .unwrap();
+    let id = backstop::enqueue(
+        &pool,
+        NewJob::new(&Scripted::new(hostile.clone(), Action::Succeed)).queue("q'; --"),
+    )
+    .await
+    .unwrap()
+    .created()
+    .unwrap();
     let row = backstop::admin::job(&pool, id).await.unwrap().unwrap();
     assert_eq!(row.payload["label"], json!(hostile));
     assert_eq!(row.queue, "q'; --");

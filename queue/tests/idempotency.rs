@@ -32,7 +32,8 @@ async fn two_racing_transactions_do_the_effect_once(_: PgPoolOptions, opts: PgCo
     // B is blocked on A's row lock: it cannot finish before A commits.
     let waiting = tokio::time::timeout(Duration::from_millis(300), async {
         loop {
-            let blocked = count(&pool, "select count(*) from pg_stat_activity where wait_event_type = 'Lock'").await;
+            let blocked =
+                count(&pool, "select count(*) from pg_stat_activity where wait_event_type = 'Lock'").await;
             if blocked > 0 {
                 return;
             }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use backstop::admin::{self, DeadJobFilter};
 use backstop::{Job, JobContext, JobError, NewJob, Runner, Worker};
-use common::{Action, RunningRunner, Scripted, ScriptedWorker, count, pool, test_runner, wait_for, wait_for_count};
+use common::{
+    Action, RunningRunner, Scripted, ScriptedWorker, count, pool, test_runner, wait_for, wait_for_count,
+};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -29,7 +31,11 @@ async fn runs_jobs_deletes_them_and_counts_them(_: PgPoolOptions, opts: PgConnec
     assert_eq!(labels.len(), 50, "every job ran");
     let stats = admin::stats_since(&pool, chrono::Utc::now() - chrono::Duration::minutes(5)).await.unwrap();
     assert_eq!(stats.iter().map(|s| s.completed).sum::<i64>(), 50, "{stats:?}");
-    assert_eq!(count(&pool, "select count(*) from backstop.workers").await, 0, "a stopped runner deregisters");
+    assert_eq!(
+        count(&pool, "select count(*) from backstop.workers").await,
+        0,
+        "a stopped runner deregisters"
+    );
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
@@ -37,7 +43,9 @@ async fn notify_wakes_an_idle_worker_without_waiting_for_the_poll(_: PgPoolOptio
     let pool = pool(opts).await;
     let worker = ScriptedWorker::default();
     // A one-minute poll: if the job runs within the deadline, NOTIFY woke the worker.
-    let runner = RunningRunner::start(test_runner(&pool).poll_interval(Duration::from_secs(60)).register(worker.clone()));
+    let runner = RunningRunner::start(
+        test_runner(&pool).poll_interval(Duration::from_secs(60)).register(worker.clone()),
+    );
     wait_for_count(&pool, "select count(*) from backstop.workers", 1, DEADLINE).await;
     // Give the fetcher time to finish its first (empty) claim and go to sleep, so the job
     // below can only be found through NOTIFY (this sleep is not a wait for the outcome).
@@ -53,11 +61,14 @@ async fn scheduled_jobs_are_found_by_polling_when_due(_: PgPoolOptions, opts: Pg
     let pool = pool(opts).await;
     let worker = ScriptedWorker::default();
     let runner = RunningRunner::start(test_runner(&pool).register(worker.clone()));
-    let id = backstop::enqueue(&pool, NewJob::new(&Scripted::new("later", Action::Succeed)).delay(Duration::from_millis(700)))
-        .await
-        .unwrap()
-        .created()
-        .unwrap();
+    let id = backstop::enqueue(
+        &pool,
+        NewJob::new(&Scripted::new("later", Action::Succeed)).delay(Duration::from_millis(700)),
+    )
+    .await
+    .unwrap()
+    .created()
+    .unwrap();
     let enqueued_at = std::time::Instant::now();
     wait_for_count(&pool, "select count(*) from backstop.jobs", 0, DEADLINE).await;
     assert!(enqueued_at.elapsed() >= Duration::from_millis(600), "ran before its run_at");
@@ -72,7 +83,8 @@ async fn lower_priority_numbers_run_first(_: PgPoolOptions, opts: PgConnectOptio
         .map(|(label, p)| NewJob::new(&Scripted::new(label, Action::Succeed)).priority(p));
     backstop::enqueue_many(&pool, jobs).await.unwrap();
     let worker = ScriptedWorker::default();
-    let runner = RunningRunner::start(test_runner(&pool).queue("default", 1).prefetch(1).register(worker.clone()));
+    let runner =
+        RunningRunner::start(test_runner(&pool).queue("default", 1).prefetch(1).register(worker.clone()));
     wait_for_count(&pool, "select count(*) from backstop.jobs", 0, DEADLINE).await;
     runner.stop().await;
     let order: Vec<String> = worker.runs().into_iter().map(|(l, _)| l).collect();
@@ -97,7 +109,9 @@ async fn a_paused_queue_is_not_worked_until_resumed(_: PgPoolOptions, opts: PgCo
     admin::pause_queue(&pool, "default").await.unwrap();
     assert_eq!(admin::paused_queues(&pool).await.unwrap(), ["default"]);
     let worker = ScriptedWorker::default();
-    let runner = RunningRunner::start(test_runner(&pool).poll_interval(Duration::from_secs(60)).register(worker.clone()));
+    let runner = RunningRunner::start(
+        test_runner(&pool).poll_interval(Duration::from_secs(60)).register(worker.clone()),
+    );
     backstop::enqueue(&pool, &Scripted::new("held", Action::Succeed)).await.unwrap();
     // The runner is up and has been notified of the job; it must still not run it. Wait for
     // its heartbeat twice to be sure it has had the chance.
@@ -123,7 +137,11 @@ async fn a_paused_queue_is_not_worked_until_resumed(_: PgPoolOptions, opts: PgCo
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn failures_retry_with_history_then_dead_letter(_: PgPoolOptions, opts: PgConnectOptions) {
     let pool = pool(opts).await;
-    let id = backstop::enqueue(&pool, &Scripted::new("doomed", Action::FailAlways)).await.unwrap().created().unwrap();
+    let id = backstop::enqueue(&pool, &Scripted::new("doomed", Action::FailAlways))
+        .await
+        .unwrap()
+        .created()
+        .unwrap();
     let runner = RunningRunner::start(test_runner(&pool).register(ScriptedWorker::default()));
     wait_for_count(&pool, "select count(*) from backstop.dead_jobs", 1, DEADLINE).await;
     runner.stop().await;
@@ -139,7 +157,10 @@ async fn failures_retry_with_history_then_dead_letter(_: PgPoolOptions, opts: Pg
     assert!(dead.errors.0.iter().all(|e| e.worker.contains(':')), "worker ids recorded");
     assert_eq!(dead.last_error.as_deref(), Some("doomed failed on attempt 3"));
     let stats = admin::stats_since(&pool, chrono::Utc::now() - chrono::Duration::minutes(5)).await.unwrap();
-    assert_eq!((stats.iter().map(|s| s.failed).sum::<i64>(), stats.iter().map(|s| s.dead).sum::<i64>()), (3, 1));
+    assert_eq!(
+        (stats.iter().map(|s| s.failed).sum::<i64>(), stats.iter().map(|s| s.dead).sum::<i64>()),
+        (3, 1)
+    );
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
@@ -157,12 +178,24 @@ async fn a_job_that_recovers_is_not_dead_lettered(_: PgPoolOptions, opts: PgConn
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn worker_decisions_fail_now_cancel_and_retry_at(_: PgPoolOptions, opts: PgConnectOptions) {
     let pool = pool(opts).await;
-    let fail_now = backstop::enqueue(&pool, &Scripted::new("a", Action::FailNow)).await.unwrap().created().unwrap();
-    let cancel = backstop::enqueue(&pool, &Scripted::new("b", Action::Cancel)).await.unwrap().created().unwrap();
-    let retry_at = backstop::enqueue(&pool, &Scripted::new("c", Action::RetryInMillis(60 * 60 * 1000))).await.unwrap().created().unwrap();
+    let fail_now =
+        backstop::enqueue(&pool, &Scripted::new("a", Action::FailNow)).await.unwrap().created().unwrap();
+    let cancel =
+        backstop::enqueue(&pool, &Scripted::new("b", Action::Cancel)).await.unwrap().created().unwrap();
+    let retry_at = backstop::enqueue(&pool, &Scripted::new("c", Action::RetryInMillis(60 * 60 * 1000)))
+        .await
+        .unwrap()
+        .created()
+        .unwrap();
     let runner = RunningRunner::start(test_runner(&pool).register(ScriptedWorker::default()));
     wait_for_count(&pool, "select count(*) from backstop.dead_jobs", 2, DEADLINE).await;
-    wait_for_count(&pool, "select count(*) from backstop.jobs where attempts = 1 and locked_by is null", 1, DEADLINE).await;
+    wait_for_count(
+        &pool,
+        "select count(*) from backstop.jobs where attempts = 1 and locked_by is null",
+        1,
+        DEADLINE,
+    )
+    .await;
     runner.stop().await;
     let dead = |id| {
         let pool = pool.clone();
@@ -180,15 +213,27 @@ async fn worker_decisions_fail_now_cancel_and_retry_at(_: PgPoolOptions, opts: P
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
-async fn an_unknown_kind_fails_clearly_and_is_dead_lettered_not_lost(_: PgPoolOptions, opts: PgConnectOptions) {
+async fn an_unknown_kind_fails_clearly_and_is_dead_lettered_not_lost(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
     let pool = pool(opts).await;
     let job = NewJob::from_json("invoice.reticulate", &json!({"id": 7})).max_attempts(2);
     let id = backstop::enqueue(&pool, job).await.unwrap().created().unwrap();
     // Unknown kinds use the default policy (30 s backoff): make the retry due at once.
     let runner = RunningRunner::start(test_runner(&pool).register(ScriptedWorker::default()));
-    wait_for_count(&pool, "select count(*) from backstop.jobs where attempts = 1 and locked_by is null", 1, DEADLINE).await;
+    wait_for_count(
+        &pool,
+        "select count(*) from backstop.jobs where attempts = 1 and locked_by is null",
+        1,
+        DEADLINE,
+    )
+    .await;
     let first = admin::job(&pool, id).await.unwrap().unwrap();
-    assert!(first.last_error.as_deref().unwrap().contains("unknown job kind `invoice.reticulate`"), "{first:?}");
+    assert!(
+        first.last_error.as_deref().unwrap().contains("unknown job kind `invoice.reticulate`"),
+        "{first:?}"
+    );
     admin::run_jobs_now(&pool, &[id]).await.unwrap();
     wait_for_count(&pool, "select count(*) from backstop.dead_jobs", 1, DEADLINE).await;
     runner.stop().await;
@@ -198,22 +243,40 @@ async fn an_unknown_kind_fails_clearly_and_is_dead_lettered_not_lost(_: PgPoolOp
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
-async fn a_payload_that_does_not_deserialize_fails_now_with_the_serde_error(_: PgPoolOptions, opts: PgConnectOptions) {
+async fn a_payload_that_does_not_deserialize_fails_now_with_the_serde_error(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
     let pool = pool(opts).await;
-    let id = backstop::enqueue(&pool, NewJob::from_json("scripted", &json!({"lable": "typo"}))).await.unwrap().created().unwrap();
+    let id = backstop::enqueue(&pool, NewJob::from_json("scripted", &json!({"lable": "typo"})))
+        .await
+        .unwrap()
+        .created()
+        .unwrap();
     let runner = RunningRunner::start(test_runner(&pool).register(ScriptedWorker::default()));
     wait_for_count(&pool, "select count(*) from backstop.dead_jobs", 1, DEADLINE).await;
     runner.stop().await;
     let dead = admin::dead_job(&pool, id).await.unwrap().unwrap();
     assert_eq!((dead.reason.as_str(), dead.attempts), ("failed_now", 1));
     let error = dead.last_error.unwrap();
-    assert!(error.contains("payload does not match job kind `scripted`") && error.contains("missing field `label`"), "{error}");
+    assert!(
+        error.contains("payload does not match job kind `scripted`")
+            && error.contains("missing field `label`"),
+        "{error}"
+    );
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
-async fn a_panicking_worker_is_a_failed_attempt_and_the_runner_survives(_: PgPoolOptions, opts: PgConnectOptions) {
+async fn a_panicking_worker_is_a_failed_attempt_and_the_runner_survives(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
     let pool = pool(opts).await;
-    let boom = backstop::enqueue(&pool, NewJob::new(&Scripted::new("boom", Action::Panic)).max_attempts(1)).await.unwrap().created().unwrap();
+    let boom = backstop::enqueue(&pool, NewJob::new(&Scripted::new("boom", Action::Panic)).max_attempts(1))
+        .await
+        .unwrap()
+        .created()
+        .unwrap();
     let worker = ScriptedWorker::default();
     let runner = RunningRunner::start(test_runner(&pool).queue("default", 1).register(worker.clone()));
     wait_for_count(&pool, "select count(*) from backstop.dead_jobs", 1, DEADLINE).await;
@@ -229,9 +292,17 @@ async fn a_panicking_worker_is_a_failed_attempt_and_the_runner_survives(_: PgPoo
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn a_job_over_its_timeout_is_a_failed_attempt(_: PgPoolOptions, opts: PgConnectOptions) {
     let pool = pool(opts).await;
-    let id = backstop::enqueue(&pool, NewJob::new(&Scripted::new("slow", Action::SleepMillis(10_000))).max_attempts(1))
-        .await.unwrap().created().unwrap();
-    let runner = RunningRunner::start(test_runner(&pool).job_timeout(Duration::from_millis(200)).register(ScriptedWorker::default()));
+    let id = backstop::enqueue(
+        &pool,
+        NewJob::new(&Scripted::new("slow", Action::SleepMillis(10_000))).max_attempts(1),
+    )
+    .await
+    .unwrap()
+    .created()
+    .unwrap();
+    let runner = RunningRunner::start(
+        test_runner(&pool).job_timeout(Duration::from_millis(200)).register(ScriptedWorker::default()),
+    );
     wait_for_count(&pool, "select count(*) from backstop.dead_jobs", 1, DEADLINE).await;
     runner.stop().await;
     let error = admin::dead_job(&pool, id).await.unwrap().unwrap().last_error.unwrap();
@@ -268,14 +339,19 @@ impl Worker for Gate {
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
-async fn graceful_shutdown_finishes_running_jobs_and_hands_back_buffered_ones(_: PgPoolOptions, opts: PgConnectOptions) {
+async fn graceful_shutdown_finishes_running_jobs_and_hands_back_buffered_ones(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
     let pool = pool(opts).await;
     backstop::enqueue_many(&pool, (0..4).map(|_| NewJob::new(&Gated))).await.unwrap();
     let gate = Gate::closed();
     // Concurrency 1 with room for 2 more claimed jobs: one runs, two wait locally, one stays.
-    let runner = RunningRunner::start(test_runner(&pool).queue("default", 1).prefetch(2).register(gate.clone()));
+    let runner =
+        RunningRunner::start(test_runner(&pool).queue("default", 1).prefetch(2).register(gate.clone()));
     let _started = gate.started.acquire().await.unwrap();
-    wait_for_count(&pool, "select count(*) from backstop.jobs where locked_by is not null", 3, DEADLINE).await;
+    wait_for_count(&pool, "select count(*) from backstop.jobs where locked_by is not null", 3, DEADLINE)
+        .await;
     runner.shutdown.cancel();
     // Shutdown waits for the running job; let it finish.
     gate.release.add_permits(1);
@@ -289,7 +365,10 @@ async fn graceful_shutdown_finishes_running_jobs_and_hands_back_buffered_ones(_:
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
-async fn a_job_still_running_at_the_shutdown_timeout_is_handed_back(_: PgPoolOptions, opts: PgConnectOptions) {
+async fn a_job_still_running_at_the_shutdown_timeout_is_handed_back(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
     let pool = pool(opts).await;
     let id = backstop::enqueue(&pool, &Gated).await.unwrap().created().unwrap();
     let gate = Gate::closed();
@@ -307,18 +386,30 @@ async fn a_job_still_running_at_the_shutdown_timeout_is_handed_back(_: PgPoolOpt
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn dead_jobs_can_be_listed_retried_discarded_and_deleted(_: PgPoolOptions, opts: PgConnectOptions) {
     let pool = pool(opts).await;
-    let ids: Vec<i64> = backstop::enqueue_many(&pool, (0..5).map(|i| NewJob::new(&Scripted::new(format!("d{i}"), Action::FailNow))))
-        .await.unwrap().into_iter().map(|e| e.created().unwrap()).collect();
+    let ids: Vec<i64> = backstop::enqueue_many(
+        &pool,
+        (0..5).map(|i| NewJob::new(&Scripted::new(format!("d{i}"), Action::FailNow))),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|e| e.created().unwrap())
+    .collect();
     let worker = ScriptedWorker::default();
     let runner = RunningRunner::start(test_runner(&pool).register(worker.clone()));
     wait_for_count(&pool, "select count(*) from backstop.dead_jobs", 5, DEADLINE).await;
     runner.stop().await;
 
     // Keyset pages, newest first.
-    let page1 = admin::dead_jobs(&pool, &DeadJobFilter { limit: Some(3), ..Default::default() }).await.unwrap();
+    let page1 =
+        admin::dead_jobs(&pool, &DeadJobFilter { limit: Some(3), ..Default::default() }).await.unwrap();
     let last = page1.last().unwrap();
-    let page2 = admin::dead_jobs(&pool, &DeadJobFilter { limit: Some(3), before: Some((last.died_at, last.id)), ..Default::default() })
-        .await.unwrap();
+    let page2 = admin::dead_jobs(
+        &pool,
+        &DeadJobFilter { limit: Some(3), before: Some((last.died_at, last.id)), ..Default::default() },
+    )
+    .await
+    .unwrap();
     let mut seen: Vec<i64> = page1.iter().chain(&page2).map(|d| d.id).collect();
     assert_eq!(seen.len(), 5);
     seen.sort();
@@ -326,7 +417,11 @@ async fn dead_jobs_can_be_listed_retried_discarded_and_deleted(_: PgPoolOptions,
 
     assert_eq!(admin::discard_dead_jobs(&pool, &ids[0..2]).await.unwrap(), 2);
     assert_eq!(admin::discard_dead_jobs(&pool, &ids[0..2]).await.unwrap(), 0, "already discarded");
-    assert_eq!(admin::dead_jobs(&pool, &DeadJobFilter::default()).await.unwrap().len(), 3, "discarded are hidden");
+    assert_eq!(
+        admin::dead_jobs(&pool, &DeadJobFilter::default()).await.unwrap().len(),
+        3,
+        "discarded are hidden"
+    );
     assert_eq!(admin::delete_dead_jobs(&pool, &ids[4..5]).await.unwrap(), 1);
 
     // Retry moves the job back under the same id, attempts reset, history kept.
@@ -343,9 +438,14 @@ async fn admin_actions_skip_running_jobs(_: PgPoolOptions, opts: PgConnectOption
     let pool = pool(opts).await;
     let running = backstop::enqueue(&pool, &Gated).await.unwrap().created().unwrap();
     let gate = Gate::closed();
-    let runner = RunningRunner::start(test_runner(&pool).queue("default", 1).prefetch(1).register(gate.clone()));
+    let runner =
+        RunningRunner::start(test_runner(&pool).queue("default", 1).prefetch(1).register(gate.clone()));
     let _started = gate.started.acquire().await.unwrap();
-    let waiting = backstop::enqueue(&pool, NewJob::new(&Gated).delay(Duration::from_secs(600))).await.unwrap().created().unwrap();
+    let waiting = backstop::enqueue(&pool, NewJob::new(&Gated).delay(Duration::from_secs(600)))
+        .await
+        .unwrap()
+        .created()
+        .unwrap();
     assert_eq!(admin::cancel_jobs(&pool, &[running, waiting], "operator cancelled").await.unwrap(), 1);
     assert_eq!(admin::delete_jobs(&pool, &[running]).await.unwrap(), 0);
     assert_eq!(admin::dead_job(&pool, waiting).await.unwrap().unwrap().reason, "cancelled");
@@ -364,8 +464,14 @@ async fn a_job_can_read_its_context(_: PgPoolOptions, opts: PgConnectOptions) {
         }
     }
     let pool = pool(opts).await;
-    let id = backstop::enqueue(&pool, NewJob::new(&Scripted::new("p", Action::Succeed)).queue("q1").max_attempts(1))
-        .await.unwrap().created().unwrap();
+    let id = backstop::enqueue(
+        &pool,
+        NewJob::new(&Scripted::new("p", Action::Succeed)).queue("q1").max_attempts(1),
+    )
+    .await
+    .unwrap()
+    .created()
+    .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let runner = RunningRunner::start(Runner::builder(pool.clone()).queue("q1", 1).register(Probe(tx)));
     let seen = tokio::time::timeout(DEADLINE, rx.recv()).await.unwrap().unwrap();

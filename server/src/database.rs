@@ -21,7 +21,10 @@ pub async fn connect_or_start(url: Option<String>, max_connections: u32) -> anyh
         Some(url) => (url, None),
         None => {
             let pg = tokio::task::spawn_blocking(|| EmbeddedPostgres::start(Durability::Durable)).await??;
-            eprintln!("backstop: no DATABASE_URL given: started a private PostgreSQL at {}", pg.url("postgres"));
+            eprintln!(
+                "backstop: no DATABASE_URL given: started a private PostgreSQL at {}",
+                pg.url("postgres")
+            );
             (pg.url("postgres"), Some(pg))
         }
     };

@@ -201,11 +201,15 @@ async fn produce(pool: PgPool, rate: u32, signups: Arc<AtomicU64>, shutdown: Can
             if n.is_multiple_of(2) {
                 // Every 13th invoice uses the card that is always declined.
                 let card = if n.is_multiple_of(13) { "4000000000000002" } else { "4242424242424242" };
-                let charge = ChargeCard { invoice_id: i64::try_from(n).unwrap_or(0), cents: 1900, card: card.into() };
+                let charge =
+                    ChargeCard { invoice_id: i64::try_from(n).unwrap_or(0), cents: 1900, card: card.into() };
                 jobs.push(NewJob::new(&charge));
             }
             if n.is_multiple_of(3) {
-                let hook = DeliverWebhook { endpoint: "https://partner.example.com/hooks".into(), event: format!("user.created:{user_id}") };
+                let hook = DeliverWebhook {
+                    endpoint: "https://partner.example.com/hooks".into(),
+                    event: format!("user.created:{user_id}"),
+                };
                 jobs.push(NewJob::new(&hook));
             }
             backstop::enqueue_many(&mut *tx, jobs).await?;

@@ -13,11 +13,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Where Debian (and most distributions' versioned packages) put the server binaries.
-const DEFAULT_BIN_DIRS: &[&str] = &[
-    "/usr/lib/postgresql/17/bin",
-    "/usr/lib/postgresql/16/bin",
-    "/usr/lib/postgresql/15/bin",
-];
+const DEFAULT_BIN_DIRS: &[&str] =
+    &["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin"];
 
 /// The unprivileged account used to own and run the cluster when we run as root.
 const SERVICE_USER: &str = "postgres";
@@ -60,7 +57,14 @@ impl EmbeddedPostgres {
         let bin_dir = find_bin_dir()?;
         let run_as_service_user = is_root();
         let root = make_temp_dir()?;
-        let mut pg = Self { root, bin_dir, port: 0, run_as_service_user, server_options: String::new(), stopped: true };
+        let mut pg = Self {
+            root,
+            bin_dir,
+            port: 0,
+            run_as_service_user,
+            server_options: String::new(),
+            stopped: true,
+        };
         if run_as_service_user {
             run_checked("chown", Command::new("chown").arg("-R").arg(SERVICE_USER).arg(&pg.root))?;
         }
@@ -81,7 +85,8 @@ impl EmbeddedPostgres {
     /// `BACKSTOP_PG_CTL` is a `pg_ctl` command line for this cluster, `BACKSTOP_PG_OPTIONS` the
     /// server options to start it with again.
     pub fn control_env(&self) -> Vec<(&'static str, String)> {
-        let prefix = if self.run_as_service_user { format!("runuser -u {SERVICE_USER} -- ") } else { String::new() };
+        let prefix =
+            if self.run_as_service_user { format!("runuser -u {SERVICE_USER} -- ") } else { String::new() };
         vec![
             (
                 "BACKSTOP_PG_CTL",
@@ -115,9 +120,14 @@ impl EmbeddedPostgres {
 
     fn initdb(&self) -> Result<(), EmbeddedPgError> {
         let mut cmd = self.command("initdb");
-        cmd.arg("-D")
-            .arg(self.data_dir())
-            .args(["-U", "postgres", "--auth=trust", "--no-sync", "--encoding=UTF8", "--locale=C"]);
+        cmd.arg("-D").arg(self.data_dir()).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "--encoding=UTF8",
+            "--locale=C",
+        ]);
         run_checked("initdb", &mut cmd).map(drop)
     }
 

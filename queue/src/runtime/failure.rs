@@ -31,10 +31,7 @@ pub(crate) enum Recorded {
     NotOurs,
 }
 
-pub(crate) async fn record_failure(
-    conn: &mut PgConnection,
-    failure: &Failure<'_>,
-) -> sqlx::Result<Recorded> {
+pub(crate) async fn record_failure(conn: &mut PgConnection, failure: &Failure<'_>) -> sqlx::Result<Recorded> {
     let entry = serde_json::json!({
         "at": Utc::now(),
         "attempt": failure.attempt,
@@ -64,8 +61,7 @@ pub(crate) async fn record_failure(
         Decision::RetryAt(at) => at,
         _ => failure.backoff_until,
     };
-    let ours =
-        sql::job_retry_later(conn, failure.job_id, failure.worker_id, run_at, failure.message, &entry)
-            .await?;
+    let ours = sql::job_retry_later(conn, failure.job_id, failure.worker_id, run_at, failure.message, &entry)
+        .await?;
     Ok(if ours { Recorded::RetryAt(run_at) } else { Recorded::NotOurs })
 }

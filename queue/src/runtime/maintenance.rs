@@ -76,8 +76,10 @@ pub(super) async fn cleanup(shared: Arc<Shared>, shutdown: CancellationToken) {
 }
 
 pub(crate) async fn cleanup_once(shared: &Shared) -> sqlx::Result<()> {
-    let key_cutoff = Utc::now() - chrono::Duration::from_std(shared.config.idempotency_key_max_age).unwrap_or(chrono::Duration::MAX);
-    let stats_cutoff = Utc::now() - chrono::Duration::from_std(shared.config.stats_max_age).unwrap_or(chrono::Duration::MAX);
+    let key_cutoff = Utc::now()
+        - chrono::Duration::from_std(shared.config.idempotency_key_max_age).unwrap_or(chrono::Duration::MAX);
+    let stats_cutoff =
+        Utc::now() - chrono::Duration::from_std(shared.config.stats_max_age).unwrap_or(chrono::Duration::MAX);
     loop {
         let mut tx = shared.pool.begin().await?;
         if !sql::maintenance_try_lock(&mut tx).await? {
@@ -143,6 +145,8 @@ pub(super) async fn release_buffered(shared: &Shared, buffers: Vec<Arc<Mutex<mps
     };
     match result {
         Ok(released) => tracing::info!(released, "handed back jobs claimed but not started"),
-        Err(e) => tracing::warn!(error = %e, jobs = ids.len(), "could not hand back buffered jobs; the heartbeat rescue will"),
+        Err(e) => {
+            tracing::warn!(error = %e, jobs = ids.len(), "could not hand back buffered jobs; the heartbeat rescue will")
+        }
     }
 }

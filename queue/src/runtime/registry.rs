@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::job::{Job, JobContext, JobError, Worker};
 use crate::RetryPolicy;
+use crate::job::{Job, JobContext, JobError, Worker};
 
 /// A worker with its job type erased: payload text in, outcome out.
 type ErasedRun = Box<dyn Fn(&str, JobContext) -> BoxFuture<'static, Result<(), JobError>> + Send + Sync>;

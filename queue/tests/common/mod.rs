@@ -54,7 +54,10 @@ pub async fn wait_for_count(pool: &PgPool, sql: &str, expected: i64, deadline: D
         if now == expected {
             return;
         }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for `{sql}` to be {expected} (it is {now})");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for `{sql}` to be {expected} (it is {now})"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -150,12 +153,15 @@ impl Worker for ScriptedWorker {
         self.max_running.fetch_max(now, Ordering::SeqCst);
         let result = match job.action {
             Action::Succeed => Ok(()),
-            Action::FailAlways => Err(JobError::retry(format!("{} failed on attempt {}", job.label, ctx.attempt))),
+            Action::FailAlways => {
+                Err(JobError::retry(format!("{} failed on attempt {}", job.label, ctx.attempt)))
+            }
             Action::FailNow => Err(JobError::fail_now("cannot ever work")),
             Action::Cancel => Err(JobError::cancel("no longer wanted")),
-            Action::RetryInMillis(ms) => {
-                Err(JobError::retry_at(chrono::Utc::now() + chrono::Duration::milliseconds(ms), "come back later"))
-            }
+            Action::RetryInMillis(ms) => Err(JobError::retry_at(
+                chrono::Utc::now() + chrono::Duration::milliseconds(ms),
+                "come back later",
+            )),
             Action::Panic => panic!("scripted panic in {}", job.label),
             Action::SleepMillis(ms) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
