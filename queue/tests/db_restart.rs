@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use backstop::NewJob;
-use common::{Action, RunningRunner, Scripted, ScriptedWorker, count, pool, test_runner, wait_for_count};
+use common::{
+    Action, RunningRunner, Scripted, ScriptedWorker, count, pool, test_runner, wait_for, wait_for_count,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 fn pg_ctl(args: &str) {
@@ -29,6 +31,12 @@ async fn workers_survive_a_database_restart_without_losing_jobs(_: PgPoolOptions
     let runner = RunningRunner::start(test_runner(&pool).register(worker.clone()));
     let before = (0..200).map(|i| NewJob::new(&Scripted::new(format!("before{i}"), Action::SleepMillis(5))));
     backstop::enqueue_many(&pool, before).await.unwrap();
+    // Restart only once the workers are mid-run: some jobs done, others still waiting.
+    wait_for("the first jobs to complete", Duration::from_secs(15), || {
+        let worker = worker.clone();
+        async move { (worker.runs().len() >= 20).then_some(()) }
+    })
+    .await;
 
     // Stop the server while jobs are in flight, keep it down for a while, start it again.
     pg_ctl("stop -m fast -w");

@@ -344,22 +344,23 @@ async fn graceful_shutdown_finishes_running_jobs_and_hands_back_buffered_ones(
     opts: PgConnectOptions,
 ) {
     let pool = pool(opts).await;
-    backstop::enqueue_many(&pool, (0..4).map(|_| NewJob::new(&Gated))).await.unwrap();
+    backstop::enqueue_many(&pool, (0..5).map(|_| NewJob::new(&Gated))).await.unwrap();
     let gate = Gate::closed();
-    // Concurrency 1 with room for 2 more claimed jobs: one runs, two wait locally, one stays.
+    // Concurrency 1, prefetch 4: the first claim takes 4 jobs; one runs, three wait locally,
+    // and the fifth stays in the table.
     let runner =
-        RunningRunner::start(test_runner(&pool).queue("default", 1).prefetch(2).register(gate.clone()));
+        RunningRunner::start(test_runner(&pool).queue("default", 1).prefetch(4).register(gate.clone()));
     let _started = gate.started.acquire().await.unwrap();
-    wait_for_count(&pool, "select count(*) from backstop.jobs where locked_by is not null", 3, DEADLINE)
+    wait_for_count(&pool, "select count(*) from backstop.jobs where locked_by is not null", 4, DEADLINE)
         .await;
     runner.shutdown.cancel();
     // Shutdown waits for the running job; let it finish.
     gate.release.add_permits(1);
     runner.stop().await;
-    assert_eq!(count(&pool, "select count(*) from backstop.jobs").await, 3, "the running job completed");
+    assert_eq!(count(&pool, "select count(*) from backstop.jobs").await, 4, "the running job completed");
     assert_eq!(
         count(&pool, "select count(*) from backstop.jobs where locked_by is null and attempts = 0").await,
-        3,
+        4,
         "buffered jobs were handed back with their attempt uncounted"
     );
 }

@@ -28,7 +28,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut completed: mpsc::UnboundedRecei
         }
         let mut backoff = ErrorBackoff::default();
         for attempt in 1..=MAX_TRIES {
-            let result = match shared.pool.acquire().await {
+            let result = match shared.ack_pool.acquire().await {
                 Ok(mut conn) => sql::job_complete_many(&mut conn, &batch, &shared.config.worker_id).await,
                 Err(e) => Err(e),
             };

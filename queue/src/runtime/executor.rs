@@ -5,10 +5,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use futures::FutureExt;
-use tokio::sync::{Mutex, mpsc};
+use std::sync::atomic::Ordering;
+
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::buffer::Buffer;
 use super::{ErrorBackoff, Failure, Recorded, Shared, record_failure};
 use crate::job::{Decision, JobContext, JobError};
 use crate::sql::ClaimedJob;
@@ -19,19 +23,36 @@ const MAX_RECORD_TRIES: u32 = 50;
 
 pub(super) async fn run(
     shared: Arc<Shared>,
-    buffer: Arc<Mutex<mpsc::Receiver<ClaimedJob>>>,
+    buffer: Arc<Buffer>,
     completions: mpsc::UnboundedSender<i64>,
     shutdown: CancellationToken,
 ) {
     loop {
         let job = {
-            let mut buffer = buffer.lock().await;
-            tokio::select! {
-                // On shutdown, start nothing new: buffered jobs are handed back instead.
-                biased;
-                _ = shutdown.cancelled() => None,
-                job = buffer.recv() => job,
+            let mut rx = buffer.rx.lock().await;
+            if shutdown.is_cancelled() {
+                // Start nothing new: buffered jobs are handed back instead. (Checked before
+                // taking a job, so none is taken out of the buffer and then dropped.)
+                return;
             }
+            let job = match rx.try_recv() {
+                Ok(job) => Some(job),
+                Err(TryRecvError::Disconnected) => None,
+                Err(TryRecvError::Empty) => {
+                    buffer.starved.fetch_add(1, Ordering::Relaxed);
+                    buffer.low.notify_one();
+                    tokio::select! {
+                        // On shutdown, start nothing new: buffered jobs are handed back instead.
+                        biased;
+                        _ = shutdown.cancelled() => None,
+                        job = rx.recv() => job,
+                    }
+                }
+            };
+            if rx.len() * 2 <= buffer.target() {
+                buffer.low.notify_one();
+            }
+            job
         };
         let Some(job) = job else { return };
         let span = tracing::info_span!(

@@ -1,10 +1,12 @@
 //! One per queue: claims batches of runnable jobs into the queue's local buffer.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::buffer::Buffer;
 use super::{ErrorBackoff, Shared, sleep_or_shutdown};
 use crate::sql::{self, ClaimedJob};
 
@@ -12,23 +14,27 @@ pub(super) async fn run(
     shared: Arc<Shared>,
     queue: String,
     wake: Arc<Notify>,
-    buffer: mpsc::Sender<ClaimedJob>,
+    buffer: Arc<Buffer>,
+    tx: mpsc::Sender<ClaimedJob>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = ErrorBackoff::default();
     loop {
-        // Wait for room in the buffer, so we never claim jobs nobody can start soon.
-        let permit = tokio::select! {
-            permit = buffer.reserve() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        let room = (1 + buffer.capacity()).min(shared.config.claim_batch);
-        let claimed = match shared.pool.acquire().await {
+        let target = buffer.target();
+        let buffered = buffer.max - tx.capacity();
+        let want = target.saturating_sub(buffered).min(shared.config.claim_batch);
+        if buffered > 0 && buffered * 2 >= target || want == 0 {
+            // Enough is buffered: claim more when executors have taken half of it, so a
+            // claim never waits on executors and executors rarely wait on a claim.
+            tokio::select! {
+                _ = buffer.low.notified() => continue,
+                _ = shutdown.cancelled() => return,
+            }
+        }
+        let starved = buffer.starved.swap(0, Ordering::Relaxed);
+        let claimed = match shared.ack_pool.acquire().await {
             Ok(mut conn) => {
-                let limit = i64::try_from(room).unwrap_or(i64::MAX);
+                let limit = i64::try_from(want).unwrap_or(i64::MAX);
                 sql::job_claim_batch(&mut conn, &queue, &shared.config.worker_id, limit, None).await
             }
             Err(e) => Err(e),
@@ -39,7 +45,6 @@ pub(super) async fn run(
                 jobs
             }
             Err(e) => {
-                drop(permit);
                 let delay = backoff.next_delay();
                 tracing::warn!(queue, error = %e, retry_in = ?delay, "claiming jobs failed");
                 if !sleep_or_shutdown(delay, &shutdown).await {
@@ -49,18 +54,14 @@ pub(super) async fn run(
             }
         };
         let got = jobs.len();
-        let mut jobs = jobs.into_iter();
-        match jobs.next() {
-            Some(first) => permit.send(first),
-            None => drop(permit),
-        }
+        buffer.adapt(starved, got == want);
         for job in jobs {
-            // Cannot wait long: the buffer had room for `room` jobs and only we send.
-            if buffer.send(job).await.is_err() {
+            // Never waits: the buffer holds `max` jobs and we claimed at most the free room.
+            if tx.send(job).await.is_err() {
                 return;
             }
         }
-        if got < room {
+        if got < want {
             // The queue is drained: sleep until a NOTIFY, the poll interval, or shutdown. A
             // notification that arrived since the claim is stored by `Notify`, so none is lost.
             tokio::select! {

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::buffer::Buffer;
 use super::{Failure, Shared, record_failure, sleep_or_shutdown};
 use crate::job::Decision;
-use crate::sql::{self, ClaimedJob};
+use crate::sql;
 
 /// Keys and counter rows deleted per statement.
 const CLEANUP_BATCH: i64 = 10_000;
@@ -27,7 +27,7 @@ pub(super) async fn heartbeat(shared: Arc<Shared>, queues: Vec<String>, shutdown
 }
 
 async fn beat_and_rescue(shared: &Shared, queues: &[String]) -> sqlx::Result<()> {
-    let mut conn = shared.pool.acquire().await?;
+    let mut conn = shared.ack_pool.acquire().await?;
     sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues).await?;
     drop(conn);
     let rescued = rescue_stale_jobs(shared).await?;
@@ -127,10 +127,10 @@ pub(super) async fn hand_back_interrupted(shared: &Shared) {
 }
 
 /// Claimed but never started: give them back with their attempt uncounted.
-pub(super) async fn release_buffered(shared: &Shared, buffers: Vec<Arc<Mutex<mpsc::Receiver<ClaimedJob>>>>) {
+pub(super) async fn release_buffered(shared: &Shared, buffers: Vec<Arc<Buffer>>) {
     let mut ids = Vec::new();
     for buffer in buffers {
-        let mut rx = buffer.lock().await;
+        let mut rx = buffer.rx.lock().await;
         rx.close();
         while let Ok(job) = rx.try_recv() {
             ids.push(job.id);
@@ -139,7 +139,7 @@ pub(super) async fn release_buffered(shared: &Shared, buffers: Vec<Arc<Mutex<mps
     if ids.is_empty() {
         return;
     }
-    let result = match shared.pool.acquire().await {
+    let result = match shared.ack_pool.acquire().await {
         Ok(mut conn) => sql::job_release_unstarted(&mut conn, &ids, &shared.config.worker_id).await,
         Err(e) => Err(e),
     };

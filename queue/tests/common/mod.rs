@@ -18,6 +18,11 @@ use tokio_util::sync::CancellationToken;
 /// A pool of our own for the test's database: `#[sqlx::test]`'s pool is capped at 5
 /// connections shared with every other test, too few for a runner plus the test itself.
 pub async fn pool(opts: PgConnectOptions) -> PgPool {
+    // Logs go to the test's captured output: shown only when a test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "backstop=debug".into()))
+        .try_init();
     PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(20))

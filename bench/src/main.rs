@@ -1,0 +1,268 @@
+//! `backstop-bench`: Backstop and graphile-worker side by side on one PostgreSQL.
+//!
+//! For each system and mode: enqueue N no-op jobs, start one worker process with concurrency
+//! C, and time until every job is done (throughput); then, with the worker idle, enqueue one
+//! job at a time and time enqueue-call → job start (latency, p50/p99). Each mode gets a fresh
+//! database. Run it through `backstop with-postgres --durable -- ...` (see `./dev bench`).
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use backstop::{Job, JobContext, JobError, NewJob, Runner, RunnerBuilder, Worker};
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// No-op jobs per throughput run.
+    #[arg(long, default_value_t = 200_000)]
+    jobs: u64,
+    /// Jobs run at once by the one worker process.
+    #[arg(long, default_value_t = 24)]
+    concurrency: usize,
+    /// Sequential enqueue → start samples.
+    #[arg(long, default_value_t = 1_000)]
+    latency_samples: usize,
+    /// Only measure Backstop.
+    #[arg(long)]
+    skip_graphile: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Measurement {
+    system: String,
+    mode: String,
+    jobs: u64,
+    concurrency: usize,
+    seconds: f64,
+    jobs_per_sec: f64,
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Noop;
+impl Job for Noop {
+    const KIND: &'static str = "noop";
+}
+
+/// Counts runs; wakes the timer when the target is reached.
+struct CountingWorker {
+    done: Arc<AtomicU64>,
+    target: u64,
+    reached: Arc<Notify>,
+}
+
+impl Worker for CountingWorker {
+    type Job = Noop;
+    async fn work(&self, _: Noop, _: JobContext) -> Result<(), JobError> {
+        if self.done.fetch_add(1, Ordering::Relaxed) + 1 == self.target {
+            self.reached.notify_one();
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Probe;
+impl Job for Probe {
+    const KIND: &'static str = "probe";
+}
+
+struct ProbeWorker(mpsc::UnboundedSender<Instant>);
+impl Worker for ProbeWorker {
+    type Job = Probe;
+    async fn work(&self, _: Probe, _: JobContext) -> Result<(), JobError> {
+        let _ = self.0.send(Instant::now());
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Defaults,
+    Tuned,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Defaults => "defaults",
+            Self::Tuned => "tuned",
+        }
+    }
+
+    /// Tuned mirrors graphile-worker's tuned run: a local queue of 500 claimed jobs.
+    fn configure(self, builder: RunnerBuilder) -> RunnerBuilder {
+        match self {
+            Self::Defaults => builder,
+            Self::Tuned => builder.prefetch(500).claim_batch(500),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let url = std::env::var("DATABASE_URL").context("DATABASE_URL must be set (run through `./dev bench`)")?;
+    let admin = PgPool::connect(&url).await?;
+    print_environment(&admin).await?;
+
+    let mut results = Vec::new();
+    for mode in [Mode::Defaults, Mode::Tuned] {
+        results.push(measure_backstop(&admin, &url, mode, &args).await?);
+    }
+    if !args.skip_graphile {
+        results.extend(measure_graphile(&args)?);
+    }
+    print_table(&results);
+    Ok(())
+}
+
+async fn fresh_database(admin: &PgPool, url: &str, name: &str) -> anyhow::Result<PgPool> {
+    sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists {name} with (force)"))).execute(admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}"))).execute(admin).await?;
+    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
+    let pool = PgPoolOptions::new().max_connections(40).connect(&format!("{base}/{name}")).await?;
+    backstop::MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+async fn measure_backstop(admin: &PgPool, url: &str, mode: Mode, args: &Args) -> anyhow::Result<Measurement> {
+    let pool = fresh_database(admin, url, &format!("backstop_bench_{}", mode.name())).await?;
+
+    // Enqueue everything first, in batches of 10,000 per statement, so the run measures the
+    // workers alone.
+    let started = Instant::now();
+    let mut left = args.jobs;
+    while left > 0 {
+        let n = left.min(10_000);
+        backstop::enqueue_many(&pool, (0..n).map(|_| NewJob::new(&Noop))).await?;
+        left -= n;
+    }
+    eprintln!("backstop {}: enqueued {} jobs in {:.1}s", mode.name(), args.jobs, started.elapsed().as_secs_f64());
+    sqlx::query("vacuum analyze backstop.jobs").execute(&pool).await?;
+
+    let done = Arc::new(AtomicU64::new(0));
+    let reached = Arc::new(Notify::new());
+    let worker = CountingWorker { done: Arc::clone(&done), target: args.jobs, reached: Arc::clone(&reached) };
+    let (probe_tx, mut probe_rx) = mpsc::unbounded_channel();
+    let builder = Runner::builder(pool.clone())
+        .register(worker)
+        .register(ProbeWorker(probe_tx))
+        .queue("default", args.concurrency);
+    let runner = mode.configure(builder).build()?;
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let running = tokio::spawn(runner.run(shutdown.clone()));
+    tokio::time::timeout(Duration::from_secs(600), reached.notified()).await.context("throughput run over 10 min")?;
+    // Done means deleted from the table, as for graphile-worker: wait for the last batch.
+    while sqlx::query_scalar::<_, i64>("select count(*) from backstop.jobs").fetch_one(&pool).await? > 0 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let jobs_per_sec = args.jobs as f64 / seconds;
+    eprintln!("backstop {}: {} jobs in {seconds:.2}s = {jobs_per_sec:.0} jobs/s", mode.name(), args.jobs);
+
+    let mut latencies = Vec::with_capacity(args.latency_samples);
+    for _ in 0..args.latency_samples {
+        let t0 = Instant::now();
+        backstop::enqueue(&pool, &Probe).await?;
+        let started_at = tokio::time::timeout(Duration::from_secs(10), probe_rx.recv())
+            .await
+            .context("a probe job did not start within 10 s")?
+            .context("probe worker gone")?;
+        latencies.push(started_at.duration_since(t0).as_secs_f64() * 1000.0);
+    }
+    shutdown.cancel();
+    running.await??;
+    let (p50, p99) = percentiles(&mut latencies);
+    eprintln!("backstop {}: latency p50 {p50:.2} ms, p99 {p99:.2} ms", mode.name());
+    Ok(Measurement {
+        system: format!("backstop {}", env!("CARGO_PKG_VERSION")),
+        mode: mode.name().into(),
+        jobs: args.jobs,
+        concurrency: args.concurrency,
+        seconds,
+        jobs_per_sec,
+        latency_p50_ms: p50,
+        latency_p99_ms: p99,
+    })
+}
+
+fn measure_graphile(args: &Args) -> anyhow::Result<Vec<Measurement>> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/graphile-worker.mjs");
+    let output = Command::new("node")
+        .arg(script)
+        .args(["--jobs", &args.jobs.to_string()])
+        .args(["--concurrency", &args.concurrency.to_string()])
+        .args(["--latency-samples", &args.latency_samples.to_string()])
+        .args(["--mode", "all"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running node bench/graphile-worker.mjs (is Node installed and `npm ci` done?)")?;
+    if !output.status.success() {
+        bail!("graphile-worker benchmark failed: {}", output.status);
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| serde_json::from_str(l).with_context(|| format!("unexpected line from the graphile-worker script: {l}")))
+        .collect()
+}
+
+fn percentiles(samples: &mut [f64]) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.50), at(0.99))
+}
+
+async fn print_environment(admin: &PgPool) -> anyhow::Result<()> {
+    let version: String = sqlx::query_scalar("show server_version").fetch_one(admin).await?;
+    let mut settings = Vec::new();
+    for name in ["fsync", "synchronous_commit", "full_page_writes", "shared_buffers"] {
+        let value: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("show {name}"))).fetch_one(admin).await?;
+        settings.push(format!("{name}={value}"));
+    }
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    println!("machine: {cores} cores ({cpu}); PostgreSQL {version} ({})", settings.join(", "));
+    Ok(())
+}
+
+fn print_table(results: &[Measurement]) {
+    println!();
+    println!("| system | mode | jobs | concurrency | seconds | jobs/s | latency p50 | latency p99 |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for m in results {
+        println!(
+            "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} ms | {:.2} ms |",
+            m.system, m.mode, m.jobs, m.concurrency, m.seconds, m.jobs_per_sec, m.latency_p50_ms, m.latency_p99_ms
+        );
+    }
+    let find = |system: &str, mode: &str| results.iter().find(|m| m.system.starts_with(system) && m.mode == mode);
+    println!();
+    for mode in ["defaults", "tuned"] {
+        if let (Some(b), Some(g)) = (find("backstop", mode), find("graphile-worker", mode)) {
+            println!(
+                "{mode}: backstop / graphile-worker throughput = {:.2}x; latency p50 {:.2} vs {:.2} ms",
+                b.jobs_per_sec / g.jobs_per_sec,
+                b.latency_p50_ms,
+                g.latency_p50_ms
+            );
+        }
+    }
+    if let (Some(b), Some(g)) = (find("backstop", "defaults"), find("graphile-worker", "tuned")) {
+        println!("backstop defaults / graphile-worker tuned = {:.2}x", b.jobs_per_sec / g.jobs_per_sec);
+    }
+}
