@@ -1,1 +1,27 @@
-//! The console (placeholder until the Leptos app lands).
+//! The Backstop console, a [Leptos] app.
+//!
+//! The same components run twice: on the server (feature `ssr`, linked into the `backstop`
+//! binary), which renders each page to HTML and answers server functions under `/api`, and in
+//! the browser (feature `hydrate`, built to `backstop.wasm`), which takes over that HTML and
+//! makes it interactive. `scripts/build-site.sh` builds both halves and the stylesheet.
+//!
+//! [Leptos]: https://leptos.dev
+
+mod api;
+mod app;
+mod pages;
+
+pub use api::{ServerStatus, console_status};
+pub use app::{App, shell};
+
+/// The browser entry point, called by the script that [`shell`] puts in `<head>` once the wasm
+/// module is loaded.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+    // Event handlers are attached once `hydrate_body` returns. Browser tests wait for this
+    // attribute before they click, instead of guessing how long the wasm takes to load.
+    _ = leptos::prelude::document().body().map(|body| body.set_attribute("data-hydrated", "true"));
+}
