@@ -5,6 +5,7 @@ mod database;
 mod demo;
 mod embedded_pg;
 mod shutdown;
+mod web;
 mod with_postgres;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the web console (server-rendered Leptos pages, hydrated in the browser). The site
+    /// (wasm, JS, CSS) comes from `--site-root`, built by `scripts/build-site.sh`.
+    Serve(web::ServeArgs),
     /// Run a command with `DATABASE_URL` pointing at a private, throwaway PostgreSQL cluster
     /// (or at the existing `DATABASE_URL`, if one is set). The cluster is stopped and deleted
     /// when the command exits; the command's exit code is passed through.
@@ -46,6 +50,7 @@ fn main() -> std::process::ExitCode {
     let default_log = if matches!(cli.command, Command::Demo { .. }) { "error" } else { "info" };
     init_tracing(default_log);
     match cli.command {
+        Command::Serve(args) => run_async(async move { web::serve(args, shutdown::on_signal()).await }),
         Command::WithPostgres(args) => with_postgres::run(args),
         Command::Demo { args, db } => run_async(async move {
             let database = database::connect_or_start(db.database_url, 20).await?;
