@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds the console: the browser half of the app (wasm + JS glue), the stylesheet, and the
+# `backstop` server binary. The same steps cargo-leptos would run, without installing it.
+#
+#   scripts/build-site.sh            debug: fast to build, large wasm
+#   scripts/build-site.sh --release  release: `wasm-release` profile + wasm-opt -Oz, minified CSS
+#
+# Output: <target dir>/site/pkg/{backstop.js, backstop_bg.wasm, backstop.css}, the static
+# files from public/ in <target dir>/site, and
+# <target dir>/{debug,release}/backstop. Serve it with
+#   <target dir>/debug/backstop serve --site-root <target dir>/site
+# Run scripts/setup.sh once first (wasm target, wasm-bindgen, npm packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+release=false
+case "${1:-}" in
+  "") ;;
+  --release) release=true ;;
+  *) echo "usage: $0 [--release]" >&2; exit 2 ;;
+esac
+
+step() { printf '\033[1mbuild-site:\033[0m %s\n' "$*" >&2; }
+
+# Respects CARGO_TARGET_DIR and any build.target-dir in .cargo/config.toml.
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () => console.log(JSON.parse(s).target_directory))')
+site="$target_dir/site"
+pkg="$site/pkg"
+# npm's tools (Tailwind CLI, binaryen's wasm-opt) before anything else on PATH: Debian's
+# wasm-opt 108 produces wasm that fails to hydrate.
+export PATH="$PWD/node_modules/.bin:$PATH"
+
+if $release; then
+  wasm_profile=wasm-release server_profile=(--release) server_dir=release
+else
+  wasm_profile=dev server_profile=() server_dir=debug
+fi
+# Cargo puts the `dev` profile in .../debug.
+wasm_dir=$([[ $wasm_profile == dev ]] && echo debug || echo "$wasm_profile")
+
+step "wasm: cargo build -p app --lib --target wasm32-unknown-unknown --features hydrate --profile $wasm_profile"
+cargo build -p app --lib --target wasm32-unknown-unknown --features hydrate --profile "$wasm_profile"
+
+step "wasm-bindgen --target web --out-name backstop -> $pkg"
+mkdir -p "$pkg"
+rm -f "$pkg"/backstop.js "$pkg"/backstop_bg.wasm
+wasm-bindgen "$target_dir/wasm32-unknown-unknown/$wasm_dir/app.wasm" \
+  --target web --no-typescript --out-dir "$pkg" --out-name backstop
+
+if $release; then
+  step "wasm-opt -Oz ($(wasm-opt --version))"
+  wasm-opt -Oz "$pkg/backstop_bg.wasm" -o "$pkg/backstop_bg.wasm"
+fi
+
+step "public/ -> $site"
+cp -R public/. "$site/"
+
+step "tailwindcss -> $pkg/backstop.css"
+tailwind_args=(--input style/main.css --output "$pkg/backstop.css")
+$release && tailwind_args+=(--minify)
+tailwindcss "${tailwind_args[@]}"
+
+step "server: cargo build -p backstop-server ${server_profile[*]}"
+cargo build -p backstop-server "${server_profile[@]}"
+
+step "done: $target_dir/$server_dir/backstop serve --site-root $site"
+ls -l "$pkg" >&2
