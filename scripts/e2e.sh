@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Browser tests: builds the console (scripts/build-site.sh) and runs the Playwright tests in
+# end2end/ against it, in Debian's Chromium. Playwright starts the server itself.
+#
+#   scripts/e2e.sh                     against the debug build
+#   scripts/e2e.sh --release           against the release build (the only one that runs wasm-opt)
+#   scripts/e2e.sh [--release] ARGS    extra arguments go to `playwright test` (e.g. -g toggle)
+#
+# E2E_PORT picks the port (default: a free one). Run scripts/setup.sh once first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=debug build_args=()
+if [[ ${1:-} == --release ]]; then
+  profile=release build_args=(--release)
+  shift
+fi
+
+[[ -x /usr/bin/chromium ]] || { echo "e2e: /usr/bin/chromium missing; run scripts/setup.sh" >&2; exit 1; }
+
+scripts/build-site.sh "${build_args[@]}"
+
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () => console.log(JSON.parse(s).target_directory))')
+export BACKSTOP_BIN="$target_dir/$profile/backstop"
+export BACKSTOP_SITE_ROOT="$target_dir/site"
+# A port nobody listens on right now (the kernel picks it), so parallel runs do not collide.
+export E2E_PORT=${E2E_PORT:-$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')}
+
+printf '\033[1me2e:\033[0m %s serve on 127.0.0.1:%s\n' "$BACKSTOP_BIN" "$E2E_PORT" >&2
+# --no-install: never fetch Playwright from the registry; it comes from package-lock.json.
+exec npx --no-install playwright test -c end2end/playwright.config.ts "$@"
