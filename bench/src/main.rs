@@ -111,7 +111,8 @@ impl Mode {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = std::env::var("DATABASE_URL").context("DATABASE_URL must be set (run through `./dev bench`)")?;
+    let url =
+        std::env::var("DATABASE_URL").context("DATABASE_URL must be set (run through `./dev bench`)")?;
     let admin = PgPool::connect(&url).await?;
     print_environment(&admin).await?;
 
@@ -127,7 +128,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn fresh_database(admin: &PgPool, url: &str, name: &str) -> anyhow::Result<PgPool> {
-    sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists {name} with (force)"))).execute(admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists {name} with (force)")))
+        .execute(admin)
+        .await?;
     sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}"))).execute(admin).await?;
     let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
     let pool = PgPoolOptions::new().max_connections(40).connect(&format!("{base}/{name}")).await?;
@@ -147,7 +150,12 @@ async fn measure_backstop(admin: &PgPool, url: &str, mode: Mode, args: &Args) ->
         backstop::enqueue_many(&pool, (0..n).map(|_| NewJob::new(&Noop))).await?;
         left -= n;
     }
-    eprintln!("backstop {}: enqueued {} jobs in {:.1}s", mode.name(), args.jobs, started.elapsed().as_secs_f64());
+    eprintln!(
+        "backstop {}: enqueued {} jobs in {:.1}s",
+        mode.name(),
+        args.jobs,
+        started.elapsed().as_secs_f64()
+    );
     sqlx::query("vacuum analyze backstop.jobs").execute(&pool).await?;
 
     let done = Arc::new(AtomicU64::new(0));
@@ -162,7 +170,9 @@ async fn measure_backstop(admin: &PgPool, url: &str, mode: Mode, args: &Args) ->
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     let running = tokio::spawn(runner.run(shutdown.clone()));
-    tokio::time::timeout(Duration::from_secs(600), reached.notified()).await.context("throughput run over 10 min")?;
+    tokio::time::timeout(Duration::from_secs(600), reached.notified())
+        .await
+        .context("throughput run over 10 min")?;
     // Done means deleted from the table, as for graphile-worker: wait for the last batch.
     while sqlx::query_scalar::<_, i64>("select count(*) from backstop.jobs").fetch_one(&pool).await? > 0 {
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -172,9 +182,12 @@ async fn measure_backstop(admin: &PgPool, url: &str, mode: Mode, args: &Args) ->
     eprintln!("backstop {}: {} jobs in {seconds:.2}s = {jobs_per_sec:.0} jobs/s", mode.name(), args.jobs);
 
     let mut latencies = Vec::with_capacity(args.latency_samples);
+    // How much of the latency is the enqueue's own (durable) commit.
+    let mut enqueue_only = Vec::with_capacity(args.latency_samples);
     for _ in 0..args.latency_samples {
         let t0 = Instant::now();
         backstop::enqueue(&pool, &Probe).await?;
+        enqueue_only.push(t0.elapsed().as_secs_f64() * 1000.0);
         let started_at = tokio::time::timeout(Duration::from_secs(10), probe_rx.recv())
             .await
             .context("a probe job did not start within 10 s")?
@@ -184,7 +197,11 @@ async fn measure_backstop(admin: &PgPool, url: &str, mode: Mode, args: &Args) ->
     shutdown.cancel();
     running.await??;
     let (p50, p99) = percentiles(&mut latencies);
-    eprintln!("backstop {}: latency p50 {p50:.2} ms, p99 {p99:.2} ms", mode.name());
+    let (enqueue_p50, _) = percentiles(&mut enqueue_only);
+    eprintln!(
+        "backstop {}: latency p50 {p50:.2} ms, p99 {p99:.2} ms (of which the enqueue call itself: p50 {enqueue_p50:.2} ms)",
+        mode.name()
+    );
     Ok(Measurement {
         system: format!("backstop {}", env!("CARGO_PKG_VERSION")),
         mode: mode.name().into(),
@@ -214,7 +231,10 @@ fn measure_graphile(args: &Args) -> anyhow::Result<Vec<Measurement>> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|l| l.trim_start().starts_with('{'))
-        .map(|l| serde_json::from_str(l).with_context(|| format!("unexpected line from the graphile-worker script: {l}")))
+        .map(|l| {
+            serde_json::from_str(l)
+                .with_context(|| format!("unexpected line from the graphile-worker script: {l}"))
+        })
         .collect()
 }
 
@@ -228,12 +248,17 @@ async fn print_environment(admin: &PgPool) -> anyhow::Result<()> {
     let version: String = sqlx::query_scalar("show server_version").fetch_one(admin).await?;
     let mut settings = Vec::new();
     for name in ["fsync", "synchronous_commit", "full_page_writes", "shared_buffers"] {
-        let value: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("show {name}"))).fetch_one(admin).await?;
+        let value: String =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("show {name}"))).fetch_one(admin).await?;
         settings.push(format!("{name}={value}"));
     }
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     println!("machine: {cores} cores ({cpu}); PostgreSQL {version} ({})", settings.join(", "));
@@ -247,10 +272,18 @@ fn print_table(results: &[Measurement]) {
     for m in results {
         println!(
             "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} ms | {:.2} ms |",
-            m.system, m.mode, m.jobs, m.concurrency, m.seconds, m.jobs_per_sec, m.latency_p50_ms, m.latency_p99_ms
+            m.system,
+            m.mode,
+            m.jobs,
+            m.concurrency,
+            m.seconds,
+            m.jobs_per_sec,
+            m.latency_p50_ms,
+            m.latency_p99_ms
         );
     }
-    let find = |system: &str, mode: &str| results.iter().find(|m| m.system.starts_with(system) && m.mode == mode);
+    let find =
+        |system: &str, mode: &str| results.iter().find(|m| m.system.starts_with(system) && m.mode == mode);
     println!();
     for mode in ["defaults", "tuned"] {
         if let (Some(b), Some(g)) = (find("backstop", mode), find("graphile-worker", mode)) {
