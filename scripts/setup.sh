@@ -49,14 +49,8 @@ else
   command -v wasm-bindgen >/dev/null || die "wasm-bindgen installed into ~/.cargo/bin, which is not on PATH"
 fi
 
-# 3. npm packages, exactly as locked. npm writes node_modules/.package-lock.json on install;
-# when it is newer than package-lock.json, nothing changed since.
-if [[ -f node_modules/.package-lock.json && ! package-lock.json -nt node_modules/.package-lock.json ]]; then
-  say "node_modules: up to date"
-else
-  say "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
-fi
+# 3. npm packages, as pinned by package-lock.json.
+scripts/npm-install.sh
 
 # 4. Chromium from Debian. Refresh the package lists only when apt does not know the package.
 if [[ -x /usr/bin/chromium ]]; then
