@@ -63,6 +63,10 @@ fn leptos_options(args: &ServeArgs) -> anyhow::Result<LeptosOptions> {
 
 /// The console's routes: every page of the app (rendered on the server), its server functions
 /// under `/api`, and, for anything else, a static file from the site root or the app's 404 page.
+///
+/// Build it once, before serving: `generate_route_list` renders the app with resource loading
+/// switched off *process-wide* (`leptos_server::SuppressResourceLoad`, an `AtomicBool`), so a
+/// page rendered at the same moment never resolves its `<Suspense>`/`<Transition>` and hangs.
 fn router(options: LeptosOptions) -> Router {
     let routes = generate_route_list(App);
     Router::new()
@@ -94,19 +98,23 @@ fn check_site_root(site_root: &Path) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::LazyLock;
+
     use axum::body::Body;
     use axum::http::{Request, StatusCode, header};
     use tower::ServiceExt as _;
 
     use super::*;
 
-    fn test_router() -> Router {
+    /// One router for all tests, as in `serve`: building one per test, in parallel, hung about
+    /// one run in twenty (see `router`).
+    static ROUTER: LazyLock<Router> = LazyLock::new(|| {
         let args = ServeArgs { bind: "127.0.0.1:0".parse().unwrap(), site_root: "does-not-exist".into() };
         router(leptos_options(&args).unwrap())
-    }
+    });
 
     async fn send(request: Request<Body>) -> (StatusCode, String) {
-        let response = test_router().oneshot(request).await.unwrap();
+        let response = ROUTER.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         (status, String::from_utf8(body.to_vec()).unwrap())
