@@ -32,13 +32,13 @@ pub struct ServeArgs {
 /// Serves the console until `shutdown` is cancelled, then finishes the requests in flight.
 pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     check_site_root(&args.site_root);
-    let options = leptos_options(&args)?;
+    let app = router(leptos_options(&args)?);
     let listener =
         tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("listen on {}", args.bind))?;
     let addr = listener.local_addr().context("read the listening address")?;
     tracing::info!(site_root = %args.site_root.display(), "console listening on http://{addr}");
 
-    axum::serve(listener, router(options))
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("serve the console")?;
