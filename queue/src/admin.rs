@@ -13,6 +13,20 @@ use crate::sql;
 
 pub use crate::sql::StatsRow;
 
+mod audit;
+mod bulk;
+mod search;
+
+pub use audit::{AuditEntry, audit_log, record_action};
+pub use bulk::{
+    BulkOutcome, DeadAction, LiveAction, act_on_dead_jobs, act_on_dead_matching, act_on_jobs,
+    act_on_jobs_matching,
+};
+pub use search::{
+    EXACT_COUNT_LIMIT, JobSearch, QueueCounts, WorkerProcess, count_dead_jobs, count_jobs, queue_counts,
+    search_dead_jobs, search_jobs, workers,
+};
+
 /// One failed attempt, as stored in a job's error history.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AttemptError {
@@ -201,11 +215,7 @@ pub async fn delete_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> R
 /// `cancelled`, so nothing vanishes without a trace.
 pub async fn cancel_jobs(pool: &sqlx::PgPool, ids: &[JobId], reason: &str) -> Result<u64> {
     let mut tx = pool.begin().await?;
-    let mut cancelled = 0;
-    for &id in ids {
-        let moved = sql::job_move_to_dead(&mut tx, id, None, reason, None, "cancelled").await?;
-        cancelled += u64::from(moved.is_some());
-    }
+    let cancelled = bulk::cancel(&mut tx, ids, reason).await?;
     tx.commit().await?;
     Ok(cancelled)
 }

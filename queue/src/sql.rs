@@ -673,3 +673,13 @@ pub(crate) async fn job_stats_since<'e, E: PgExecutor<'e>>(
     .fetch_all(executor)
     .await
 }
+
+// Declared after the column macros above, which they use.
+mod audit;
+mod search;
+
+pub(crate) use audit::{audit_insert, audit_list};
+pub(crate) use search::{
+    FilterArgs, dead_job_count, dead_job_search, job_count, job_search, queue_counts, table_row_estimate,
+    worker_list,
+};

@@ -1,0 +1,134 @@
+//! Acting on every job that matches a search, not only on a page of ids: the filter is
+//! re-run on the server in keyset pages, so the action covers exactly what matches now.
+
+use sqlx::{PgConnection, PgPool};
+
+use super::{JobSearch, JobState, search_dead_jobs, search_jobs};
+use crate::{Result, sql};
+
+/// What a bulk action matched and what it changed. Jobs that matched but were not changed
+/// (running meanwhile, or a dead job whose unique key a live job now holds) are
+/// `matched - changed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BulkOutcome {
+    /// Rows the search matched when each page was read.
+    pub matched: u64,
+    /// Rows the action changed.
+    pub changed: u64,
+}
+
+impl BulkOutcome {
+    /// Matched but left alone.
+    pub fn skipped(&self) -> u64 {
+        self.matched - self.changed.min(self.matched)
+    }
+}
+
+/// An action on dead jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadAction {
+    /// Back to the queue, attempts reset, history kept.
+    Retry,
+    /// Hidden from default lists, kept for the record.
+    Discard,
+    /// Gone for good.
+    Delete,
+}
+
+/// An action on live jobs. Running jobs are never touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveAction {
+    /// Run now (waiting, scheduled or retrying jobs).
+    RunNow,
+    /// Move to the dead-letter table marked `cancelled`.
+    Cancel,
+    /// Delete without a trace.
+    Delete,
+}
+
+/// Rows per page: one statement per page, each its own short transaction, so a bulk action on
+/// 100,000 jobs never holds locks on all of them at once.
+const PAGE: i64 = 1000;
+
+/// Applies `action` to dead jobs by id. Returns how many changed. Takes a connection so the
+/// caller can record the action (see [`super::record_action`]) in the same transaction.
+pub async fn act_on_dead_jobs(conn: &mut PgConnection, action: DeadAction, ids: &[i64]) -> Result<u64> {
+    Ok(match action {
+        DeadAction::Retry => sql::dead_job_retry_many(conn, ids).await?,
+        DeadAction::Discard => sql::dead_job_discard_many(conn, ids).await?,
+        DeadAction::Delete => sql::dead_job_delete_many(conn, ids).await?,
+    })
+}
+
+/// Applies `action` to live jobs by id, skipping running ones. Returns how many changed.
+/// `actor` names who cancelled, in the cancelled jobs' error history.
+pub async fn act_on_jobs(
+    conn: &mut PgConnection,
+    action: LiveAction,
+    ids: &[i64],
+    actor: &str,
+) -> Result<u64> {
+    Ok(match action {
+        LiveAction::RunNow => sql::job_run_now_many(conn, ids).await?,
+        LiveAction::Delete => sql::job_delete_many(conn, ids).await?,
+        LiveAction::Cancel => cancel(conn, ids, &format!("cancelled by {actor}")).await?,
+    })
+}
+
+/// Moves unlocked jobs to the dead-letter table as `cancelled`, with `reason` as their error.
+pub(super) async fn cancel(conn: &mut PgConnection, ids: &[i64], reason: &str) -> Result<u64> {
+    let mut cancelled = 0;
+    for &id in ids {
+        let moved = sql::job_move_to_dead(conn, id, None, reason, None, "cancelled").await?;
+        cancelled += u64::from(moved.is_some());
+    }
+    Ok(cancelled)
+}
+
+/// Applies `action` to every dead job matching `search` (discarded ones too when
+/// `include_discarded`), page by page.
+pub async fn act_on_dead_matching(
+    pool: &PgPool,
+    action: DeadAction,
+    search: &JobSearch,
+    include_discarded: bool,
+) -> Result<BulkOutcome> {
+    let mut outcome = BulkOutcome::default();
+    let mut before = None;
+    loop {
+        let page = search_dead_jobs(pool, search, include_discarded, before, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        before = Some((last.died_at, last.id));
+        let ids: Vec<i64> = page.iter().map(|job| job.id).collect();
+        outcome.matched += ids.len() as u64;
+        let mut conn = pool.acquire().await?;
+        outcome.changed += act_on_dead_jobs(&mut conn, action, &ids).await?;
+    }
+    Ok(outcome)
+}
+
+/// Applies `action` to every live job matching `state` and `search`, page by page. Running
+/// jobs match but are skipped.
+pub async fn act_on_jobs_matching(
+    pool: &PgPool,
+    action: LiveAction,
+    state: Option<JobState>,
+    search: &JobSearch,
+    actor: &str,
+) -> Result<BulkOutcome> {
+    let mut outcome = BulkOutcome::default();
+    let mut before = None;
+    loop {
+        let page = search_jobs(pool, state, search, before, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        let ids: Vec<i64> = page.iter().map(|job| job.id).collect();
+        outcome.matched += ids.len() as u64;
+        let mut tx = pool.begin().await?;
+        outcome.changed += act_on_jobs(&mut tx, action, &ids, actor).await?;
+        tx.commit().await?;
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,165 @@
+//! Finding jobs the way a console does: by state, queue, kind, payload and error text, a keyset
+//! page at a time, plus per-queue counts that stay cheap on tables of millions of rows.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool};
+
+use super::{DeadJob, JobRecord, JobState};
+use crate::job::JobId;
+use crate::{Result, sql};
+
+/// Filters shared by live and dead jobs. Every field is optional; set fields must all match.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JobSearch {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only jobs whose payload contains this JSON (`payload @> value`): `{"user_id": 42}`
+    /// matches any payload with that key and value, whatever else it holds.
+    pub payload_contains: Option<serde_json::Value>,
+    /// Only jobs whose last error has these words (PostgreSQL full-text search, no stemming;
+    /// `"connection refused"` in quotes for a phrase, `-word` to exclude).
+    pub error_text: Option<String>,
+}
+
+impl JobSearch {
+    fn args(&self) -> sql::FilterArgs<'_> {
+        sql::FilterArgs {
+            queue: self.queue.as_deref(),
+            kind: self.kind.as_deref(),
+            payload_contains: self.payload_contains.as_ref().map(serde_json::Value::to_string),
+            error_search: self.error_text.as_deref().filter(|text| !text.trim().is_empty()),
+        }
+    }
+}
+
+/// Live jobs newest first (highest id first), one keyset page at a time: pass the last id of
+/// the previous page as `before`. `state` narrows to one state; [`JobState::Dead`] matches
+/// nothing here (dead jobs are in [`search_dead_jobs`]).
+pub async fn search_jobs<'e, E: PgExecutor<'e>>(
+    executor: E,
+    state: Option<JobState>,
+    search: &JobSearch,
+    before: Option<JobId>,
+    limit: i64,
+) -> Result<Vec<JobRecord>> {
+    let Some(state) = state_name(state) else { return Ok(Vec::new()) };
+    Ok(sql::job_search(executor, state, &search.args(), before, limit.clamp(1, 1000)).await?)
+}
+
+/// Dead jobs newest first, one keyset page at a time: pass the last row's `(died_at, id)` as
+/// `before`. Discarded jobs only with `include_discarded`.
+pub async fn search_dead_jobs<'e, E: PgExecutor<'e>>(
+    executor: E,
+    search: &JobSearch,
+    include_discarded: bool,
+    before: Option<(DateTime<Utc>, JobId)>,
+    limit: i64,
+) -> Result<Vec<DeadJob>> {
+    Ok(sql::dead_job_search(executor, &search.args(), include_discarded, before, limit.clamp(1, 1000))
+        .await?)
+}
+
+/// How many live jobs match `state` and `search`, counted up to `cap` (so a count never
+/// costs more than reading `cap` rows): show "100,000+" when it returns `cap`.
+pub async fn count_jobs<'e, E: PgExecutor<'e>>(
+    executor: E,
+    state: Option<JobState>,
+    search: &JobSearch,
+    cap: i64,
+) -> Result<i64> {
+    let Some(state) = state_name(state) else { return Ok(0) };
+    Ok(sql::job_count(executor, state, &search.args(), cap.max(1)).await?)
+}
+
+/// How many dead jobs match `search`, counted up to `cap`.
+pub async fn count_dead_jobs<'e, E: PgExecutor<'e>>(
+    executor: E,
+    search: &JobSearch,
+    include_discarded: bool,
+    cap: i64,
+) -> Result<i64> {
+    Ok(sql::dead_job_count(executor, &search.args(), include_discarded, cap.max(1)).await?)
+}
+
+/// The SQL name of a live state: `Some(None)` for every live state, `None` for
+/// [`JobState::Dead`] (which no live job is in).
+fn state_name(state: Option<JobState>) -> Option<Option<&'static str>> {
+    match state {
+        None => Some(None),
+        Some(JobState::Dead) => None,
+        Some(JobState::Scheduled) => Some(Some("scheduled")),
+        Some(JobState::Queued) => Some(Some("queued")),
+        Some(JobState::Running) => Some(Some("running")),
+        Some(JobState::Retrying) => Some(Some("retrying")),
+    }
+}
+
+/// How many jobs a queue holds in each state.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct QueueCounts {
+    /// The queue.
+    pub queue: String,
+    /// Waiting for their `run_at`, never tried.
+    pub scheduled: i64,
+    /// Ready to run now.
+    pub queued: i64,
+    /// Held by a worker.
+    pub running: i64,
+    /// Failed at least once, waiting for the next attempt.
+    pub retrying: i64,
+    /// In the dead-letter table, not discarded.
+    pub dead: i64,
+    /// When the longest-waiting ready job became ready: how far behind the queue is.
+    pub oldest_queued: Option<DateTime<Utc>>,
+    /// Workers do not claim from it.
+    pub paused: bool,
+    /// `false` when the counts are estimates from a sample (tables over
+    /// [`EXACT_COUNT_LIMIT`] rows).
+    pub exact: bool,
+}
+
+/// Up to this many rows a table is counted exactly; above it, [`queue_counts`] counts a block
+/// sample of about this many rows and scales up, so the cost stays flat as tables grow.
+pub const EXACT_COUNT_LIMIT: f64 = 200_000.0;
+
+/// Jobs per queue and state, live and dead, with each queue's paused flag. Exact for tables
+/// up to [`EXACT_COUNT_LIMIT`] rows, estimated from a sample above (marked `exact: false`).
+pub async fn queue_counts(pool: &PgPool) -> Result<Vec<QueueCounts>> {
+    let sample_percent = |rows: Option<f64>| match rows {
+        Some(rows) if rows > EXACT_COUNT_LIMIT => (EXACT_COUNT_LIMIT / rows * 100.0).max(0.01),
+        _ => 100.0,
+    };
+    let live = sql::table_row_estimate(pool, "backstop.jobs").await?;
+    let dead = sql::table_row_estimate(pool, "backstop.dead_jobs").await?;
+    Ok(sql::queue_counts(pool, sample_percent(live), sample_percent(dead)).await?)
+}
+
+/// A worker process that has checked in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerProcess {
+    /// Its id (host, pid and a random suffix).
+    pub id: String,
+    /// The queues it works.
+    pub queues: Vec<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat.
+    pub last_seen: DateTime<Utc>,
+}
+
+/// Worker processes, oldest first. A process that stopped heartbeating stays listed until
+/// maintenance removes it; compare `last_seen` with the heartbeat timeout.
+pub async fn workers<'e, E: PgExecutor<'e>>(executor: E) -> Result<Vec<WorkerProcess>> {
+    Ok(sql::worker_list(executor)
+        .await?
+        .into_iter()
+        .map(|w| WorkerProcess {
+            id: w.id,
+            queues: w.queues,
+            started_at: w.started_at,
+            last_seen: w.last_seen,
+        })
+        .collect())
+}

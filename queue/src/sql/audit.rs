@@ -1,0 +1,42 @@
+//! The audit log of operator actions.
+
+use sqlx::PgExecutor;
+
+use crate::admin::AuditEntry;
+
+pub(crate) async fn audit_insert<'e, E: PgExecutor<'e>>(
+    executor: E,
+    actor: &str,
+    action: &str,
+    target: &serde_json::Value,
+    requested: i64,
+    changed: i64,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "insert into backstop.audit_log (actor, action, target, requested, changed) \
+         values ($1, $2, $3, $4, $5) returning id",
+    )
+    .bind(actor)
+    .bind(action)
+    .bind(target)
+    .bind(requested)
+    .bind(changed)
+    .fetch_one(executor)
+    .await
+}
+
+/// Newest first, keyset-paginated on `id` (identity: increases with `at`).
+pub(crate) async fn audit_list<'e, E: PgExecutor<'e>>(
+    executor: E,
+    before_id: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<AuditEntry>> {
+    sqlx::query_as(
+        "select id, at, actor, action, target, requested, changed from backstop.audit_log \
+         where ($1::bigint is null or id < $1) order by id desc limit $2",
+    )
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}

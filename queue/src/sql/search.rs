@@ -1,0 +1,244 @@
+//! The console's reads: filtered, keyset-paginated lists and per-queue counts.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+use crate::admin::{DeadJob, JobRecord, QueueCounts};
+
+/// The filter arguments both tables share, already in the shape the SQL binds.
+#[derive(Debug, Default)]
+pub(crate) struct FilterArgs<'a> {
+    pub queue: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    /// JSON text for `payload @> $n::jsonb`.
+    pub payload_contains: Option<String>,
+    /// Words for `websearch_to_tsquery('simple', $n)`.
+    pub error_search: Option<&'a str>,
+}
+
+/// The `where` clause of the live-job filter: `$1` queue, `$2` kind, `$3` payload JSON, `$4`
+/// error words, `$5` state. A macro so that list and count share it and stay `&'static str`.
+macro_rules! live_filter {
+    () => {
+        r#"
+        where ($1::text is null or queue = $1)
+          and ($2::text is null or kind = $2)
+          and ($3::jsonb is null or payload @> $3::jsonb)
+          and ($4::text is null
+               or to_tsvector('simple', coalesce(last_error, '')) @@ websearch_to_tsquery('simple', $4))
+          -- The states people see, as in admin::JobRecord::state.
+          and case $5::text
+                when 'running'   then locked_by is not null
+                when 'retrying'  then locked_by is null and attempts > 0
+                when 'scheduled' then locked_by is null and attempts = 0 and run_at > now()
+                when 'queued'    then locked_by is null and attempts = 0 and run_at <= now()
+                else true
+              end
+        "#
+    };
+}
+
+/// The `where` clause of the dead-job filter: `$1`..`$4` as for live jobs, `$5` include
+/// discarded.
+macro_rules! dead_filter {
+    () => {
+        r#"
+        where ($1::text is null or queue = $1)
+          and ($2::text is null or kind = $2)
+          and ($3::jsonb is null or payload @> $3::jsonb)
+          and ($4::text is null
+               or to_tsvector('simple', coalesce(last_error, '')) @@ websearch_to_tsquery('simple', $4))
+          and ($5 or discarded_at is null)
+        "#
+    };
+}
+
+/// Live jobs newest first, keyset-paginated on `id` (the primary key: deep pages cost the same
+/// as the first). `state` is `scheduled`, `queued`, `running`, `retrying` or `None` for all.
+pub(crate) async fn job_search<'e, E: PgExecutor<'e>>(
+    executor: E,
+    state: Option<&str>,
+    filter: &FilterArgs<'_>,
+    before_id: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<JobRecord>> {
+    sqlx::query_as(concat!(
+        "select ",
+        job_columns!(),
+        " from backstop.jobs ",
+        live_filter!(),
+        r#"
+          and ($6::bigint is null or id < $6)
+        order by id desc
+        limit $7
+        "#
+    ))
+    .bind(filter.queue)
+    .bind(filter.kind)
+    .bind(filter.payload_contains.as_deref())
+    .bind(filter.error_search)
+    .bind(state)
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// Dead jobs newest first, keyset-paginated on `(died_at, id)`; every filter has an index
+/// (see the console migration).
+pub(crate) async fn dead_job_search<'e, E: PgExecutor<'e>>(
+    executor: E,
+    filter: &FilterArgs<'_>,
+    include_discarded: bool,
+    before: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> sqlx::Result<Vec<DeadJob>> {
+    let (before_at, before_id) = before.unzip();
+    sqlx::query_as(concat!(
+        "select ",
+        dead_columns!(),
+        " from backstop.dead_jobs ",
+        dead_filter!(),
+        r#"
+          and ($6::timestamptz is null or (died_at, id) < ($6, $7))
+        order by died_at desc, id desc
+        limit $8
+        "#
+    ))
+    .bind(filter.queue)
+    .bind(filter.kind)
+    .bind(filter.payload_contains.as_deref())
+    .bind(filter.error_search)
+    .bind(include_discarded)
+    .bind(before_at)
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// The planner's row estimate for a table: free, and refreshed by autovacuum's analyze.
+/// Negative (never analysed) comes back as `None`.
+pub(crate) async fn table_row_estimate<'e, E: PgExecutor<'e>>(
+    executor: E,
+    table: &str,
+) -> sqlx::Result<Option<f64>> {
+    let estimate: Option<f32> =
+        sqlx::query_scalar("select reltuples from pg_class where oid = to_regclass($1)")
+            .bind(table)
+            .fetch_optional(executor)
+            .await?;
+    Ok(estimate.filter(|n| *n >= 0.0).map(f64::from))
+}
+
+/// Jobs per queue and state, counted over a `sample_percent` block sample of both tables and
+/// scaled back up (100 means every row: exact). A block sample reads that share of the table's
+/// pages, so the cost is bounded however large the tables grow.
+pub(crate) async fn queue_counts<'e, E: PgExecutor<'e>>(
+    executor: E,
+    live_sample_percent: f64,
+    dead_sample_percent: f64,
+) -> sqlx::Result<Vec<QueueCounts>> {
+    sqlx::query_as(
+        r#"
+        with live as (
+            select queue,
+                   count(*) filter (where locked_by is null and attempts = 0 and run_at > now()) as scheduled,
+                   count(*) filter (where locked_by is null and attempts = 0 and run_at <= now()) as queued,
+                   count(*) filter (where locked_by is not null) as running,
+                   count(*) filter (where locked_by is null and attempts > 0) as retrying,
+                   min(run_at) filter (where locked_by is null and attempts = 0 and run_at <= now()) as oldest_queued
+            -- tablesample system (100) reads every page: the exact count.
+            from backstop.jobs tablesample system ($1::float4)
+            group by queue
+        ),
+        dead as (
+            select queue, count(*) as dead
+            from backstop.dead_jobs tablesample system ($2::float4)
+            where discarded_at is null
+            group by queue
+        ),
+        names as (
+            select queue from live union select queue from dead union select name from backstop.queues
+        )
+        select n.queue,
+               (coalesce(l.scheduled, 0) * 100 / $1)::bigint as scheduled,
+               (coalesce(l.queued, 0) * 100 / $1)::bigint as queued,
+               (coalesce(l.running, 0) * 100 / $1)::bigint as running,
+               (coalesce(l.retrying, 0) * 100 / $1)::bigint as retrying,
+               (coalesce(d.dead, 0) * 100 / $2)::bigint as dead,
+               l.oldest_queued,
+               coalesce(q.paused, false) as paused,
+               ($1 >= 100 and $2 >= 100) as exact
+        from names n
+        left join live l on l.queue = n.queue
+        left join dead d on d.queue = n.queue
+        left join backstop.queues q on q.name = n.queue
+        order by n.queue
+        "#,
+    )
+    .bind(live_sample_percent)
+    .bind(dead_sample_percent)
+    .fetch_all(executor)
+    .await
+}
+
+/// A worker process and when it last checked in.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct WorkerRow {
+    pub id: String,
+    pub queues: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+pub(crate) async fn worker_list<'e, E: PgExecutor<'e>>(executor: E) -> sqlx::Result<Vec<WorkerRow>> {
+    sqlx::query_as("select id, queues, started_at, last_seen from backstop.workers order by started_at")
+        .fetch_all(executor)
+        .await
+}
+
+/// How many live jobs match, counted up to `cap` rows (the count stops there, so it costs at
+/// most `cap` index or heap reads however large the table is).
+pub(crate) async fn job_count<'e, E: PgExecutor<'e>>(
+    executor: E,
+    state: Option<&str>,
+    filter: &FilterArgs<'_>,
+    cap: i64,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(concat!(
+        "select count(*) from (select 1 from backstop.jobs ",
+        live_filter!(),
+        " limit $6) capped"
+    ))
+    .bind(filter.queue)
+    .bind(filter.kind)
+    .bind(filter.payload_contains.as_deref())
+    .bind(filter.error_search)
+    .bind(state)
+    .bind(cap)
+    .fetch_one(executor)
+    .await
+}
+
+/// How many dead jobs match, counted up to `cap` rows.
+pub(crate) async fn dead_job_count<'e, E: PgExecutor<'e>>(
+    executor: E,
+    filter: &FilterArgs<'_>,
+    include_discarded: bool,
+    cap: i64,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(concat!(
+        "select count(*) from (select 1 from backstop.dead_jobs ",
+        dead_filter!(),
+        " limit $6) capped"
+    ))
+    .bind(filter.queue)
+    .bind(filter.kind)
+    .bind(filter.payload_contains.as_deref())
+    .bind(filter.error_search)
+    .bind(include_discarded)
+    .bind(cap)
+    .fetch_one(executor)
+    .await
+}
