@@ -1,16 +1,31 @@
 // Browser tests for the console, in Debian's Chromium (never a downloaded browser).
-// Normally run through scripts/e2e.sh, which builds the site and sets:
+// Run through scripts/e2e.sh, which builds the site, starts a private PostgreSQL and sets:
+//   DATABASE_URL        the database both servers below use, and the tests seed
 //   BACKSTOP_BIN        the server binary (default target/debug/backstop)
 //   BACKSTOP_SITE_ROOT  the built site (default target/site)
-//   E2E_PORT            where the server listens (default 3917)
+//   E2E_PORT            the demo console (no sign-in, loopback); E2E_PORT + 1 is the console
+//                       with sign-in (users vera, a viewer, and otto, an operator)
 import path from 'node:path';
 import { defineConfig } from '@playwright/test';
 
 const repoRoot = path.resolve(__dirname, '..');
 const port = Number(process.env.E2E_PORT ?? 3917);
-const baseURL = `http://127.0.0.1:${port}`;
 const binary = path.resolve(repoRoot, process.env.BACKSTOP_BIN ?? 'target/debug/backstop');
 const siteRoot = path.resolve(repoRoot, process.env.BACKSTOP_SITE_ROOT ?? 'target/site');
+
+export const demoURL = `http://127.0.0.1:${port}`;
+export const signedInURL = `http://127.0.0.1:${port + 1}`;
+
+const server = (args: string, url: string) => ({
+  command: `"${binary}" ${args} --site-root "${siteRoot}"`,
+  cwd: repoRoot,
+  // Ready once it answers (401 counts: the signed-in console is up and asking for credentials).
+  url,
+  reuseExistingServer: false,
+  timeout: 60_000,
+  stdout: 'pipe' as const,
+  stderr: 'pipe' as const,
+});
 
 export default defineConfig({
   testDir: './tests',
@@ -20,10 +35,10 @@ export default defineConfig({
   reporter: process.env.CI
     ? [['list'], ['html', { open: 'never', outputFolder: 'playwright-report' }]]
     : 'list',
-  timeout: 30_000,
-  expect: { timeout: 10_000 },
+  timeout: 45_000,
+  expect: { timeout: 15_000 },
   use: {
-    baseURL,
+    baseURL: demoURL,
     browserName: 'chromium',
     headless: true,
     trace: 'retain-on-failure',
@@ -41,14 +56,13 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: `"${binary}" serve --bind 127.0.0.1:${port} --site-root "${siteRoot}"`,
-    cwd: repoRoot,
-    // Ready once the overview answers; the server is started fresh for every run.
-    url: `${baseURL}/`,
-    reuseExistingServer: false,
-    timeout: 30_000,
-    stdout: 'pipe',
-    stderr: 'pipe',
-  },
+  webServer: [
+    // The README's run command: the demo workload (whose workers complete retried jobs) and
+    // its console. A slow signup rate keeps the lists calm.
+    server(`demo --bind 127.0.0.1:${port} --rate 1`, `${demoURL}/`),
+    server(
+      `serve --bind 127.0.0.1:${port + 1} --user vera:v-pass:viewer --user otto:o-pass:operator`,
+      `${signedInURL}/`,
+    ),
+  ],
 });

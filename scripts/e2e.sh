@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Browser tests: builds the console (scripts/build-site.sh) and runs the Playwright tests in
-# end2end/ against it, in Debian's Chromium. Playwright starts the server itself.
+# end2end/ against it, in Debian's Chromium, on a private PostgreSQL. Playwright starts the
+# servers itself.
 #
 #   scripts/e2e.sh                     against the debug build
 #   scripts/e2e.sh --release           against the release build (the only one that runs wasm-opt)
@@ -24,9 +25,12 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
   node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () => console.log(JSON.parse(s).target_directory))')
 export BACKSTOP_BIN="$target_dir/$profile/backstop"
 export BACKSTOP_SITE_ROOT="$target_dir/site"
-# A port nobody listens on right now (the kernel picks it), so parallel runs do not collide.
+# A port nobody listens on right now (the kernel picks it), so parallel runs do not collide;
+# the console with sign-in takes the next one.
 export E2E_PORT=${E2E_PORT:-$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')}
 
-printf '\033[1me2e:\033[0m %s serve on 127.0.0.1:%s\n' "$BACKSTOP_BIN" "$E2E_PORT" >&2
-# --no-install: never fetch Playwright from the registry; it comes from package-lock.json.
-exec npx --no-install playwright test -c end2end/playwright.config.ts "$@"
+printf '\033[1me2e:\033[0m %s demo on 127.0.0.1:%s, serve with sign-in on :%s\n' \
+  "$BACKSTOP_BIN" "$E2E_PORT" "$((E2E_PORT + 1))" >&2
+# One private PostgreSQL (unless DATABASE_URL is set) for both consoles and the tests' own
+# seeding. --no-install: never fetch Playwright from the registry; it comes from package-lock.json.
+exec "$BACKSTOP_BIN" with-postgres -- npx --no-install playwright test -c end2end/playwright.config.ts "$@"

@@ -5,7 +5,8 @@
 #     library must match, or the generated JS does not fit the wasm),
 #   - the npm dev tools from package-lock.json (Tailwind CLI, wasm-opt from npm binaryen,
 #     Playwright),
-#   - Debian's Chromium for the browser tests (Playwright never downloads a browser here).
+#   - Debian's Chromium for the browser tests (Playwright never downloads a browser here);
+#     skipped with --no-browser (the demo needs no browser).
 # Idempotent: a second run only checks, and takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +52,11 @@ fi
 
 # 3. npm packages, as pinned by package-lock.json.
 scripts/npm-install.sh
+
+if [[ ${1:-} == --no-browser ]]; then
+  say "done (no browser: --no-browser)"
+  exit 0
+fi
 
 # 4. Chromium from Debian. Refresh the package lists only when apt does not know the package.
 if [[ -x /usr/bin/chromium ]]; then

@@ -5,10 +5,23 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::path;
 
-use crate::pages::{ComingSoon, NotFound, Overview};
+use crate::api::whoami;
+use crate::components::{Live, LiveToggle};
+use crate::model::{CurrentUser, Role};
+use crate::pages::{AuditPage, JobDetailPage, JobsPage, NotFound, Overview, QueuesPage};
+
+/// The signed-in user, read once per page load and shared by every page.
+pub type UserResource = OnceResource<Result<CurrentUser, ServerFnError>>;
+
+/// The signed-in user (pages show actions only to operators; the server checks again).
+pub fn use_user() -> UserResource {
+    expect_context::<UserResource>()
+}
 
 /// The whole HTML document. Only the server renders it; the browser hydrates `<body>`.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -27,10 +40,31 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// Scripts run only from this site and with this response's nonce (Leptos puts it on its inline
+/// hydration scripts), so a payload that smuggled a `<script>` past escaping still could not run.
+#[cfg(feature = "ssr")]
+fn set_content_security_policy() {
+    let (Some(nonce), Some(response)) =
+        (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+         form-action 'self'; object-src 'none'"
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&policy) {
+        response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
 /// The console: a header with the main navigation, and the page for the current URL.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_context::<UserResource>(OnceResource::new(whoami()));
+    provide_context(Live::start());
 
     view! {
         <Stylesheet id="leptos" href="/pkg/backstop.css" />
@@ -41,9 +75,11 @@ pub fn App() -> impl IntoView {
             <main class="mx-auto max-w-6xl px-4 py-8 sm:px-6">
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=Overview />
-                    <Route path=path!("/jobs") view=|| view! { <ComingSoon title="Jobs" /> } />
-                    <Route path=path!("/dead-letters") view=|| view! { <ComingSoon title="Dead letters" /> } />
-                    <Route path=path!("/queues") view=|| view! { <ComingSoon title="Queues" /> } />
+                    <Route path=path!("/jobs") view=|| view! { <JobsPage /> } />
+                    <Route path=path!("/jobs/:id") view=JobDetailPage />
+                    <Route path=path!("/dead-letters") view=|| view! { <JobsPage dead=true /> } />
+                    <Route path=path!("/queues") view=QueuesPage />
+                    <Route path=path!("/audit") view=AuditPage />
                 </Routes>
             </main>
         </Router>
@@ -69,9 +105,37 @@ fn Header() -> impl IntoView {
                     <NavLink href="/jobs" label="Jobs" />
                     <NavLink href="/dead-letters" label="Dead letters" />
                     <NavLink href="/queues" label="Queues" />
+                    <NavLink href="/audit" label="Audit log" />
                 </nav>
+                <div class="ml-auto flex items-center gap-3">
+                    <LiveToggle />
+                    <UserBadge />
+                </div>
             </div>
         </header>
+    }
+}
+
+/// Who is signed in, and as what.
+#[component]
+fn UserBadge() -> impl IntoView {
+    let user = use_user();
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                user.await.ok().map(|user| {
+                    let role = match user.role {
+                        Role::Operator => "operator",
+                        Role::Viewer => "viewer",
+                    };
+                    view! {
+                        <span data-testid="user" class="text-xs text-slate-500 dark:text-slate-400">
+                            {user.name} " · " {role}
+                        </span>
+                    }
+                })
+            })}
+        </Transition>
     }
 }
 

@@ -7,9 +7,13 @@
 //!
 //! [Leptos]: https://leptos.dev
 
-mod api;
+pub mod api;
 mod app;
+mod components;
+pub mod model;
 mod pages;
+#[cfg(feature = "ssr")]
+pub mod server;
 
 pub use api::{ServerStatus, console_status};
 pub use app::{App, shell};

@@ -1,9 +1,11 @@
 //! The `backstop` binary: the console server, the live demo, and a private PostgreSQL for the
 //! project's own test and benchmark commands.
 
+mod auth;
 mod database;
 mod demo;
 mod embedded_pg;
+mod security;
 mod shutdown;
 mod web;
 mod with_postgres;
@@ -19,19 +21,30 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the web console (server-rendered Leptos pages, hydrated in the browser). The site
-    /// (wasm, JS, CSS) comes from `--site-root`, built by `scripts/build-site.sh`.
-    Serve(web::ServeArgs),
+    /// Serve the web console for the jobs in `--database-url` (server-rendered Leptos pages,
+    /// hydrated in the browser). The site (wasm, JS, CSS) comes from `--site-root`, built by
+    /// `scripts/build-site.sh`. Applies Backstop's migrations first.
+    Serve {
+        #[command(flatten)]
+        args: web::ServeArgs,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
     /// Run a command with `DATABASE_URL` pointing at a private, throwaway PostgreSQL cluster
     /// (or at the existing `DATABASE_URL`, if one is set). The cluster is stopped and deleted
     /// when the command exits; the command's exit code is passed through.
     WithPostgres(with_postgres::Args),
-    /// A live demo of the queue: workers processing welcome emails, card charges and a flaky
-    /// webhook, with retries and dead letters, printing progress. Uses `--database-url` (or
-    /// `DATABASE_URL`), else a private PostgreSQL started for the demo.
+    /// A live demo: workers processing welcome emails, card charges and a flaky webhook, with
+    /// retries and dead letters, printing progress, and the console serving it. Uses
+    /// `--database-url` (or `DATABASE_URL`), else a private PostgreSQL started for the demo.
     Demo {
         #[command(flatten)]
         args: demo::Args,
+        #[command(flatten)]
+        console: web::ServeArgs,
+        /// Run the workload only, without the console.
+        #[arg(long)]
+        no_console: bool,
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -50,11 +63,30 @@ fn main() -> std::process::ExitCode {
     let default_log = if matches!(cli.command, Command::Demo { .. }) { "error" } else { "info" };
     init_tracing(default_log);
     match cli.command {
-        Command::Serve(args) => run_async(async move { web::serve(args, shutdown::on_signal()).await }),
+        Command::Serve { args, db } => run_async(async move {
+            let database = database::connect_or_start(db.database_url, 10).await?;
+            web::serve(args, database.pool.clone(), shutdown::on_signal()).await?;
+            drop(database); // stops the private cluster, if we started one
+            Ok(())
+        }),
         Command::WithPostgres(args) => with_postgres::run(args),
-        Command::Demo { args, db } => run_async(async move {
-            let database = database::connect_or_start(db.database_url, 20).await?;
-            demo::run(args, database.pool.clone(), shutdown::on_signal()).await?;
+        Command::Demo { args, console, no_console, db } => run_async(async move {
+            let database = database::connect_or_start(db.database_url, 30).await?;
+            let shutdown = shutdown::on_signal();
+            let demo = demo::run(args, database.pool.clone(), shutdown.clone());
+            if no_console {
+                demo.await?;
+            } else {
+                // The demo migrates first; the console applies the same migrations (a no-op).
+                let web = web::serve(console, database.pool.clone(), shutdown.clone());
+                let (demo, web) = tokio::join!(demo, async {
+                    let result = web.await;
+                    shutdown.cancel(); // a console that cannot start stops the demo too
+                    result
+                });
+                demo?;
+                web?;
+            }
             drop(database); // stops the private cluster, if we started one
             Ok(())
         }),

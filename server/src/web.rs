@@ -1,16 +1,24 @@
 //! `backstop serve`: the web console. Server-side rendering and server functions from the `app`
 //! crate, plus the static files `scripts/build-site.sh` puts in the site root (the hydration
-//! wasm and JS under `pkg/`, and the stylesheet).
+//! wasm and JS under `pkg/`, and the stylesheet), behind sign-in, cross-site request refusal
+//! and security headers.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use anyhow::Context as _;
+use app::server::{Console, RedactKeys};
 use app::{App, shell};
 use axum::Router;
 use leptos::config::LeptosOptions;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos::prelude::provide_context;
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+
+use crate::auth::{User, Users};
+use crate::security;
 
 /// The name wasm-bindgen gives the browser build (`--out-name backstop`): the page loads
 /// `pkg/backstop.js` and `pkg/backstop_bg.wasm`, and the stylesheet is `pkg/backstop.css`.
@@ -18,25 +26,44 @@ const OUTPUT_NAME: &str = "backstop";
 /// Where, under the site root, the wasm, JS and CSS live.
 const PKG_DIR: &str = "pkg";
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on. Port 0 picks a free port (the log says which).
+    /// Address to listen on. Port 0 picks a free port (the log says which). Anything but
+    /// loopback needs --user.
     #[arg(long, env = "BACKSTOP_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
     /// Directory with the built site (`pkg/backstop.js`, `pkg/backstop_bg.wasm`,
     /// `pkg/backstop.css`), as written by `scripts/build-site.sh`.
     #[arg(long, env = "BACKSTOP_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
+    /// A console user, NAME:PASSWORD:ROLE with ROLE `viewer` (read) or `operator` (act).
+    /// Repeat for more users. With none, only loopback binds are allowed and everyone acts.
+    #[arg(long = "user", env = "BACKSTOP_USERS", value_delimiter = ',', hide_env_values = true)]
+    pub users: Vec<User>,
+    /// Payload keys whose values pages never show (any depth, any case).
+    #[arg(
+        long,
+        env = "BACKSTOP_REDACT_KEYS",
+        value_delimiter = ',',
+        default_values_t = RedactKeys::DEFAULT.iter().map(|k| (*k).to_owned())
+    )]
+    pub redact_keys: Vec<String>,
 }
 
-/// Serves the console until `shutdown` is cancelled, then finishes the requests in flight.
-pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Serves the console for `pool` until `shutdown` is cancelled, then finishes the requests in
+/// flight. Applies Backstop's migrations first (the console needs its audit log).
+pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let users = Users::new(args.users.clone());
+    users.check_bind(args.bind)?;
+    backstop::MIGRATOR.run(&pool).await.context("apply Backstop's migrations")?;
     check_site_root(&args.site_root);
-    let app = router(leptos_options(&args)?);
+    let console = Console { pool, redact: RedactKeys::new(&args.redact_keys) };
+    let app = router(leptos_options(&args)?, console, users);
     let listener =
         tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("listen on {}", args.bind))?;
     let addr = listener.local_addr().context("read the listening address")?;
     tracing::info!(site_root = %args.site_root.display(), "console listening on http://{addr}");
+    println!("backstop: console on http://{addr}");
 
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -61,21 +88,29 @@ fn leptos_options(args: &ServeArgs) -> anyhow::Result<LeptosOptions> {
         .build())
 }
 
+/// The app's routes, listed once per process. `generate_route_list` renders the app with
+/// resource loading switched off *process-wide* (`leptos_server::SuppressResourceLoad`, an
+/// `AtomicBool`), so a page rendered at the same moment on another thread would never resolve
+/// its `<Transition>` and hang: list the routes before serving, and only once.
+static ROUTES: LazyLock<Vec<AxumRouteListing>> = LazyLock::new(|| generate_route_list(App));
+
 /// The console's routes: every page of the app (rendered on the server), its server functions
-/// under `/api`, and, for anything else, a static file from the site root or the app's 404 page.
-///
-/// Build it once, before serving: `generate_route_list` renders the app with resource loading
-/// switched off *process-wide* (`leptos_server::SuppressResourceLoad`, an `AtomicBool`), so a
-/// page rendered at the same moment never resolves its `<Suspense>`/`<Transition>` and hangs.
-fn router(options: LeptosOptions) -> Router {
-    let routes = generate_route_list(App);
+/// under `/api`, and, for anything else, a static file from the site root or the app's 404 page;
+/// all behind sign-in, cross-site refusal and security headers.
+fn router(options: LeptosOptions, console: Console, users: Users) -> Router {
+    let context = move || provide_context(console.clone());
     Router::new()
-        .leptos_routes(&options, routes, {
+        .leptos_routes_with_context(&options, ROUTES.clone(), context.clone(), {
             let options = options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
         .with_state(options)
+        // Layers run bottom-up on the way in: headers on everything, then cross-site refusal
+        // (before sign-in, so a forged request is refused whoever's credentials it carries).
+        .layer(axum::middleware::from_fn_with_state(users, crate::auth::require_user))
+        .layer(axum::middleware::from_fn(security::refuse_cross_site))
+        .layer(axum::middleware::from_fn(security::security_headers))
 }
 
 /// Pages still render without the built site, but unstyled and not interactive: say so once,
@@ -97,60 +132,4 @@ fn check_site_root(site_root: &Path) {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::LazyLock;
-
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode, header};
-    use tower::ServiceExt as _;
-
-    use super::*;
-
-    /// One router for all tests, as in `serve`: building one per test, in parallel, hung about
-    /// one run in twenty (see `router`).
-    static ROUTER: LazyLock<Router> = LazyLock::new(|| {
-        let args = ServeArgs { bind: "127.0.0.1:0".parse().unwrap(), site_root: "does-not-exist".into() };
-        router(leptos_options(&args).unwrap())
-    });
-
-    async fn send(request: Request<Body>) -> (StatusCode, String) {
-        let response = ROUTER.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        (status, String::from_utf8(body.to_vec()).unwrap())
-    }
-
-    fn get(uri: &str) -> Request<Body> {
-        Request::get(uri).body(Body::empty()).unwrap()
-    }
-
-    #[tokio::test]
-    async fn overview_is_rendered_on_the_server() {
-        let (status, html) = send(get("/")).await;
-        assert_eq!(status, StatusCode::OK);
-        assert!(html.contains("<title>Overview · Backstop</title>"), "{html}");
-        assert!(html.contains("Live updates: on"), "{html}");
-        assert!(html.contains("/pkg/backstop.js"), "hydration script missing: {html}");
-        assert!(html.contains("/pkg/backstop.css"), "stylesheet missing: {html}");
-    }
-
-    #[tokio::test]
-    async fn unknown_pages_are_404() {
-        let (status, html) = send(get("/no/such/page")).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert!(html.contains("Page not found"), "{html}");
-    }
-
-    #[tokio::test]
-    async fn console_status_server_function_answers() {
-        let request = Request::post("/api/console_status")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::empty())
-            .unwrap();
-        let (status, body) = send(request).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let status: app::ServerStatus = serde_json::from_str(&body).unwrap();
-        assert_eq!(status.version, env!("CARGO_PKG_VERSION"));
-        assert!(status.server_time.ends_with(" UTC"), "{}", status.server_time);
-    }
-}
+mod tests;

@@ -1,12 +1,18 @@
 //! One module per page, plus the pieces they share.
 
-mod coming_soon;
+mod audit;
+mod job_detail;
+mod jobs;
 mod not_found;
 mod overview;
+mod queues;
 
-pub use coming_soon::ComingSoon;
+pub use audit::AuditPage;
+pub use job_detail::JobDetailPage;
+pub use jobs::JobsPage;
 pub use not_found::NotFound;
 pub use overview::Overview;
+pub use queues::QueuesPage;
 
 use leptos::prelude::*;
 

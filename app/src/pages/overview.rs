@@ -2,96 +2,242 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::PageHeading;
-use crate::api::{ServerStatus, console_status};
+use crate::api::overview_data;
+use crate::components::{ErrorNotice, Loading, Time, thousands, use_live};
+use crate::model::{MinutePoint, Overview as OverviewModel, QueueRow, State, WorkerRow};
 
-/// The landing page: queue health at a glance (for now: the server itself).
+/// The landing page: jobs per state and queue, the last hour's throughput, worker processes.
 #[component]
 pub fn Overview() -> impl IntoView {
+    let live = use_live();
+    let data = Resource::new(move || live.tick.get(), |_| overview_data());
+
     view! {
         <Title text="Overview" />
-        <PageHeading title="Overview" subtitle="Queue health at a glance.">
-            <LiveUpdatesToggle />
-        </PageHeading>
-        <div class="mt-6 grid gap-4 md:grid-cols-2">
-            <ServerCard />
-        </div>
+        <PageHeading title="Overview" subtitle="Queue health at a glance." />
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(overview) => view! { <OverviewBody overview /> }.into_any(),
+                    Err(error) => view! { <ErrorNotice error /> }.into_any(),
+                }
+            })}
+        </Transition>
     }
 }
 
-/// Whether the console follows the queue live. Only the switch exists so far; nothing streams
-/// yet.
-#[component]
-fn LiveUpdatesToggle() -> impl IntoView {
-    let (live, set_live) = signal(true);
-
-    view! {
-        <button
-            type="button"
-            aria-pressed=move || live.get().to_string()
-            on:click=move |_| set_live.update(|live| *live = !*live)
-            class="inline-flex items-center gap-2 rounded-full border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium shadow-sm hover:bg-slate-50 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800"
-        >
-            <span
-                aria-hidden="true"
-                class="size-2 rounded-full"
-                class=("bg-emerald-500", move || live.get())
-                class=("bg-slate-400", move || !live.get())
-            ></span>
-            {move || if live.get() { "Live updates: on" } else { "Live updates: off" }}
-        </button>
+/// Where the jobs of a state are listed.
+pub fn state_href(state: State) -> String {
+    match state {
+        State::Dead => "/dead-letters".to_owned(),
+        other => format!("/jobs?state={}", other.as_str()),
     }
 }
 
-/// The server's version and clock, from the `console_status` server function: rendered on the
-/// server for the first paint, fetched over HTTP when refreshed in the browser.
 #[component]
-fn ServerCard() -> impl IntoView {
-    let (refreshes, set_refreshes) = signal(0_u32);
-    let (refreshing, set_refreshing) = signal(false);
-    let status = Resource::new(move || refreshes.get(), |_| console_status());
-
+fn OverviewBody(overview: OverviewModel) -> impl IntoView {
+    let totals = overview.totals();
+    let approx = if overview.exact { "" } else { "≈ " };
     view! {
-        <section
-            aria-labelledby="server-card-title"
-            class="rounded-xl border border-slate-200 bg-white p-5 shadow-sm dark:border-slate-800 dark:bg-slate-900"
-        >
-            <div class="flex items-center justify-between gap-4">
-                <h2 id="server-card-title" class="text-sm font-semibold text-slate-500 uppercase tracking-wide dark:text-slate-400">
-                    "Server"
-                </h2>
-                <button
-                    type="button"
-                    on:click=move |_| set_refreshes.update(|n| *n += 1)
-                    disabled=refreshing
-                    class="rounded-md px-2.5 py-1 text-sm font-medium text-indigo-600 hover:bg-indigo-50 disabled:opacity-50 dark:text-indigo-400 dark:hover:bg-indigo-950"
-                >
-                    {move || if refreshing.get() { "Refreshing…" } else { "Refresh" }}
-                </button>
-            </div>
-            <Transition fallback=|| view! { <p class="mt-4 text-sm text-slate-500">"Loading…"</p> } set_pending=set_refreshing>
-                {move || Suspend::new(async move {
-                    match status.await {
-                        Ok(status) => view! { <StatusList status /> }.into_any(),
-                        Err(error) => view! {
-                            <p role="alert" class="mt-4 text-sm text-red-600 dark:text-red-400">
-                                {format!("Server unavailable: {error}")}
-                            </p>
-                        }.into_any(),
+        <div class="mt-6 grid grid-cols-2 gap-3 sm:grid-cols-5">
+            {State::ALL
+                .into_iter()
+                .zip(totals)
+                .map(|(state, total)| {
+                    view! {
+                        <a
+                            href=state_href(state)
+                            data-testid=format!("total-{}", state.as_str())
+                            class="rounded-xl border border-slate-200 bg-white p-4 shadow-sm hover:border-indigo-300 dark:border-slate-800 dark:bg-slate-900 dark:hover:border-indigo-700"
+                        >
+                            <div class="text-xs font-semibold tracking-wide text-slate-500 uppercase dark:text-slate-400">
+                                {state.label()}
+                            </div>
+                            <div
+                                class="mt-1 text-2xl font-semibold tabular-nums"
+                                class=("text-red-600", state == State::Dead && total > 0)
+                                class=("dark:text-red-400", state == State::Dead && total > 0)
+                            >
+                                {format!("{approx}{}", thousands(total))}
+                            </div>
+                        </a>
                     }
-                })}
-            </Transition>
+                })
+                .collect_view()}
+        </div>
+        {(!overview.exact).then(|| view! {
+            <p class="mt-2 text-xs text-slate-500 dark:text-slate-400">
+                "≈ The tables are large: counts are estimated from a sample, not counted row by row."
+            </p>
+        })}
+        <ThroughputChart points=overview.last_hour />
+        <QueueTable queues=overview.queues />
+        <WorkerList workers=overview.workers />
+    }
+}
+
+/// Completed and failed jobs per minute over the last hour, from the queue's counters.
+#[component]
+fn ThroughputChart(points: Vec<MinutePoint>) -> impl IntoView {
+    const WIDTH: f64 = 600.0;
+    const HEIGHT: f64 = 120.0;
+    let completed: i64 = points.iter().map(|p| p.completed).sum();
+    let failed: i64 = points.iter().map(|p| p.failed).sum();
+    let dead: i64 = points.iter().map(|p| p.dead).sum();
+    let peak = points.iter().map(|p| p.completed + p.failed).max().unwrap_or(0).max(1) as f64;
+    let bar = WIDTH / points.len().max(1) as f64;
+    let bars = points
+        .iter()
+        .enumerate()
+        .map(|(i, point)| {
+            let x = i as f64 * bar;
+            let ok = point.completed as f64 / peak * HEIGHT;
+            let bad = point.failed as f64 / peak * HEIGHT;
+            let (x, w) = (format!("{x:.2}"), format!("{:.2}", (bar - 1.0).max(0.5)));
+            view! {
+                <rect x=x.clone() y=format!("{:.2}", HEIGHT - ok) width=w.clone() height=format!("{ok:.2}") class="fill-indigo-500" />
+                <rect x=x y=format!("{:.2}", HEIGHT - ok - bad) width=w height=format!("{bad:.2}") class="fill-red-500" />
+            }
+        })
+        .collect_view();
+    let first = points.first().map(|p| p.minute.clone()).unwrap_or_default();
+    let last = points.last().map(|p| p.minute.clone()).unwrap_or_default();
+    view! {
+        <section aria-labelledby="throughput-title" class="mt-8 rounded-xl border border-slate-200 bg-white p-5 shadow-sm dark:border-slate-800 dark:bg-slate-900">
+            <div class="flex flex-wrap items-baseline justify-between gap-2">
+                <h2 id="throughput-title" class="text-sm font-semibold">"Last hour"</h2>
+                <p data-testid="last-hour" class="text-sm text-slate-500 dark:text-slate-400">
+                    <span class="text-indigo-600 dark:text-indigo-400">{format!("{} completed", thousands(completed))}</span>
+                    " · "
+                    <span class="text-red-600 dark:text-red-400">{format!("{} failed attempts", thousands(failed))}</span>
+                    " · "
+                    {format!("{} dead", thousands(dead))}
+                </p>
+            </div>
+            <svg
+                viewBox=format!("0 0 {WIDTH} {HEIGHT}")
+                preserveAspectRatio="none"
+                role="img"
+                aria-label=format!("Jobs per minute over the last hour: {completed} completed, {failed} failed attempts")
+                class="mt-3 h-28 w-full"
+            >
+                {bars}
+            </svg>
+            <div class="mt-1 flex justify-between text-xs text-slate-500 tabular-nums dark:text-slate-400">
+                <span>{first}</span>
+                <span>{last}</span>
+            </div>
         </section>
     }
 }
 
+/// Jobs per queue and state.
 #[component]
-fn StatusList(status: ServerStatus) -> impl IntoView {
-    view! {
-        <dl class="mt-4 grid grid-cols-[auto_1fr] gap-x-6 gap-y-2 text-sm">
-            <dt class="text-slate-500 dark:text-slate-400">"Version"</dt>
-            <dd data-testid="server-version" class="font-mono">{status.version}</dd>
-            <dt class="text-slate-500 dark:text-slate-400">"Server time"</dt>
-            <dd data-testid="server-time" class="font-mono tabular-nums">{status.server_time}</dd>
-        </dl>
+pub fn QueueTable(
+    queues: Vec<QueueRow>,
+    #[prop(default = None)] actions: Option<Callback<(String, bool)>>,
+) -> impl IntoView {
+    if queues.is_empty() {
+        return view! {
+            <p class="mt-8 rounded-xl border border-dashed border-slate-300 p-8 text-center text-sm text-slate-500 dark:border-slate-700 dark:text-slate-400">
+                "No queues yet. Queues appear here as soon as a job is enqueued."
+            </p>
+        }
+        .into_any();
     }
+    view! {
+        <div class="mt-8 overflow-x-auto rounded-xl border border-slate-200 bg-white shadow-sm dark:border-slate-800 dark:bg-slate-900">
+            <table class="w-full text-left text-sm">
+                <caption class="sr-only">"Jobs per queue and state"</caption>
+                <thead class="border-b border-slate-200 text-xs text-slate-500 uppercase dark:border-slate-800 dark:text-slate-400">
+                    <tr>
+                        <th scope="col" class="px-4 py-2 font-semibold">"Queue"</th>
+                        {State::ALL.into_iter().map(|state| view! {
+                            <th scope="col" class="px-4 py-2 text-right font-semibold">{state.label()}</th>
+                        }).collect_view()}
+                        <th scope="col" class="px-4 py-2 font-semibold">"Oldest waiting"</th>
+                        <th scope="col" class="px-4 py-2 font-semibold">"Status"</th>
+                    </tr>
+                </thead>
+                <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                    {queues.into_iter().map(|queue| {
+                        let name = queue.queue.clone();
+                        let paused = queue.paused;
+                        view! {
+                            <tr data-testid=format!("queue-{}", queue.queue)>
+                                <th scope="row" class="px-4 py-2 font-medium">
+                                    <a class="hover:underline" href=format!("/jobs?queue={}", urlencode(&queue.queue))>{queue.queue.clone()}</a>
+                                </th>
+                                {State::ALL.into_iter().zip(queue.counts).map(|(state, count)| view! {
+                                    <td data-testid=format!("count-{}", state.as_str()) class="px-4 py-2 text-right tabular-nums">
+                                        {thousands(count)}
+                                    </td>
+                                }).collect_view()}
+                                <td class="px-4 py-2">
+                                    {queue.oldest_queued.map(|moment| view! { <Time moment /> })}
+                                </td>
+                                <td class="px-4 py-2">
+                                    <span class="inline-flex items-center gap-3">
+                                        {if paused {
+                                            view! { <span class="rounded-full bg-amber-100 px-2 py-0.5 text-xs font-medium text-amber-800 dark:bg-amber-950 dark:text-amber-300">"Paused"</span> }.into_any()
+                                        } else {
+                                            view! { <span class="text-xs text-slate-500 dark:text-slate-400">"Running"</span> }.into_any()
+                                        }}
+                                        {actions.map(|act| view! {
+                                            <button
+                                                type="button"
+                                                on:click=move |_| act.run((name.clone(), !paused))
+                                                class="rounded-md border border-slate-300 px-2 py-0.5 text-xs font-medium hover:bg-slate-50 dark:border-slate-700 dark:hover:bg-slate-800"
+                                            >
+                                                {if paused { "Resume" } else { "Pause" }}
+                                            </button>
+                                        })}
+                                    </span>
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
+
+/// Worker processes and their heartbeats.
+#[component]
+fn WorkerList(workers: Vec<WorkerRow>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="workers-title" class="mt-8">
+            <h2 id="workers-title" class="text-sm font-semibold">{format!("Worker processes ({})", workers.len())}</h2>
+            {if workers.is_empty() {
+                view! { <p class="mt-2 text-sm text-slate-500 dark:text-slate-400">"No worker process is running: queued jobs wait until one starts."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="mt-2 divide-y divide-slate-100 rounded-xl border border-slate-200 bg-white text-sm shadow-sm dark:divide-slate-800 dark:border-slate-800 dark:bg-slate-900">
+                        {workers.into_iter().map(|worker| view! {
+                            <li class="flex flex-wrap items-center justify-between gap-2 px-4 py-2">
+                                <span class="font-mono text-xs">{worker.id}</span>
+                                <span class="text-slate-500 dark:text-slate-400">{worker.queues.join(", ")}</span>
+                                <span class="text-xs text-slate-500 dark:text-slate-400">
+                                    "started " <Time moment=worker.started /> " · seen " <Time moment=worker.last_seen />
+                                </span>
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+pub fn urlencode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

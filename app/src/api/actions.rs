@@ -1,0 +1,128 @@
+//! Server functions that change jobs and queues. Each checks the operator role on the server
+//! first and writes an audit-log entry: who, what, on which ids or filter, how many changed.
+
+use leptos::prelude::*;
+
+use crate::model::{ActionReport, JobAction, JobFilter, State};
+
+#[cfg(feature = "ssr")]
+use {
+    super::{admin_search, admin_state},
+    crate::server::{self, AppError},
+    backstop::admin::{self, DeadAction, LiveAction},
+};
+
+/// What `action` means for jobs in `state`, or why it does not apply.
+#[cfg(feature = "ssr")]
+enum Target {
+    Dead(DeadAction),
+    Live(LiveAction),
+}
+
+#[cfg(feature = "ssr")]
+fn target(action: JobAction, state: State) -> Result<Target, AppError> {
+    Ok(match (state, action) {
+        (State::Dead, JobAction::Retry) => Target::Dead(DeadAction::Retry),
+        (State::Dead, JobAction::Discard) => Target::Dead(DeadAction::Discard),
+        (State::Dead, JobAction::Delete) => Target::Dead(DeadAction::Delete),
+        (State::Running, _) => {
+            return Err(AppError::BadRequest(
+                "Running jobs cannot be changed; wait for them to finish.".into(),
+            ));
+        }
+        (_, JobAction::Retry) => Target::Live(LiveAction::RunNow),
+        (_, JobAction::Cancel) => Target::Live(LiveAction::Cancel),
+        (_, JobAction::Delete) => Target::Live(LiveAction::Delete),
+        (_, JobAction::Discard) => {
+            return Err(AppError::BadRequest("Only dead jobs can be discarded.".into()));
+        }
+    })
+}
+
+/// The audit log's name for an action.
+#[cfg(feature = "ssr")]
+fn audit_action(target: &Target) -> &'static str {
+    match target {
+        Target::Dead(DeadAction::Retry) => "retry",
+        Target::Dead(DeadAction::Discard) => "discard",
+        Target::Dead(DeadAction::Delete) | Target::Live(LiveAction::Delete) => "delete",
+        Target::Live(LiveAction::RunNow) => "run_now",
+        Target::Live(LiveAction::Cancel) => "cancel",
+    }
+}
+
+/// Applies `action` to the jobs `ids`, all in `state` (dead jobs and live jobs are separate
+/// tables). Running jobs are skipped; the report says how many changed.
+#[server(endpoint = "act_on_jobs")]
+pub async fn act_on_jobs(
+    action: JobAction,
+    state: State,
+    ids: Vec<i64>,
+) -> Result<ActionReport, ServerFnError> {
+    let user = server::require_operator().await?;
+    let console = server::console()?;
+    let target = target(action, state)?;
+    let mut tx = console.pool.begin().await.map_err(AppError::internal)?;
+    let changed = match target {
+        Target::Dead(action) => admin::act_on_dead_jobs(&mut tx, action, &ids).await,
+        Target::Live(action) => admin::act_on_jobs(&mut tx, action, &ids, &user.name).await,
+    }
+    .map_err(AppError::from)?;
+    let record = serde_json::json!({ "ids": ids, "state": state });
+    admin::record_action(&mut *tx, &user.name, audit_action(&target), &record, ids.len() as u64, changed)
+        .await
+        .map_err(AppError::from)?;
+    tx.commit().await.map_err(AppError::internal)?;
+    tracing::info!(user = %user.name, action = audit_action(&target), requested = ids.len(), changed, "console action");
+    Ok(ActionReport { matched: ids.len() as u64, changed })
+}
+
+/// Applies `action` to every job matching `filter` now: the server re-runs the filter page by
+/// page, so what is acted on is what matches at this moment, not what a page showed earlier.
+#[server(endpoint = "act_on_matching")]
+pub async fn act_on_matching(action: JobAction, filter: JobFilter) -> Result<ActionReport, ServerFnError> {
+    let user = server::require_operator().await?;
+    let console = server::console()?;
+    let search = admin_search(&filter)?;
+    let target = target(action, filter.state.unwrap_or(State::Queued))?;
+    let outcome = match target {
+        Target::Dead(action) => admin::act_on_dead_matching(&console.pool, action, &search, false).await,
+        Target::Live(action) => {
+            admin::act_on_jobs_matching(&console.pool, action, admin_state(filter.state), &search, &user.name)
+                .await
+        }
+    }
+    .map_err(AppError::from)?;
+    let record = serde_json::json!({ "filter": filter });
+    admin::record_action(
+        &console.pool,
+        &user.name,
+        audit_action(&target),
+        &record,
+        outcome.matched,
+        outcome.changed,
+    )
+    .await
+    .map_err(AppError::from)?;
+    tracing::info!(user = %user.name, action = audit_action(&target), matched = outcome.matched, changed = outcome.changed, "console bulk action");
+    Ok(ActionReport { matched: outcome.matched, changed: outcome.changed })
+}
+
+/// Pauses or resumes a queue: workers stop or start claiming from it (running jobs finish).
+#[server(endpoint = "set_queue_paused")]
+pub async fn set_queue_paused(queue: String, paused: bool) -> Result<(), ServerFnError> {
+    let user = server::require_operator().await?;
+    let console = server::console()?;
+    let mut tx = console.pool.begin().await.map_err(AppError::internal)?;
+    if paused {
+        admin::pause_queue(&mut *tx, &queue).await.map_err(AppError::from)?;
+    } else {
+        admin::resume_queue(&mut *tx, &queue).await.map_err(AppError::from)?;
+    }
+    let action = if paused { "pause" } else { "resume" };
+    admin::record_action(&mut *tx, &user.name, action, &serde_json::json!({ "queue": queue }), 1, 1)
+        .await
+        .map_err(AppError::from)?;
+    tx.commit().await.map_err(AppError::internal)?;
+    Ok(())
+}

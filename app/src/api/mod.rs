@@ -1,0 +1,71 @@
+//! Server functions: the console's API. On the server they run directly (during SSR) or behind
+//! `POST /api/<endpoint>`; in the browser the same call becomes that HTTP request. Each is thin:
+//! it checks who is asking, calls the `backstop` admin API and converts the result (see
+//! `crate::server`). None of them knows SQL.
+
+mod actions;
+mod reads;
+
+pub use actions::{ActOnJobs, ActOnMatching, SetQueuePaused, act_on_jobs, act_on_matching, set_queue_paused};
+pub use reads::{
+    AuditLog, CountMatching, JobDetailFor, ListJobs, OverviewData, Whoami, audit_log, count_matching,
+    job_detail_for, list_jobs, overview_data, whoami,
+};
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// What the server says about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    /// The version of the server binary (the `app` crate's version: they ship together).
+    pub version: String,
+    /// The server's clock, UTC, to the second.
+    pub server_time: String,
+}
+
+/// The server's version and clock. Served at `POST /api/console_status`. (The macro also
+/// defines a struct `ConsoleStatus`: the call's arguments, here none.)
+#[server(endpoint = "console_status")]
+pub async fn console_status() -> Result<ServerStatus, ServerFnError> {
+    Ok(ServerStatus {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        server_time: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    })
+}
+
+/// The filter as the admin API takes it: the state and the search. A payload filter that is
+/// not JSON is the user's mistake, and says so.
+#[cfg(feature = "ssr")]
+fn admin_search(
+    filter: &crate::model::JobFilter,
+) -> Result<backstop::admin::JobSearch, crate::server::AppError> {
+    let payload_contains = match filter.payload.as_deref() {
+        None => None,
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+            crate::server::AppError::BadRequest(format!(
+                "The payload filter is not valid JSON ({e}). Example: {{\"user_id\": 42}}"
+            ))
+        })?),
+    };
+    Ok(backstop::admin::JobSearch {
+        queue: filter.queue.clone(),
+        kind: filter.kind.clone(),
+        payload_contains,
+        error_text: filter.error.clone(),
+    })
+}
+
+/// The live state the admin API filters on; `None` for "every live state".
+#[cfg(feature = "ssr")]
+fn admin_state(state: Option<crate::model::State>) -> Option<backstop::admin::JobState> {
+    use crate::model::State;
+    use backstop::admin::JobState;
+    state.map(|state| match state {
+        State::Scheduled => JobState::Scheduled,
+        State::Queued => JobState::Queued,
+        State::Running => JobState::Running,
+        State::Retrying => JobState::Retrying,
+        State::Dead => JobState::Dead,
+    })
+}

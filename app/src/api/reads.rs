@@ -1,0 +1,112 @@
+//! Server functions that read: who am I, the overview, job lists, one job, the audit log.
+
+use leptos::prelude::*;
+
+use crate::model::{AuditRow, CurrentUser, JobDetail, JobFilter, JobPage, Overview};
+
+#[cfg(feature = "ssr")]
+use {
+    super::{admin_search, admin_state},
+    crate::model::State,
+    crate::server::{self, AppError},
+    backstop::admin,
+    chrono::Utc,
+};
+
+/// Rows per list page.
+#[cfg(feature = "ssr")]
+const PAGE_SIZE: i64 = 50;
+
+/// The signed-in user and their role.
+#[server(endpoint = "whoami")]
+pub async fn whoami() -> Result<CurrentUser, ServerFnError> {
+    Ok(server::current_user().await?)
+}
+
+/// Counts per queue and state, worker processes, and the last hour's throughput.
+#[server(endpoint = "overview")]
+pub async fn overview_data() -> Result<Overview, ServerFnError> {
+    let console = server::console()?;
+    let now = Utc::now();
+    let counts = admin::queue_counts(&console.pool).await.map_err(AppError::from)?;
+    let workers = admin::workers(&console.pool).await.map_err(AppError::from)?;
+    let stats = admin::stats_since(&console.pool, now - chrono::Duration::minutes(59))
+        .await
+        .map_err(AppError::from)?;
+    Ok(Overview {
+        exact: counts.iter().all(|c| c.exact),
+        queues: counts.iter().map(|c| server::queue_row(c, now)).collect(),
+        workers: workers.iter().map(|w| server::worker_row(w, now)).collect(),
+        last_hour: server::last_hour(&stats, now),
+    })
+}
+
+/// One page of jobs matching `filter`, newest first. `before` is the previous page's `next`.
+#[server(endpoint = "list_jobs")]
+pub async fn list_jobs(filter: JobFilter, before: Option<String>) -> Result<JobPage, ServerFnError> {
+    let console = server::console()?;
+    let search = admin_search(&filter)?;
+    let now = Utc::now();
+    let bad_cursor =
+        || AppError::BadRequest("That page link is not valid any more; start from the first page.".into());
+    if filter.state == Some(State::Dead) {
+        let before =
+            before.as_deref().map(|c| server::parse_dead_cursor(c).ok_or_else(bad_cursor)).transpose()?;
+        let rows = admin::search_dead_jobs(&console.pool, &search, false, before, PAGE_SIZE)
+            .await
+            .map_err(AppError::from)?;
+        let next = (rows.len() as i64 == PAGE_SIZE)
+            .then(|| rows.last().map(|job| server::dead_cursor(job.died_at, job.id)))
+            .flatten();
+        Ok(JobPage {
+            rows: rows.iter().map(|job| server::dead_row(job, now, &console.redact)).collect(),
+            next,
+        })
+    } else {
+        let before = before.as_deref().map(|c| c.parse::<i64>().map_err(|_| bad_cursor())).transpose()?;
+        let rows = admin::search_jobs(&console.pool, admin_state(filter.state), &search, before, PAGE_SIZE)
+            .await
+            .map_err(AppError::from)?;
+        let next =
+            (rows.len() as i64 == PAGE_SIZE).then(|| rows.last().map(|job| job.id.to_string())).flatten();
+        Ok(JobPage {
+            rows: rows.iter().map(|job| server::live_row(job, now, &console.redact)).collect(),
+            next,
+        })
+    }
+}
+
+/// How many jobs `filter` matches right now, counted up to `limit` (so the count is cheap on
+/// any table): what a bulk action on the filter would act on.
+#[server(endpoint = "count_matching")]
+pub async fn count_matching(filter: JobFilter, limit: i64) -> Result<i64, ServerFnError> {
+    let console = server::console()?;
+    let search = admin_search(&filter)?;
+    let count = if filter.state == Some(State::Dead) {
+        admin::count_dead_jobs(&console.pool, &search, false, limit).await
+    } else {
+        admin::count_jobs(&console.pool, admin_state(filter.state), &search, limit).await
+    };
+    Ok(count.map_err(AppError::from)?)
+}
+
+/// A job by id, live or dead; `None` when it is in neither table (completed, or deleted).
+#[server(endpoint = "job_detail")]
+pub async fn job_detail_for(id: i64) -> Result<Option<JobDetail>, ServerFnError> {
+    let console = server::console()?;
+    let now = Utc::now();
+    if let Some(job) = admin::job(&console.pool, id).await.map_err(AppError::from)? {
+        return Ok(Some(server::live_detail(&job, now, &console.redact)));
+    }
+    let dead = admin::dead_job(&console.pool, id).await.map_err(AppError::from)?;
+    Ok(dead.map(|job| server::dead_detail(&job, now, &console.redact)))
+}
+
+/// The audit log, newest first; `before` is the last id of the previous page.
+#[server(endpoint = "audit_log")]
+pub async fn audit_log(before: Option<i64>) -> Result<Vec<AuditRow>, ServerFnError> {
+    let console = server::console()?;
+    let now = Utc::now();
+    let entries = admin::audit_log(&console.pool, before, PAGE_SIZE).await.map_err(AppError::from)?;
+    Ok(entries.iter().map(|entry| server::audit_row(entry, now)).collect())
+}

@@ -1,0 +1,396 @@
+//! What the server sends the pages: plain serializable data, shared by both halves of the app.
+//! Times arrive already formatted (relative and exact), so the browser build needs no clock or
+//! time zone logic and SSR and hydration render the same text.
+
+use serde::{Deserialize, Serialize};
+
+/// What a console user may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads everything, changes nothing.
+    Viewer,
+    /// Also retries, discards, deletes, cancels and pauses.
+    Operator,
+}
+
+/// The signed-in console user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentUser {
+    /// The name written to the audit log.
+    pub name: String,
+    /// What they may do.
+    pub role: Role,
+}
+
+impl CurrentUser {
+    /// May this user change jobs and queues?
+    pub fn can_act(&self) -> bool {
+        self.role == Role::Operator
+    }
+}
+
+/// The states people see. `Dead` jobs live in the dead-letter table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Waiting for its run time, never tried.
+    Scheduled,
+    /// Ready to run.
+    Queued,
+    /// A worker holds it.
+    Running,
+    /// Failed, waiting for its next attempt.
+    Retrying,
+    /// Out of attempts (or failed for good, or cancelled).
+    Dead,
+}
+
+impl State {
+    /// Every state, in the order a job moves through them.
+    pub const ALL: [State; 5] =
+        [State::Scheduled, State::Queued, State::Running, State::Retrying, State::Dead];
+
+    /// The name used in URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Scheduled => "scheduled",
+            State::Queued => "queued",
+            State::Running => "running",
+            State::Retrying => "retrying",
+            State::Dead => "dead",
+        }
+    }
+
+    /// The name people read.
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Scheduled => "Scheduled",
+            State::Queued => "Queued",
+            State::Running => "Running",
+            State::Retrying => "Retrying",
+            State::Dead => "Dead",
+        }
+    }
+
+    /// Parses the URL name.
+    pub fn parse(name: &str) -> Option<State> {
+        State::ALL.into_iter().find(|state| state.as_str() == name)
+    }
+}
+
+/// A list filter. It lives in the URL (`?state=dead&queue=billing&payload=...`), so a link
+/// reproduces the view and an action never loses it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFilter {
+    /// One state, or every live state when `None`.
+    pub state: Option<State>,
+    /// Exact queue name.
+    pub queue: Option<String>,
+    /// Exact kind.
+    pub kind: Option<String>,
+    /// JSON the payload must contain, as typed: `{"user_id": 42}`.
+    pub payload: Option<String>,
+    /// Words the last error must contain.
+    pub error: Option<String>,
+}
+
+impl JobFilter {
+    /// The filter's URL query parameters, in a fixed order, empty ones left out.
+    pub fn query_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        if let Some(state) = self.state {
+            pairs.push(("state", state.as_str().to_owned()));
+        }
+        for (name, value) in
+            [("queue", &self.queue), ("kind", &self.kind), ("payload", &self.payload), ("error", &self.error)]
+        {
+            if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+                pairs.push((name, value.clone()));
+            }
+        }
+        pairs
+    }
+
+    /// Builds a filter from URL parameters (unknown states are ignored).
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> JobFilter {
+        let text = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        JobFilter {
+            state: text("state").and_then(|s| State::parse(&s)),
+            queue: text("queue"),
+            kind: text("kind"),
+            payload: text("payload"),
+            error: text("error"),
+        }
+    }
+
+    /// Whether anything beyond the state narrows the list.
+    pub fn is_narrowed(&self) -> bool {
+        self.query_pairs().iter().any(|(name, _)| *name != "state")
+    }
+}
+
+/// A time shown two ways: relative for reading ("3 min ago"), exact for the tooltip.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moment {
+    /// "3 min ago", "in 20 s".
+    pub relative: String,
+    /// "2026-11-25 02:13:07 UTC".
+    pub exact: String,
+}
+
+/// One row of a job list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRow {
+    /// The job's id (kept when a dead job is retried).
+    pub id: i64,
+    /// Its queue.
+    pub queue: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its state now.
+    pub state: State,
+    /// Attempts made.
+    pub attempts: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// When it was enqueued.
+    pub created_at: Moment,
+    /// When it may run next (live jobs) or when it died (dead jobs).
+    pub when: Moment,
+    /// The first line of the last error, if any.
+    pub error_line: Option<String>,
+    /// The payload as compact JSON, shortened for the list.
+    pub payload_preview: String,
+}
+
+/// One page of a job list, and where the next page starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobPage {
+    /// The rows, newest first.
+    pub rows: Vec<JobRow>,
+    /// The `before` cursor of the next page, if there may be one.
+    pub next: Option<String>,
+}
+
+/// One failed attempt, for the timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRow {
+    /// Which attempt.
+    pub attempt: i32,
+    /// When it failed.
+    pub at: Moment,
+    /// The worker process.
+    pub worker: String,
+    /// The whole message (first line is the summary, the rest a trace).
+    pub message: String,
+}
+
+/// Everything about one job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobDetail {
+    /// The list row (state, attempts, times).
+    pub row: JobRow,
+    /// The payload, pretty-printed, with redacted keys masked.
+    pub payload: String,
+    /// Lower runs first.
+    pub priority: i16,
+    /// The unique key, if any.
+    pub unique_key: Option<String>,
+    /// The worker holding it, if running.
+    pub locked_by: Option<String>,
+    /// Why it died (`exhausted`, `failed_now`, `cancelled`), for dead jobs.
+    pub dead_reason: Option<String>,
+    /// Whether an operator discarded it.
+    pub discarded: bool,
+    /// Every failed attempt, oldest first.
+    pub attempts: Vec<AttemptRow>,
+}
+
+/// One queue on the overview and queues pages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRow {
+    /// Its name.
+    pub queue: String,
+    /// Jobs per state, in [`State::ALL`] order.
+    pub counts: [i64; 5],
+    /// How long the oldest ready job has waited.
+    pub oldest_queued: Option<Moment>,
+    /// Workers do not claim from it.
+    pub paused: bool,
+}
+
+/// A worker process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRow {
+    /// Its id.
+    pub id: String,
+    /// The queues it works.
+    pub queues: Vec<String>,
+    /// When it started.
+    pub started: Moment,
+    /// Its last heartbeat.
+    pub last_seen: Moment,
+}
+
+/// Jobs finished and failed in one minute, for the throughput chart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinutePoint {
+    /// "02:13".
+    pub minute: String,
+    /// Completed jobs.
+    pub completed: i64,
+    /// Failed attempts.
+    pub failed: i64,
+    /// Jobs that went to the dead-letter table.
+    pub dead: i64,
+}
+
+/// The overview page's data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overview {
+    /// Every known queue.
+    pub queues: Vec<QueueRow>,
+    /// `false` when the counts are estimates from a sample (very large tables).
+    pub exact: bool,
+    /// Worker processes that have checked in.
+    pub workers: Vec<WorkerRow>,
+    /// The last 60 minutes, oldest first, one point a minute.
+    pub last_hour: Vec<MinutePoint>,
+}
+
+impl Overview {
+    /// Jobs per state over all queues, in [`State::ALL`] order.
+    pub fn totals(&self) -> [i64; 5] {
+        let mut totals = [0; 5];
+        for queue in &self.queues {
+            for (total, count) in totals.iter_mut().zip(queue.counts) {
+                *total += count;
+            }
+        }
+        totals
+    }
+}
+
+/// What an action may do to jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobAction {
+    /// Dead: back to the queue. Retrying or scheduled: run now.
+    Retry,
+    /// Dead only: hide, keep for the record.
+    Discard,
+    /// Delete for good (running jobs are skipped).
+    Delete,
+    /// Live only: move to the dead-letter table as cancelled.
+    Cancel,
+}
+
+impl JobAction {
+    /// The verb on the button.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobAction::Retry => "Retry",
+            JobAction::Discard => "Discard",
+            JobAction::Delete => "Delete",
+            JobAction::Cancel => "Cancel",
+        }
+    }
+
+    /// Whether it destroys or hides something, so the console asks first.
+    pub fn is_destructive(self) -> bool {
+        !matches!(self, JobAction::Retry)
+    }
+
+    /// The actions that make sense for jobs in `state`.
+    pub fn for_state(state: State) -> &'static [JobAction] {
+        match state {
+            State::Dead => &[JobAction::Retry, JobAction::Discard, JobAction::Delete],
+            State::Running => &[],
+            State::Scheduled | State::Queued | State::Retrying => {
+                &[JobAction::Retry, JobAction::Cancel, JobAction::Delete]
+            }
+        }
+    }
+}
+
+/// What an action did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionReport {
+    /// Jobs it was asked to act on (the selection, or what the filter matched).
+    pub matched: u64,
+    /// Jobs it changed; the rest were running or otherwise left alone.
+    pub changed: u64,
+}
+
+impl ActionReport {
+    /// "Retried 98 of 100 jobs; 2 were skipped (running or changed meanwhile)."
+    pub fn summary(&self, action: JobAction) -> String {
+        let verb = match action {
+            JobAction::Retry => "Retried",
+            JobAction::Discard => "Discarded",
+            JobAction::Delete => "Deleted",
+            JobAction::Cancel => "Cancelled",
+        };
+        let plural = if self.matched == 1 { "job" } else { "jobs" };
+        let skipped = self.matched.saturating_sub(self.changed);
+        if skipped == 0 {
+            format!("{verb} {} of {} {plural}.", self.changed, self.matched)
+        } else {
+            format!(
+                "{verb} {} of {} {plural}; {skipped} skipped (running, or changed meanwhile).",
+                self.changed, self.matched
+            )
+        }
+    }
+}
+
+/// One audit-log line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// Its id.
+    pub id: i64,
+    /// When.
+    pub at: Moment,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what (JSON).
+    pub target: String,
+    /// Asked to change.
+    pub requested: i64,
+    /// Changed.
+    pub changed: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_survives_the_round_trip_through_the_url() {
+        let filter = JobFilter {
+            state: Some(State::Dead),
+            queue: Some("billing".into()),
+            kind: None,
+            payload: Some(r#"{"user_id": 42}"#.into()),
+            error: Some("timeout".into()),
+        };
+        let pairs = filter.query_pairs();
+        let back =
+            JobFilter::from_query(|name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()));
+        assert_eq!(back, filter);
+        assert!(back.is_narrowed());
+        assert!(!JobFilter { state: Some(State::Dead), ..JobFilter::default() }.is_narrowed());
+    }
+
+    #[test]
+    fn reports_say_what_was_skipped() {
+        assert_eq!(ActionReport { matched: 3, changed: 3 }.summary(JobAction::Retry), "Retried 3 of 3 jobs.");
+        assert_eq!(
+            ActionReport { matched: 100, changed: 98 }.summary(JobAction::Delete),
+            "Deleted 98 of 100 jobs; 2 skipped (running, or changed meanwhile)."
+        );
+    }
+}

@@ -1,0 +1,373 @@
+//! The job lists: `/jobs` (live jobs, any state) and `/dead-letters` (the dead-letter table).
+//! The filter lives in the URL; actions act on a selection or on everything the filter matches.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Form;
+use leptos_router::hooks::use_query_map;
+
+use super::PageHeading;
+use super::overview::urlencode;
+use crate::api::{act_on_jobs, act_on_matching, count_matching, list_jobs};
+use crate::app::use_user;
+use crate::components::{ErrorNotice, Loading, StateBadge, Time, thousands, use_live};
+use crate::model::{ActionReport, JobAction, JobFilter, JobPage, JobRow, State};
+
+/// Counting what a filter matches stops here; above it the console says "100,000+".
+const COUNT_LIMIT: i64 = 100_000;
+
+/// A list URL: `base`, the filter, and the page cursor.
+fn list_href(base: &str, filter: &JobFilter, before: Option<&str>) -> String {
+    let mut pairs: Vec<(&str, String)> = filter.query_pairs();
+    if base == "/dead-letters" {
+        pairs.retain(|(name, _)| *name != "state");
+    }
+    if let Some(before) = before {
+        pairs.push(("before", before.to_owned()));
+    }
+    let query: Vec<String> =
+        pairs.iter().map(|(name, value)| format!("{name}={}", urlencode(value))).collect();
+    if query.is_empty() { base.to_owned() } else { format!("{base}?{}", query.join("&")) }
+}
+
+/// What an action is about to act on, while the console asks for confirmation.
+#[derive(Clone, Debug, PartialEq)]
+enum Scope {
+    /// The ticked rows.
+    Selected(Vec<i64>),
+    /// Everything the filter matches; the number is the count shown when asking.
+    Matching(i64),
+}
+
+/// The live jobs (`dead` false) or the dead-letter table (`dead` true).
+#[component]
+pub fn JobsPage(#[prop(optional)] dead: bool) -> impl IntoView {
+    let base = if dead { "/dead-letters" } else { "/jobs" };
+    let query = use_query_map();
+    let filter = Memo::new(move |_| {
+        let query = query.read();
+        let mut filter = JobFilter::from_query(|name| query.get(name));
+        if dead {
+            filter.state = Some(State::Dead);
+        } else if filter.state == Some(State::Dead) {
+            filter.state = None; // dead jobs have their own page
+        }
+        filter
+    });
+    let before = Memo::new(move |_| query.read().get("before"));
+    let live = use_live();
+    let page = Resource::new(
+        move || (filter.get(), before.get(), live.tick.get()),
+        |(filter, before, _)| list_jobs(filter, before),
+    );
+
+    let selected = RwSignal::new(Vec::<i64>::new());
+    // A new filter or page starts with nothing ticked.
+    Effect::new(move |_| {
+        filter.track();
+        before.track();
+        selected.set(Vec::new());
+    });
+
+    let (title, subtitle) = if dead {
+        ("Dead letters", "Jobs that ran out of attempts, failed for good, or were cancelled. Newest first.")
+    } else {
+        ("Jobs", "Live jobs: scheduled, queued, running and retrying. Newest first.")
+    };
+
+    view! {
+        <Title text=title />
+        <PageHeading title subtitle />
+        <FilterForm base dead filter />
+        <ActionBar filter selected />
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Ok(page) => view! { <JobTable base page filter=filter.get_untracked() selected /> }.into_any(),
+                    Err(error) => view! { <ErrorNotice error /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// The filter, as a GET form: submitting it changes the URL, which changes the list.
+#[component]
+fn FilterForm(base: &'static str, dead: bool, filter: Memo<JobFilter>) -> impl IntoView {
+    let field = "mt-1 w-full rounded-md border border-slate-300 bg-white px-2 py-1.5 text-sm shadow-sm dark:border-slate-700 dark:bg-slate-900";
+    let label = "block text-xs font-medium text-slate-600 dark:text-slate-400";
+    let current = move || filter.get();
+    view! {
+        <Form method="GET" action=base attr:class="mt-6 grid gap-3 rounded-xl border border-slate-200 bg-white p-4 shadow-sm sm:grid-cols-6 dark:border-slate-800 dark:bg-slate-900" attr:role="search" attr:aria-label="Filter jobs">
+            {(!dead).then(|| view! {
+                <label class=label>
+                    "State"
+                    <select name="state" class=field prop:value=move || current().state.map(|s| s.as_str()).unwrap_or_default()>
+                        <option value="">"Any live state"</option>
+                        {[State::Scheduled, State::Queued, State::Running, State::Retrying].into_iter().map(|state| view! {
+                            <option value=state.as_str() selected=move || current().state == Some(state)>{state.label()}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
+            })}
+            <label class=label>
+                "Queue"
+                <input name="queue" class=field prop:value=move || current().queue.unwrap_or_default() placeholder="any" />
+            </label>
+            <label class=label>
+                "Kind"
+                <input name="kind" class=field prop:value=move || current().kind.unwrap_or_default() placeholder="any" />
+            </label>
+            <label class=label>
+                "Payload contains (JSON)"
+                <input name="payload" class=field prop:value=move || current().payload.unwrap_or_default() placeholder=r#"{"user_id": 42}"# />
+            </label>
+            <label class=label>
+                "Error text"
+                <input name="error" type="search" data-search="error" class=field prop:value=move || current().error.unwrap_or_default() placeholder="words in the error" />
+            </label>
+            <div class="flex items-end gap-2">
+                <button type="submit" class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white shadow-sm hover:bg-indigo-500">"Filter"</button>
+                <a href=base class="rounded-md px-3 py-1.5 text-sm font-medium text-slate-600 hover:bg-slate-100 dark:text-slate-400 dark:hover:bg-slate-800">"Clear"</a>
+            </div>
+        </Form>
+    }
+}
+
+/// Actions on the ticked jobs or on everything matching, for operators; a note for viewers.
+#[component]
+fn ActionBar(filter: Memo<JobFilter>, selected: RwSignal<Vec<i64>>) -> impl IntoView {
+    let user = use_user();
+    let live = use_live();
+    let pending = RwSignal::new(None::<(JobAction, Scope)>);
+    let report = RwSignal::new(None::<Result<String, String>>);
+    // The state actions apply to: the filter's, or for "any live state" any waiting state.
+    let state = move || filter.get().state.unwrap_or(State::Queued);
+
+    let run = Action::new(move |(action, scope): &(JobAction, Scope)| {
+        let (action, scope, filter) = (*action, scope.clone(), filter.get_untracked());
+        let state = filter.state.unwrap_or(State::Queued);
+        async move {
+            let result: Result<ActionReport, ServerFnError> = match scope {
+                Scope::Selected(ids) => act_on_jobs(action, state, ids).await,
+                Scope::Matching(_) => act_on_matching(action, filter).await,
+            };
+            (action, result)
+        }
+    });
+    Effect::new(move |_| {
+        if let Some((action, result)) = run.value().get() {
+            report.set(Some(match result {
+                Ok(done) => Ok(done.summary(action)),
+                Err(error) => Err(error.to_string()),
+            }));
+            pending.set(None);
+            selected.set(Vec::new());
+            live.refresh();
+        }
+    });
+
+    let ask = move |action: JobAction, everything: bool| {
+        report.set(None);
+        if everything {
+            let filter = filter.get_untracked();
+            leptos::task::spawn_local(async move {
+                match count_matching(filter, COUNT_LIMIT).await {
+                    Ok(count) => pending.set(Some((action, Scope::Matching(count)))),
+                    Err(error) => report.set(Some(Err(error.to_string()))),
+                }
+            });
+        } else {
+            let ids = selected.get_untracked();
+            if action.is_destructive() {
+                pending.set(Some((action, Scope::Selected(ids))));
+            } else {
+                run.dispatch((action, Scope::Selected(ids)));
+            }
+        }
+    };
+
+    let button = "rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium shadow-sm hover:bg-slate-50 disabled:cursor-not-allowed disabled:opacity-40 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800";
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                let user = user.await;
+                let can_act = user.as_ref().is_ok_and(|u| u.can_act());
+                if !can_act {
+                    return view! {
+                        <p data-testid="read-only" class="mt-4 text-sm text-slate-500 dark:text-slate-400">
+                            "Read-only: your role can see jobs but not change them."
+                        </p>
+                    }.into_any();
+                }
+                view! {
+                    <div class="mt-4 flex flex-wrap items-center gap-2" role="toolbar" aria-label="Job actions">
+                        {move || {
+                            let state = state();
+                            let actions = JobAction::for_state(state);
+                            if actions.is_empty() {
+                                return view! { <span class="text-sm text-slate-500 dark:text-slate-400">"Running jobs cannot be changed."</span> }.into_any();
+                            }
+                            actions.iter().map(|&action| {
+                                let count = move || selected.read().len();
+                                view! {
+                                    <button type="button" class=button disabled=move || count() == 0 || run.pending().get()
+                                        on:click=move |_| ask(action, false)>
+                                        {move || format!("{} selected ({})", action.label(), count())}
+                                    </button>
+                                    <button type="button" class=button disabled=move || run.pending().get()
+                                        on:click=move |_| ask(action, true)>
+                                        {format!("{} all matching…", action.label())}
+                                    </button>
+                                }
+                            }).collect_view().into_any()
+                        }}
+                    </div>
+                }.into_any()
+            })}
+        </Transition>
+        {move || pending.get().map(|(action, scope)| {
+            let question = match &scope {
+                Scope::Selected(ids) => format!("{} {} selected job{}?", action.label(), ids.len(), if ids.len() == 1 { "" } else { "s" }),
+                Scope::Matching(count) if *count >= COUNT_LIMIT => format!("{} all {}+ jobs matching this filter?", action.label(), thousands(*count)),
+                Scope::Matching(count) => format!("{} all {} jobs matching this filter?", action.label(), thousands(*count)),
+            };
+            let note = if matches!(scope, Scope::Matching(_)) {
+                "The server re-runs the filter now; jobs that start running meanwhile are skipped."
+            } else if action.is_destructive() {
+                "This cannot be undone."
+            } else {
+                ""
+            };
+            view! {
+                <div role="alertdialog" aria-label="Confirm action" class="mt-3 flex flex-wrap items-center gap-3 rounded-lg border border-amber-300 bg-amber-50 p-3 text-sm dark:border-amber-800 dark:bg-amber-950">
+                    <span data-testid="confirm-question" class="font-medium">{question}</span>
+                    <span class="text-slate-600 dark:text-slate-400">{note}</span>
+                    <button type="button" class="rounded-md bg-indigo-600 px-3 py-1.5 font-medium text-white hover:bg-indigo-500 disabled:opacity-50"
+                        disabled=move || run.pending().get()
+                        on:click=move |_| { run.dispatch((action, scope.clone())); }>
+                        {move || if run.pending().get() { "Working…".to_owned() } else { format!("Yes, {}", action.label().to_lowercase()) }}
+                    </button>
+                    <button type="button" class="rounded-md px-3 py-1.5 font-medium hover:bg-amber-100 dark:hover:bg-amber-900" on:click=move |_| pending.set(None)>
+                        "Cancel"
+                    </button>
+                </div>
+            }
+        })}
+        {move || report.get().map(|report| match report {
+            Ok(text) => view! { <p role="status" data-testid="action-report" class="mt-3 text-sm font-medium text-emerald-700 dark:text-emerald-400">{text}</p> }.into_any(),
+            Err(text) => view! { <p role="alert" class="mt-3 text-sm font-medium text-red-700 dark:text-red-400">{text}</p> }.into_any(),
+        })}
+    }
+}
+
+/// The rows, with a checkbox each for operators, and the link to the next page.
+#[component]
+fn JobTable(
+    base: &'static str,
+    page: JobPage,
+    filter: JobFilter,
+    selected: RwSignal<Vec<i64>>,
+) -> impl IntoView {
+    if page.rows.is_empty() {
+        let text = if filter.is_narrowed() {
+            "No jobs match this filter. Clear it, or check the spelling of the queue or kind."
+        } else if filter.state == Some(State::Dead) {
+            "The dead-letter table is empty: no job has run out of attempts. Jobs land here after their last retry fails."
+        } else {
+            "No live jobs. Every job enqueued so far has completed or died."
+        };
+        return view! {
+            <p data-testid="empty" class="mt-6 rounded-xl border border-dashed border-slate-300 p-10 text-center text-sm text-slate-500 dark:border-slate-700 dark:text-slate-400">{text}</p>
+        }
+        .into_any();
+    }
+    let user = use_user();
+    let ids: Vec<i64> = page.rows.iter().map(|row| row.id).collect();
+    let all_ticked = {
+        let ids = ids.clone();
+        move || !ids.is_empty() && ids.iter().all(|id| selected.read().contains(id))
+    };
+    let toggle_all = move |_| {
+        let everything = ids.clone();
+        selected.update(|sel| {
+            if everything.iter().all(|id| sel.contains(id)) { sel.clear() } else { *sel = everything }
+        });
+    };
+    let can_act = move || user.get().and_then(Result::ok).is_some_and(|u| u.can_act());
+    let next = page.next.clone().map(|cursor| list_href(base, &filter, Some(&cursor)));
+    let first = list_href(base, &filter, None);
+    let dead = filter.state == Some(State::Dead);
+    view! {
+        <div class="mt-4 overflow-x-auto rounded-xl border border-slate-200 bg-white shadow-sm dark:border-slate-800 dark:bg-slate-900">
+            <table class="w-full text-left text-sm" data-testid="job-table">
+                <thead class="border-b border-slate-200 text-xs text-slate-500 uppercase dark:border-slate-800 dark:text-slate-400">
+                    <tr>
+                        <th scope="col" class="w-8 px-3 py-2">
+                            <Show when=can_act>
+                                <input type="checkbox" aria-label="Select every job on this page" prop:checked=all_ticked.clone() on:change=toggle_all.clone() />
+                            </Show>
+                        </th>
+                        <th scope="col" class="px-3 py-2 font-semibold">"Job"</th>
+                        <th scope="col" class="px-3 py-2 font-semibold">"State"</th>
+                        <th scope="col" class="px-3 py-2 font-semibold">"Attempts"</th>
+                        <th scope="col" class="px-3 py-2 font-semibold">"Age"</th>
+                        <th scope="col" class="px-3 py-2 font-semibold">{if dead { "Died" } else { "Runs" }}</th>
+                        <th scope="col" class="px-3 py-2 font-semibold">"Last error · payload"</th>
+                    </tr>
+                </thead>
+                <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                    {page.rows.into_iter().map(|row| view! { <JobRowView row selected can_act /> }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+        <nav aria-label="Pages" class="mt-3 flex gap-4 text-sm">
+            <a href=first class="font-medium text-indigo-600 hover:underline dark:text-indigo-400">"First page"</a>
+            {next.map(|href| view! { <a href=href rel="next" class="font-medium text-indigo-600 hover:underline dark:text-indigo-400">"Next page →"</a> })}
+        </nav>
+    }
+    .into_any()
+}
+
+#[component]
+fn JobRowView(
+    row: JobRow,
+    selected: RwSignal<Vec<i64>>,
+    can_act: impl Fn() -> bool + Send + Sync + Clone + 'static,
+) -> impl IntoView {
+    let id = row.id;
+    let ticked = move || selected.read().contains(&id);
+    let toggle = move |_| {
+        selected.update(|sel| {
+            if let Some(at) = sel.iter().position(|x| *x == id) {
+                sel.remove(at);
+            } else {
+                sel.push(id);
+            }
+        })
+    };
+    view! {
+        <tr data-testid="job-row" data-job-id=id.to_string() class="align-top hover:bg-slate-50 dark:hover:bg-slate-800/50">
+            <td class="px-3 py-2">
+                <Show when=can_act.clone()>
+                    <input type="checkbox" aria-label=format!("Select job {id}") prop:checked=ticked on:change=toggle />
+                </Show>
+            </td>
+            <td class="px-3 py-2">
+                <a href=format!("/jobs/{id}") class="font-medium text-indigo-600 hover:underline dark:text-indigo-400">
+                    {format!("#{id}")}
+                </a>
+                <div class="font-mono text-xs">{row.kind}</div>
+                <div class="text-xs text-slate-500 dark:text-slate-400">{row.queue}</div>
+            </td>
+            <td class="px-3 py-2"><StateBadge state=row.state /></td>
+            <td class="px-3 py-2 tabular-nums">{format!("{}/{}", row.attempts, row.max_attempts)}</td>
+            <td class="px-3 py-2"><Time moment=row.created_at /></td>
+            <td class="px-3 py-2"><Time moment=row.when /></td>
+            <td class="max-w-md px-3 py-2">
+                {row.error_line.map(|line| { let title = line.clone(); view! { <div data-testid="error-line" class="truncate text-red-700 dark:text-red-400" title=title>{line}</div> } })}
+                <code data-testid="payload-preview" class="block truncate text-xs text-slate-500 dark:text-slate-400">{row.payload_preview}</code>
+            </td>
+        </tr>
+    }
+}

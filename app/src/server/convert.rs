@@ -1,0 +1,295 @@
+//! From the queue's records to what pages show: times formatted, payloads redacted and
+//! shortened, errors cut to their first line for lists.
+
+use backstop::admin::{AuditEntry, DeadJob, JobRecord, QueueCounts, StatsRow, WorkerProcess};
+use chrono::{DateTime, DurationRound as _, Utc};
+use serde_json::Value;
+
+use crate::model::{
+    AttemptRow, AuditRow, JobDetail, JobRow, MinutePoint, Moment, QueueRow, State, WorkerRow,
+};
+
+/// Payload keys whose values pages never show (matched case-insensitively, at any depth).
+#[derive(Clone, Debug)]
+pub struct RedactKeys(Vec<String>);
+
+impl RedactKeys {
+    /// The keys that are masked when none are configured.
+    pub const DEFAULT: &'static [&'static str] = &[
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "authorization",
+        "card_number",
+        "cvv",
+    ];
+
+    /// Masks these keys (lower-cased).
+    pub fn new(keys: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        RedactKeys(
+            keys.into_iter().map(|k| k.as_ref().trim().to_lowercase()).filter(|k| !k.is_empty()).collect(),
+        )
+    }
+
+    /// A copy of `value` with the values of redacted keys replaced by `"[redacted]"`.
+    pub fn apply(&self, value: &Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(key, inner)| {
+                        let masked = if self.0.contains(&key.to_lowercase()) {
+                            Value::String("[redacted]".into())
+                        } else {
+                            self.apply(inner)
+                        };
+                        (key.clone(), masked)
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|item| self.apply(item)).collect()),
+            other => other.clone(),
+        }
+    }
+}
+
+impl Default for RedactKeys {
+    fn default() -> Self {
+        RedactKeys::new(Self::DEFAULT)
+    }
+}
+
+/// Longest payload preview in a list, in characters.
+const PREVIEW_CHARS: usize = 120;
+
+/// A time relative to `now` and exact.
+pub fn moment(at: DateTime<Utc>, now: DateTime<Utc>) -> Moment {
+    let seconds = (now - at).num_seconds();
+    let (n, ago) = (seconds.unsigned_abs(), seconds >= 0);
+    let amount = match n {
+        0..=4 => return Moment { relative: "just now".into(), exact: exact(at) },
+        5..=59 => format!("{n} s"),
+        60..=3599 => format!("{} min", n / 60),
+        3600..=86_399 => format!("{} h", n / 3600),
+        _ => format!("{} d", n / 86_400),
+    };
+    let relative = if ago { format!("{amount} ago") } else { format!("in {amount}") };
+    Moment { relative, exact: exact(at) }
+}
+
+fn exact(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+fn preview(payload: &Value, redact: &RedactKeys) -> String {
+    let text = redact.apply(payload).to_string();
+    if text.chars().count() <= PREVIEW_CHARS {
+        text
+    } else {
+        let cut: String = text.chars().take(PREVIEW_CHARS).collect();
+        format!("{cut}…")
+    }
+}
+
+fn pretty(payload: &Value, redact: &RedactKeys) -> String {
+    serde_json::to_string_pretty(&redact.apply(payload)).unwrap_or_else(|_| payload.to_string())
+}
+
+fn state_of(job: &JobRecord, now: DateTime<Utc>) -> State {
+    use backstop::admin::JobState as S;
+    match job.state(now) {
+        S::Scheduled => State::Scheduled,
+        S::Queued => State::Queued,
+        S::Running => State::Running,
+        S::Retrying => State::Retrying,
+        S::Dead => State::Dead,
+    }
+}
+
+/// A live job's list row.
+pub fn live_row(job: &JobRecord, now: DateTime<Utc>, redact: &RedactKeys) -> JobRow {
+    JobRow {
+        id: job.id,
+        queue: job.queue.clone(),
+        kind: job.kind.clone(),
+        state: state_of(job, now),
+        attempts: job.attempts,
+        max_attempts: job.max_attempts,
+        created_at: moment(job.created_at, now),
+        when: moment(job.run_at, now),
+        error_line: job.last_error.as_deref().map(first_line),
+        payload_preview: preview(&job.payload, redact),
+    }
+}
+
+/// A dead job's list row.
+pub fn dead_row(job: &DeadJob, now: DateTime<Utc>, redact: &RedactKeys) -> JobRow {
+    JobRow {
+        id: job.id,
+        queue: job.queue.clone(),
+        kind: job.kind.clone(),
+        state: State::Dead,
+        attempts: job.attempts,
+        max_attempts: job.max_attempts,
+        created_at: moment(job.created_at, now),
+        when: moment(job.died_at, now),
+        error_line: job.last_error.as_deref().map(first_line),
+        payload_preview: preview(&job.payload, redact),
+    }
+}
+
+fn attempts(errors: &[backstop::admin::AttemptError], now: DateTime<Utc>) -> Vec<AttemptRow> {
+    errors
+        .iter()
+        .map(|e| AttemptRow {
+            attempt: e.attempt,
+            at: moment(e.at, now),
+            worker: e.worker.clone(),
+            message: e.error.clone(),
+        })
+        .collect()
+}
+
+/// Everything about a live job.
+pub fn live_detail(job: &JobRecord, now: DateTime<Utc>, redact: &RedactKeys) -> JobDetail {
+    JobDetail {
+        row: live_row(job, now, redact),
+        payload: pretty(&job.payload, redact),
+        priority: job.priority,
+        unique_key: job.unique_key.clone(),
+        locked_by: job.locked_by.clone(),
+        dead_reason: None,
+        discarded: false,
+        attempts: attempts(&job.errors, now),
+    }
+}
+
+/// Everything about a dead job.
+pub fn dead_detail(job: &DeadJob, now: DateTime<Utc>, redact: &RedactKeys) -> JobDetail {
+    JobDetail {
+        row: dead_row(job, now, redact),
+        payload: pretty(&job.payload, redact),
+        priority: job.priority,
+        unique_key: job.unique_key.clone(),
+        locked_by: None,
+        dead_reason: Some(job.reason.clone()),
+        discarded: job.discarded_at.is_some(),
+        attempts: attempts(&job.errors, now),
+    }
+}
+
+/// A queue's counts.
+pub fn queue_row(counts: &QueueCounts, now: DateTime<Utc>) -> QueueRow {
+    QueueRow {
+        queue: counts.queue.clone(),
+        counts: [counts.scheduled, counts.queued, counts.running, counts.retrying, counts.dead],
+        oldest_queued: counts.oldest_queued.map(|at| moment(at, now)),
+        paused: counts.paused,
+    }
+}
+
+/// A worker process.
+pub fn worker_row(worker: &WorkerProcess, now: DateTime<Utc>) -> WorkerRow {
+    WorkerRow {
+        id: worker.id.clone(),
+        queues: worker.queues.clone(),
+        started: moment(worker.started_at, now),
+        last_seen: moment(worker.last_seen, now),
+    }
+}
+
+/// An audit-log line.
+pub fn audit_row(entry: &AuditEntry, now: DateTime<Utc>) -> AuditRow {
+    AuditRow {
+        id: entry.id,
+        at: moment(entry.at, now),
+        actor: entry.actor.clone(),
+        action: entry.action.clone(),
+        target: entry.target.to_string(),
+        requested: entry.requested,
+        changed: entry.changed,
+    }
+}
+
+/// The 60 minutes up to `now`, oldest first, each with the counters of every queue and kind
+/// summed (minutes with no row are zero).
+pub fn last_hour(stats: &[StatsRow], now: DateTime<Utc>) -> Vec<MinutePoint> {
+    let this_minute = now.duration_trunc(chrono::Duration::minutes(1)).unwrap_or(now);
+    (0..60)
+        .rev()
+        .map(|back| {
+            let minute = this_minute - chrono::Duration::minutes(back);
+            let rows = stats.iter().filter(|row| row.minute == minute);
+            let (completed, failed, dead) =
+                rows.fold((0, 0, 0), |(c, f, d), row| (c + row.completed, f + row.failed, d + row.dead));
+            MinutePoint { minute: minute.format("%H:%M").to_string(), completed, failed, dead }
+        })
+        .collect()
+}
+
+/// The `before` cursor of a dead-job page: the last row's `died_at` (microseconds) and id.
+pub fn dead_cursor(died_at: DateTime<Utc>, id: i64) -> String {
+    format!("{}_{id}", died_at.timestamp_micros())
+}
+
+/// Reads a [`dead_cursor`]; `None` if it is not one.
+pub fn parse_dead_cursor(cursor: &str) -> Option<(DateTime<Utc>, i64)> {
+    let (micros, id) = cursor.split_once('_')?;
+    Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn redaction_masks_configured_keys_at_any_depth() {
+        let payload = serde_json::json!({
+            "user": {"email": "a@example.com", "Password": "hunter2"},
+            "items": [{"token": "abc"}, {"sku": 1}],
+        });
+        let masked = RedactKeys::default().apply(&payload);
+        assert_eq!(
+            masked,
+            serde_json::json!({
+                "user": {"email": "a@example.com", "Password": "[redacted]"},
+                "items": [{"token": "[redacted]"}, {"sku": 1}],
+            })
+        );
+        assert!(!preview(&payload, &RedactKeys::default()).contains("hunter2"));
+    }
+
+    #[test]
+    fn dead_cursors_round_trip() {
+        let at =
+            Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap() + chrono::Duration::microseconds(123_456);
+        assert_eq!(parse_dead_cursor(&dead_cursor(at, 42)), Some((at, 42)));
+        assert_eq!(parse_dead_cursor("42"), None);
+        assert_eq!(parse_dead_cursor("x_1"), None);
+    }
+
+    #[test]
+    fn times_read_naturally() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        assert_eq!(moment(now, now).relative, "just now");
+        assert_eq!(moment(now - chrono::Duration::seconds(30), now).relative, "30 s ago");
+        assert_eq!(moment(now - chrono::Duration::minutes(5), now).relative, "5 min ago");
+        assert_eq!(moment(now + chrono::Duration::hours(2), now).relative, "in 2 h");
+        assert_eq!(moment(now, now).exact, "2026-11-25 12:00:00 UTC");
+    }
+
+    #[test]
+    fn previews_are_cut_on_a_character_boundary() {
+        let payload = serde_json::json!({ "text": "é".repeat(500) });
+        let text = preview(&payload, &RedactKeys::default());
+        assert_eq!(text.chars().count(), PREVIEW_CHARS + 1);
+        assert!(text.ends_with('…'));
+    }
+}

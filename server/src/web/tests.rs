@@ -1,0 +1,237 @@
+//! The console's HTTP surface against a real PostgreSQL: pages rendered on the server, server
+//! functions, sign-in and roles, cross-site refusal, escaping. Each test gets a fresh database
+//! (`#[sqlx::test]`).
+
+use app::api::{ActOnJobs, ActOnMatching};
+use app::model::{ActionReport, JobAction, JobFilter, State};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine as _;
+use sqlx::PgPool;
+use tower::ServiceExt as _;
+
+use super::*;
+
+/// A router over `pool` with these `--user` specs (none: the loopback default, all operators).
+fn console(pool: PgPool, users: &[&str]) -> Router {
+    let args = ServeArgs {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        site_root: "does-not-exist".into(),
+        users: users.iter().map(|spec| spec.parse().unwrap()).collect(),
+        redact_keys: vec!["password".into()],
+    };
+    let console = Console { pool, redact: RedactKeys::new(&args.redact_keys) };
+    router(leptos_options(&args).unwrap(), console, Users::new(args.users.clone()))
+}
+
+async fn send(router: &Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn basic(credentials: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials))
+}
+
+/// A server-function call as the browser makes it: a same-origin form POST.
+fn call(endpoint: &str, args: &impl serde::Serialize) -> axum::http::request::Builder {
+    let _ = args;
+    Request::post(format!("/api/{endpoint}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+}
+
+fn form_body(args: &impl serde::Serialize) -> Body {
+    Body::from(serde_qs::to_string(args).unwrap())
+}
+
+/// A dead job, as the runtime leaves it after the last failed attempt.
+async fn dead_job(pool: &PgPool, kind: &str, payload: serde_json::Value, error: &str) -> i64 {
+    let errors = serde_json::json!([{ "at": chrono::Utc::now(), "attempt": 1, "error": error, "worker": "test-worker" }]);
+    sqlx::query_scalar(
+        "with id as (select nextval(pg_get_serial_sequence('backstop.jobs', 'id')) as id)
+         insert into backstop.dead_jobs (id, queue, kind, payload, priority, attempts, max_attempts, errors,
+                                         last_error, created_at, reason)
+         select id, 'default', $1, $2, 0, 1, 1, $3, $4, now(), 'exhausted' from id
+         returning id",
+    )
+    .bind(kind)
+    .bind(payload)
+    .bind(errors)
+    .bind(error)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn the_overview_shows_the_queue_rendered_on_the_server(pool: PgPool) {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Email;
+    impl backstop::Job for Email {
+        const KIND: &'static str = "email";
+        const QUEUE: &'static str = "mail";
+    }
+    for _ in 0..3 {
+        backstop::enqueue(&pool, &Email).await.unwrap();
+    }
+    dead_job(&pool, "email", serde_json::json!({}), "smtp down").await;
+    let (status, headers, html) = send(&console(pool, &[]), get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<title>Overview · Backstop</title>"), "{html}");
+    assert!(html.contains("/pkg/backstop.js"), "hydration script missing");
+    assert!(html.contains(r#"data-testid="queue-mail""#), "queue row missing: {html}");
+    assert!(html.contains(r#"data-testid="total-queued""#), "{html}");
+    let queued = html.split(r#"data-testid="total-queued""#).nth(1).unwrap();
+    assert!(queued.contains(">3<"), "three queued jobs expected: {queued:.300}");
+    let dead = html.split(r#"data-testid="total-dead""#).nth(1).unwrap();
+    assert!(dead.contains(">1<"), "one dead job expected: {dead:.300}");
+    // Security headers, with this page's nonce in the policy.
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let nonce = csp.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).unwrap();
+    assert!(html.contains(&format!(r#"nonce="{nonce}""#)), "inline scripts lack the policy's nonce");
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn unknown_pages_are_404(pool: PgPool) {
+    let (status, _, html) = send(&console(pool, &[]), get("/no/such/page")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("Page not found"), "{html}");
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn hostile_payloads_and_errors_render_as_text(pool: PgPool) {
+    let payload = serde_json::json!({ "note": "<script>alert('payload')</script>", "password": "hunter2" });
+    let error = r#"<img src=x onerror="alert('error')"> '; drop table backstop.jobs; --"#;
+    let id = dead_job(&pool, "hostile", payload, error).await;
+    let router = console(pool.clone(), &[]);
+    for page in ["/dead-letters".to_owned(), format!("/jobs/{id}")] {
+        let (status, _, html) = send(&router, get(&page)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(!html.contains("<script>alert"), "{page}: raw script tag in {html}");
+        assert!(!html.contains("<img src=x"), "{page}: raw img tag in {html}");
+        assert!(
+            html.contains("&lt;script&gt;alert") || html.contains(r"\u003cscript"),
+            "{page}: payload not shown: {html}"
+        );
+        assert!(html.contains("&lt;img src=x"), "{page}: error not shown as text");
+        assert!(!html.contains("hunter2"), "{page}: a redacted key's value reached the page");
+    }
+    assert_eq!(
+        count(&pool, "select count(*) from backstop.jobs").await,
+        0,
+        "the SQL in the error did nothing"
+    );
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn viewers_read_but_cannot_act(pool: PgPool) {
+    let id = dead_job(&pool, "charge", serde_json::json!({}), "declined").await;
+    let router = console(pool.clone(), &["vera:v-pass:viewer", "otto:o-pass:operator"]);
+    let retry = ActOnJobs { action: JobAction::Retry, state: State::Dead, ids: vec![id] };
+
+    let (status, headers, _) = send(&router, get("/dead-letters")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no credentials");
+    assert!(headers[header::WWW_AUTHENTICATE].to_str().unwrap().starts_with("Basic"));
+
+    let request = get("/dead-letters");
+    let (mut parts, body) = request.into_parts();
+    parts.headers.insert(header::AUTHORIZATION, basic("vera:v-pass").parse().unwrap());
+    let (status, _, html) = send(&router, Request::from_parts(parts, body)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("declined"), "the viewer sees the dead job");
+    assert!(html.contains(r#"data-testid="read-only""#), "the viewer is told the list is read-only");
+
+    let forged = call("act_on_jobs", &retry)
+        .header(header::AUTHORIZATION, basic("vera:v-pass"))
+        .body(form_body(&retry));
+    let (status, _, text) = send(&router, forged.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert_eq!(count(&pool, "select count(*) from backstop.dead_jobs").await, 1, "a viewer changed a job");
+
+    let allowed = call("act_on_jobs", &retry)
+        .header(header::AUTHORIZATION, basic("otto:o-pass"))
+        .body(form_body(&retry));
+    let (status, _, text) = send(&router, allowed.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let report: ActionReport = serde_json::from_str(&text).unwrap();
+    assert_eq!(report, ActionReport { matched: 1, changed: 1 });
+    assert_eq!(count(&pool, "select count(*) from backstop.jobs").await, 1, "the job is back in the queue");
+    let audit: (String, String, i64) =
+        sqlx::query_as("select actor, action, changed from backstop.audit_log")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(audit, ("otto".into(), "retry".into(), 1));
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn cross_site_writes_are_refused_even_with_credentials(pool: PgPool) {
+    let id = dead_job(&pool, "charge", serde_json::json!({}), "declined").await;
+    let router = console(pool.clone(), &["otto:o-pass:operator"]);
+    let delete = ActOnJobs { action: JobAction::Delete, state: State::Dead, ids: vec![id] };
+    for (name, value) in [("sec-fetch-site", "cross-site"), ("origin", "https://evil.example")] {
+        let request = Request::post("/api/act_on_jobs")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::AUTHORIZATION, basic("otto:o-pass"))
+            .header(name, value)
+            .body(form_body(&delete))
+            .unwrap();
+        let (status, _, text) = send(&router, request).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{name}: {text}");
+    }
+    assert_eq!(
+        count(&pool, "select count(*) from backstop.dead_jobs").await,
+        1,
+        "a forged request deleted a job"
+    );
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn bulk_retry_by_filter_re_runs_the_filter_and_reports_the_count(pool: PgPool) {
+    for n in 0..3 {
+        dead_job(&pool, "sync_crm", serde_json::json!({ "account": n }), "crm timeout").await;
+    }
+    dead_job(&pool, "sync_crm", serde_json::json!({ "account": 99 }), "invalid token").await;
+    dead_job(&pool, "send_sms", serde_json::json!({}), "crm timeout").await;
+    let router = console(pool.clone(), &[]);
+    let filter = JobFilter {
+        state: Some(State::Dead),
+        kind: Some("sync_crm".into()),
+        error: Some("timeout".into()),
+        ..JobFilter::default()
+    };
+    let retry = ActOnMatching { action: JobAction::Retry, filter: filter.clone() };
+    let (status, _, text) =
+        send(&router, call("act_on_matching", &retry).body(form_body(&retry)).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let report: ActionReport = serde_json::from_str(&text).unwrap();
+    assert_eq!(report, ActionReport { matched: 3, changed: 3 });
+    assert_eq!(count(&pool, "select count(*) from backstop.jobs where kind = 'sync_crm'").await, 3);
+    assert_eq!(count(&pool, "select count(*) from backstop.dead_jobs").await, 2, "others untouched");
+    let target: serde_json::Value =
+        sqlx::query_scalar("select target from backstop.audit_log").fetch_one(&pool).await.unwrap();
+    assert_eq!(target["filter"]["kind"], "sync_crm", "the audit log names the filter: {target}");
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_payload_filter_that_is_not_json_is_a_clear_error(pool: PgPool) {
+    dead_job(&pool, "x", serde_json::json!({}), "e").await;
+    let (status, _, html) = send(&console(pool, &[]), get("/dead-letters?payload=%7Buser_id")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("The payload filter is not valid JSON"), "{html}");
+}
