@@ -100,32 +100,32 @@ fn FilterForm(base: &'static str, dead: bool, filter: Memo<JobFilter>) -> impl I
     view! {
         <Form method="GET" action=base attr:class="mt-6 grid gap-3 rounded-xl border border-slate-200 bg-white p-4 shadow-sm sm:grid-cols-6 dark:border-slate-800 dark:bg-slate-900" attr:role="search" attr:aria-label="Filter jobs">
             {(!dead).then(|| view! {
-                <label class=label>
-                    "State"
-                    <select name="state" class=field prop:value=move || current().state.map(|s| s.as_str()).unwrap_or_default()>
+                <div>
+                    <label for="filter-state" class=label>"State"</label>
+                    <select id="filter-state" name="state" class=field prop:value=move || current().state.map(|s| s.as_str()).unwrap_or_default()>
                         <option value="">"Any live state"</option>
                         {[State::Scheduled, State::Queued, State::Running, State::Retrying].into_iter().map(|state| view! {
                             <option value=state.as_str() selected=move || current().state == Some(state)>{state.label()}</option>
                         }).collect_view()}
                     </select>
-                </label>
+                </div>
             })}
-            <label class=label>
-                "Queue"
-                <input name="queue" class=field prop:value=move || current().queue.unwrap_or_default() placeholder="any" />
-            </label>
-            <label class=label>
-                "Kind"
-                <input name="kind" class=field prop:value=move || current().kind.unwrap_or_default() placeholder="any" />
-            </label>
-            <label class=label>
-                "Payload contains (JSON)"
-                <input name="payload" class=field prop:value=move || current().payload.unwrap_or_default() placeholder=r#"{"user_id": 42}"# />
-            </label>
-            <label class=label>
-                "Error text"
-                <input name="error" type="search" data-search="error" class=field prop:value=move || current().error.unwrap_or_default() placeholder="words in the error" />
-            </label>
+            <div>
+                <label for="filter-queue" class=label>"Queue"</label>
+                <input id="filter-queue" name="queue" class=field prop:value=move || current().queue.unwrap_or_default() placeholder="any" />
+            </div>
+            <div>
+                <label for="filter-kind" class=label>"Kind"</label>
+                <input id="filter-kind" name="kind" class=field prop:value=move || current().kind.unwrap_or_default() placeholder="any" />
+            </div>
+            <div>
+                <label for="filter-payload" class=label>"Payload contains (JSON)"</label>
+                <input id="filter-payload" name="payload" class=field prop:value=move || current().payload.unwrap_or_default() placeholder=r#"{"user_id": 42}"# />
+            </div>
+            <div>
+                <label for="filter-error" class=label>"Error text"</label>
+                <input id="filter-error" name="error" type="search" class=field prop:value=move || current().error.unwrap_or_default() placeholder="words in the error" />
+            </div>
             <div class="flex items-end gap-2">
                 <button type="submit" class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white shadow-sm hover:bg-indigo-500">"Filter"</button>
                 <a href=base class="rounded-md px-3 py-1.5 text-sm font-medium text-slate-600 hover:bg-slate-100 dark:text-slate-400 dark:hover:bg-slate-800">"Clear"</a>
