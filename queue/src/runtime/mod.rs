@@ -398,6 +398,9 @@ fn ack_pool(pool: &PgPool, queues: usize, durable_acks: bool) -> PgPool {
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(30))
+        // No ping before each claim: a dead connection fails the claim itself, which backs
+        // off and retries on a fresh one. The ping was a round trip on every wake-up.
+        .test_before_acquire(false)
         .connect_lazy_with(options)
 }
 
