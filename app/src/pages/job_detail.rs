@@ -7,7 +7,12 @@ use leptos_router::hooks::use_params_map;
 use crate::api::{act_on_jobs, job_detail_for};
 use crate::app::use_user;
 use crate::components::{ErrorNotice, Loading, StateBadge, Time, use_live};
-use crate::model::{AttemptRow, JobAction, JobDetail};
+use crate::model::{ActionReport, AttemptRow, JobAction, JobDetail, State};
+
+/// An action on this job and what it did. Owned by the page, not by the job's view: the view is
+/// rebuilt each time the job is re-read (live updates, or right after the action), and the
+/// report must outlive that.
+type JobActionRun = Action<(JobAction, State, i64), (JobAction, Result<ActionReport, ServerFnError>)>;
 
 #[component]
 pub fn JobDetailPage() -> impl IntoView {
@@ -24,13 +29,30 @@ pub fn JobDetailPage() -> impl IntoView {
         },
     );
 
+    let run: JobActionRun = Action::new(|(action, state, id): &(JobAction, State, i64)| {
+        let (action, state, id) = (*action, *state, *id);
+        async move { (action, act_on_jobs(action, state, vec![id]).await) }
+    });
+    Effect::new(move |_| {
+        if run.value().with(Option::is_some) {
+            live.refresh();
+        }
+    });
+    let report = move || {
+        run.value().get().map(|(action, result)| match result {
+            Ok(report) => view! { <p role="status" data-testid="action-report" class="mt-2 text-sm font-medium text-emerald-700 dark:text-emerald-400">{report.summary(action)}</p> }.into_any(),
+            Err(error) => view! { <p role="alert" class="mt-2 text-sm font-medium text-red-700 dark:text-red-400">{error.to_string()}</p> }.into_any(),
+        })
+    };
+
     view! {
         <Title text=move || id.get().map(|id| format!("Job #{id}")).unwrap_or_else(|| "Job".into()) />
         <a href="/jobs" class="text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">"← Jobs"</a>
+        {report}
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match job.await {
-                    Ok(Some(job)) => view! { <JobView job /> }.into_any(),
+                    Ok(Some(job)) => view! { <JobView job run /> }.into_any(),
                     Ok(None) => view! {
                         <h1 class="mt-2 text-2xl font-semibold tracking-tight">{id.get_untracked().map(|id| format!("Job #{id}")).unwrap_or_else(|| "Job".into())}</h1>
                         <p data-testid="job-gone" class="mt-4 rounded-xl border border-dashed border-slate-300 p-8 text-center text-sm text-slate-500 dark:border-slate-700 dark:text-slate-400">
@@ -45,7 +67,7 @@ pub fn JobDetailPage() -> impl IntoView {
 }
 
 #[component]
-fn JobView(job: JobDetail) -> impl IntoView {
+fn JobView(job: JobDetail, run: JobActionRun) -> impl IntoView {
     let row = job.row.clone();
     let term = "text-slate-500 dark:text-slate-400";
     view! {
@@ -55,7 +77,7 @@ fn JobView(job: JobDetail) -> impl IntoView {
             {job.discarded.then(|| view! { <span class="text-xs text-slate-500">"(discarded)"</span> })}
         </div>
         <p class="mt-1 font-mono text-sm">{row.kind.clone()}</p>
-        <JobActions job=job.clone() />
+        <JobActions job=job.clone() run />
         <div class="mt-6 grid gap-6 lg:grid-cols-[1fr_2fr]">
             <dl class="grid h-fit grid-cols-[auto_1fr] gap-x-4 gap-y-2 rounded-xl border border-slate-200 bg-white p-4 text-sm shadow-sm dark:border-slate-800 dark:bg-slate-900">
                 <dt class=term>"Queue"</dt><dd>{row.queue.clone()}</dd>
@@ -110,27 +132,10 @@ fn Timeline(attempts: Vec<AttemptRow>) -> impl IntoView {
 
 /// The actions that fit the job's state, for operators.
 #[component]
-fn JobActions(job: JobDetail) -> impl IntoView {
+fn JobActions(job: JobDetail, run: JobActionRun) -> impl IntoView {
     let user = use_user();
-    let live = use_live();
     let (id, state) = (job.row.id, job.row.state);
     let confirming = RwSignal::new(None::<JobAction>);
-    let run = Action::new(move |action: &JobAction| {
-        let action = *action;
-        async move { (action, act_on_jobs(action, state, vec![id]).await) }
-    });
-    let report = move || {
-        run.value().get().map(|(action, result)| match result {
-            Ok(report) => view! { <p role="status" data-testid="action-report" class="text-sm font-medium text-emerald-700 dark:text-emerald-400">{report.summary(action)}</p> }.into_any(),
-            Err(error) => view! { <p role="alert" class="text-sm font-medium text-red-700 dark:text-red-400">{error.to_string()}</p> }.into_any(),
-        })
-    };
-    Effect::new(move |_| {
-        if run.value().with(Option::is_some) {
-            confirming.set(None);
-            live.refresh();
-        }
-    });
     view! {
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
@@ -142,7 +147,7 @@ fn JobActions(job: JobDetail) -> impl IntoView {
                             <button
                                 type="button"
                                 disabled=move || run.pending().get()
-                                on:click=move |_| if action.is_destructive() { confirming.set(Some(action)) } else { run.dispatch(action); }
+                                on:click=move |_| if action.is_destructive() { confirming.set(Some(action)) } else { run.dispatch((action, state, id)); }
                                 class=if action.is_destructive() {
                                     "rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium shadow-sm hover:bg-slate-50 disabled:opacity-50 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800"
                                 } else {
@@ -155,13 +160,12 @@ fn JobActions(job: JobDetail) -> impl IntoView {
                         {move || confirming.get().map(|action| view! {
                             <span role="alertdialog" aria-label="Confirm action" class="inline-flex items-center gap-2 rounded-md bg-amber-50 px-3 py-1 text-sm dark:bg-amber-950">
                                 {format!("{} this job? This cannot be undone.", action.label())}
-                                <button type="button" class="font-semibold text-red-700 dark:text-red-400" on:click=move |_| { run.dispatch(action); }>
+                                <button type="button" class="font-semibold text-red-700 dark:text-red-400" on:click=move |_| { confirming.set(None); run.dispatch((action, state, id)); }>
                                     {format!("Yes, {}", action.label().to_lowercase())}
                                 </button>
                                 <button type="button" on:click=move |_| confirming.set(None)>"No"</button>
                             </span>
                         })}
-                        {report}
                     </div>
                 })
             })}
