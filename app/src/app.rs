@@ -2,13 +2,15 @@
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
-use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::components::{A, Form, Route, Router, Routes};
 use leptos_router::path;
 
 use crate::api::whoami;
 use crate::components::{Live, LiveToggle};
 use crate::model::{CurrentUser, Role};
-use crate::pages::{AuditPage, JobDetailPage, JobsPage, NotFound, Overview, QueuesPage};
+use crate::pages::{AuditPage, GoPage, JobDetailPage, JobsPage, NotFound, Overview, QueuesPage};
+use crate::shortcuts::Shortcuts;
+use crate::theme::ThemeToggle;
 
 /// The signed-in user, read once per page load and shared by every page.
 pub type UserResource = OnceResource<Result<CurrentUser, ServerFnError>>;
@@ -30,6 +32,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                // Before anything paints: the dark class, from the stored choice or the system.
+                <script src="/theme.js"></script>
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -72,6 +76,7 @@ pub fn App() -> impl IntoView {
 
         <Router>
             <Header />
+            <Shortcuts />
             <main class="mx-auto max-w-6xl px-4 py-8 sm:px-6">
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=Overview />
@@ -80,6 +85,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/dead-letters") view=|| view! { <JobsPage dead=true /> } />
                     <Route path=path!("/queues") view=QueuesPage />
                     <Route path=path!("/audit") view=AuditPage />
+                    <Route path=path!("/go") view=GoPage />
                 </Routes>
             </main>
         </Router>
@@ -108,7 +114,18 @@ fn Header() -> impl IntoView {
                     <NavLink href="/audit" label="Audit log" />
                 </nav>
                 <div class="ml-auto flex items-center gap-3">
+                    <Form method="GET" action="/go" attr:role="search" attr:aria-label="Jump to a job">
+                        <input
+                            id="jump"
+                            name="q"
+                            type="search"
+                            aria-label="Job id, or words to search dead letters' errors"
+                            placeholder="Job id or error…  /"
+                            class="w-44 rounded-md border border-slate-300 bg-white px-2 py-1 text-sm shadow-sm dark:border-slate-700 dark:bg-slate-900"
+                        />
+                    </Form>
                     <LiveToggle />
+                    <ThemeToggle />
                     <UserBadge />
                 </div>
             </div>

@@ -14,6 +14,8 @@ pub mod model;
 mod pages;
 #[cfg(feature = "ssr")]
 pub mod server;
+mod shortcuts;
+mod theme;
 
 pub use api::{ServerStatus, console_status};
 pub use app::{App, shell};

@@ -354,7 +354,7 @@ fn JobRowView(
                 </Show>
             </td>
             <td class="px-3 py-2">
-                <a href=format!("/jobs/{id}") class="font-medium text-indigo-600 hover:underline dark:text-indigo-400">
+                <a href=format!("/jobs/{id}") data-job-link="" class="font-medium text-indigo-600 hover:underline focus:outline-2 focus:outline-indigo-500 dark:text-indigo-400">
                     {format!("#{id}")}
                 </a>
                 <div class="font-mono text-xs">{row.kind}</div>

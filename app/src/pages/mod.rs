@@ -1,6 +1,7 @@
 //! One module per page, plus the pieces they share.
 
 mod audit;
+mod go;
 mod job_detail;
 mod jobs;
 mod not_found;
@@ -8,6 +9,7 @@ mod overview;
 mod queues;
 
 pub use audit::AuditPage;
+pub use go::GoPage;
 pub use job_detail::JobDetailPage;
 pub use jobs::JobsPage;
 pub use not_found::NotFound;
