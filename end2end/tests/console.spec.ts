@@ -97,6 +97,25 @@ test('deleting a selection asks first and reports the count', async ({ page }) =
   expect(await whereIs(ids[1])).toBe('dead');
 });
 
+test('edit a dead job\'s payload and retry it', async ({ page }) => {
+  const mark = marker('edit');
+  const [id] = await insertDeadJobs([welcomeEmail(mark, { mark })]);
+  await openConsole(page, `/jobs/${id}`);
+  await page.getByRole('button', { name: 'Edit and retry' }).click();
+  const editor = page.getByTestId('payload-editor');
+  await expect(editor).toHaveValue(new RegExp(`"email": "${mark}@example.com"`));
+
+  await editor.fill('{"user_id": ');
+  await page.getByRole('button', { name: 'Save and retry' }).click();
+  await expect(page.getByRole('alert')).toContainText('not valid JSON');
+  expect(await whereIs(id)).toBe('dead');
+
+  await editor.fill(JSON.stringify({ user_id: -1, email: `${mark}-fixed@example.com`, mark }));
+  await page.getByRole('button', { name: 'Save and retry' }).click();
+  await expect(ui(page).report).toHaveText('Saved the new payload and retried the job.');
+  await expect(ui(page).jobGone).toBeVisible({ timeout: 20_000 });
+});
+
 test('a hostile payload and error render as inert text', async ({ page }) => {
   const mark = marker('hostile');
   const [id] = await insertDeadJobs([

@@ -191,6 +191,29 @@ pub async fn retry_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) 
     Ok(sql::dead_job_retry_many(executor, ids).await?)
 }
 
+/// Replaces a dead job's payload and moves it back to the queue, in one transaction: for a job
+/// that died of bad arguments. Returns whether it moved (`false`: no such dead job, or its
+/// unique key is held by a live job). The payload must fit `max_payload_bytes`, as at enqueue.
+pub async fn retry_dead_job_with_payload(
+    pool: &sqlx::PgPool,
+    id: JobId,
+    payload: &serde_json::Value,
+    max_payload_bytes: usize,
+) -> Result<bool> {
+    let size = payload.to_string().len();
+    if size > max_payload_bytes {
+        let kind = dead_job(pool, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
+        return Err(crate::Error::PayloadTooLarge { kind, size, limit: max_payload_bytes });
+    }
+    let mut tx = pool.begin().await?;
+    let moved = sql::dead_job_set_payload(&mut *tx, id, payload).await?
+        && sql::dead_job_retry_many(&mut *tx, &[id]).await? == 1;
+    if moved {
+        tx.commit().await?;
+    }
+    Ok(moved)
+}
+
 /// Marks dead jobs as discarded: kept for the record, hidden from default lists.
 pub async fn discard_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<u64> {
     Ok(sql::dead_job_discard_many(executor, ids).await?)

@@ -620,6 +620,20 @@ pub(crate) async fn dead_job_retry_many<'e, E: PgExecutor<'e>>(
     .map(|count: i64| u64::try_from(count).unwrap_or(0))
 }
 
+/// Replaces a dead job's payload (before an operator retries it with the fix).
+pub(crate) async fn dead_job_set_payload<'e, E: PgExecutor<'e>>(
+    executor: E,
+    id: i64,
+    payload: &serde_json::Value,
+) -> sqlx::Result<bool> {
+    sqlx::query("update backstop.dead_jobs set payload = $2 where id = $1")
+        .bind(id)
+        .bind(payload)
+        .execute(executor)
+        .await
+        .map(|r| r.rows_affected() == 1)
+}
+
 pub(crate) async fn dead_job_discard_many<'e, E: PgExecutor<'e>>(
     executor: E,
     ids: &[i64],

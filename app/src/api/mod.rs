@@ -6,7 +6,10 @@
 mod actions;
 mod reads;
 
-pub use actions::{ActOnJobs, ActOnMatching, SetQueuePaused, act_on_jobs, act_on_matching, set_queue_paused};
+pub use actions::{
+    ActOnJobs, ActOnMatching, EditAndRetry, SetQueuePaused, act_on_jobs, act_on_matching, edit_and_retry,
+    set_queue_paused,
+};
 pub use reads::{
     AuditLog, CountMatching, JobDetailFor, ListJobs, OverviewData, Whoami, audit_log, count_matching,
     job_detail_for, list_jobs, overview_data, whoami,

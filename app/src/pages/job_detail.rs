@@ -4,23 +4,50 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{act_on_jobs, job_detail_for};
+use crate::api::{act_on_jobs, edit_and_retry, job_detail_for};
 use crate::app::use_user;
 use crate::components::{ErrorNotice, Loading, StateBadge, Time, use_live};
 use crate::model::{ActionReport, AttemptRow, JobAction, JobDetail, State};
 
-/// An action on this job and what it did. Owned by the page, not by the job's view: the view is
-/// rebuilt each time the job is re-read (live updates, or right after the action), and the
+/// What an operator can do to this job.
+#[derive(Clone, Debug, PartialEq)]
+enum Command {
+    /// Retry, discard, delete or cancel.
+    Act(JobAction),
+    /// Replace a dead job's payload with this JSON and retry it.
+    EditAndRetry(String),
+}
+
+impl Command {
+    fn summary(&self, report: ActionReport) -> String {
+        match self {
+            Command::Act(action) => report.summary(*action),
+            Command::EditAndRetry(_) if report.changed == 1 => {
+                "Saved the new payload and retried the job.".into()
+            }
+            Command::EditAndRetry(_) => {
+                "Not retried: the job left the dead-letter table, or a live job holds its unique key.".into()
+            }
+        }
+    }
+}
+
+/// A command on this job and what it did. Owned by the page, not by the job's view: the view is
+/// rebuilt each time the job is re-read (live updates, or right after the command), and the
 /// report must outlive that.
-type JobActionRun = Action<(JobAction, State, i64), (JobAction, Result<ActionReport, ServerFnError>)>;
+type JobActionRun = Action<(Command, State, i64), (Command, Result<ActionReport, ServerFnError>)>;
 
 #[component]
 pub fn JobDetailPage() -> impl IntoView {
     let params = use_params_map();
     let id = Memo::new(move |_| params.read().get("id").and_then(|id| id.parse::<i64>().ok()));
     let live = use_live();
+    // While the payload is being edited the job is not re-read: a refresh would rebuild the
+    // editor under the operator's cursor.
+    let editing = RwSignal::new(false);
+    let draft = RwSignal::new(String::new());
     let job = Resource::new(
-        move || (id.get(), live.tick.get()),
+        move || (id.get(), (!editing.get()).then(|| live.tick.get())),
         |(id, _)| async move {
             match id {
                 Some(id) => job_detail_for(id).await,
@@ -29,18 +56,31 @@ pub fn JobDetailPage() -> impl IntoView {
         },
     );
 
-    let run: JobActionRun = Action::new(|(action, state, id): &(JobAction, State, i64)| {
-        let (action, state, id) = (*action, *state, *id);
-        async move { (action, act_on_jobs(action, state, vec![id]).await) }
+    let run: JobActionRun = Action::new(|(command, state, id): &(Command, State, i64)| {
+        let (command, state, id) = (command.clone(), *state, *id);
+        async move {
+            let result = match &command {
+                Command::Act(action) => act_on_jobs(*action, state, vec![id]).await,
+                Command::EditAndRetry(payload) => edit_and_retry(id, payload.clone()).await,
+            };
+            (command, result)
+        }
     });
     Effect::new(move |_| {
-        if run.value().with(Option::is_some) {
+        let finished_edit = run.value().with(|done| match done {
+            Some((Command::EditAndRetry(_), result)) => Some(result.is_ok()),
+            _ => None,
+        });
+        if finished_edit != Some(false) && run.value().with(Option::is_some) {
+            // Done (or an action that is not an edit): show the job as it is now. A rejected
+            // edit stays open for the operator to fix.
+            editing.set(false);
             live.refresh();
         }
     });
     let report = move || {
-        run.value().get().map(|(action, result)| match result {
-            Ok(report) => view! { <p role="status" data-testid="action-report" class="mt-2 text-sm font-medium text-emerald-700 dark:text-emerald-400">{report.summary(action)}</p> }.into_any(),
+        run.value().get().map(|(command, result)| match result {
+            Ok(report) => view! { <p role="status" data-testid="action-report" class="mt-2 text-sm font-medium text-emerald-700 dark:text-emerald-400">{command.summary(report)}</p> }.into_any(),
             Err(error) => view! { <p role="alert" class="mt-2 text-sm font-medium text-red-700 dark:text-red-400">{error.to_string()}</p> }.into_any(),
         })
     };
@@ -52,7 +92,7 @@ pub fn JobDetailPage() -> impl IntoView {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match job.await {
-                    Ok(Some(job)) => view! { <JobView job run /> }.into_any(),
+                    Ok(Some(job)) => view! { <JobView job run editing draft /> }.into_any(),
                     Ok(None) => view! {
                         <h1 class="mt-2 text-2xl font-semibold tracking-tight">{id.get_untracked().map(|id| format!("Job #{id}")).unwrap_or_else(|| "Job".into())}</h1>
                         <p data-testid="job-gone" class="mt-4 rounded-xl border border-dashed border-slate-300 p-8 text-center text-sm text-slate-500 dark:border-slate-700 dark:text-slate-400">
@@ -67,7 +107,12 @@ pub fn JobDetailPage() -> impl IntoView {
 }
 
 #[component]
-fn JobView(job: JobDetail, run: JobActionRun) -> impl IntoView {
+fn JobView(
+    job: JobDetail,
+    run: JobActionRun,
+    editing: RwSignal<bool>,
+    draft: RwSignal<String>,
+) -> impl IntoView {
     let row = job.row.clone();
     let term = "text-slate-500 dark:text-slate-400";
     view! {
@@ -89,10 +134,7 @@ fn JobView(job: JobDetail, run: JobActionRun) -> impl IntoView {
                 {job.unique_key.clone().map(|key| view! { <dt class=term>"Unique key"</dt><dd class="font-mono text-xs break-all">{key}</dd> })}
                 {job.locked_by.clone().map(|worker| view! { <dt class=term>"Worker"</dt><dd class="font-mono text-xs break-all">{worker}</dd> })}
             </dl>
-            <section aria-labelledby="payload-title">
-                <h2 id="payload-title" class="text-sm font-semibold">"Payload"</h2>
-                <pre data-testid="payload" class="mt-2 max-h-96 overflow-auto rounded-xl border border-slate-200 bg-slate-900 p-4 text-xs text-slate-100 dark:border-slate-800">{job.payload.clone()}</pre>
-            </section>
+            <PayloadSection job=job.clone() run editing draft />
         </div>
         <Timeline attempts=job.attempts />
     }
@@ -147,7 +189,7 @@ fn JobActions(job: JobDetail, run: JobActionRun) -> impl IntoView {
                             <button
                                 type="button"
                                 disabled=move || run.pending().get()
-                                on:click=move |_| if action.is_destructive() { confirming.set(Some(action)) } else { run.dispatch((action, state, id)); }
+                                on:click=move |_| if action.is_destructive() { confirming.set(Some(action)) } else { run.dispatch((Command::Act(action), state, id)); }
                                 class=if action.is_destructive() {
                                     "rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium shadow-sm hover:bg-slate-50 disabled:opacity-50 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800"
                                 } else {
@@ -160,7 +202,7 @@ fn JobActions(job: JobDetail, run: JobActionRun) -> impl IntoView {
                         {move || confirming.get().map(|action| view! {
                             <span role="alertdialog" aria-label="Confirm action" class="inline-flex items-center gap-2 rounded-md bg-amber-50 px-3 py-1 text-sm dark:bg-amber-950">
                                 {format!("{} this job? This cannot be undone.", action.label())}
-                                <button type="button" class="font-semibold text-red-700 dark:text-red-400" on:click=move |_| { confirming.set(None); run.dispatch((action, state, id)); }>
+                                <button type="button" class="font-semibold text-red-700 dark:text-red-400" on:click=move |_| { confirming.set(None); run.dispatch((Command::Act(action), state, id)); }>
                                     {format!("Yes, {}", action.label().to_lowercase())}
                                 </button>
                                 <button type="button" on:click=move |_| confirming.set(None)>"No"</button>
@@ -170,5 +212,73 @@ fn JobActions(job: JobDetail, run: JobActionRun) -> impl IntoView {
                 })
             })}
         </Transition>
+    }
+}
+
+/// The payload; for operators on a dead job, editable, to retry it with the fix.
+#[component]
+fn PayloadSection(
+    job: JobDetail,
+    run: JobActionRun,
+    editing: RwSignal<bool>,
+    draft: RwSignal<String>,
+) -> impl IntoView {
+    let user = use_user();
+    let (id, state) = (job.row.id, job.row.state);
+    let payload = job.payload.clone();
+    let start_editing = {
+        let payload = payload.clone();
+        move |_| {
+            draft.set(payload.clone());
+            editing.set(true);
+        }
+    };
+    view! {
+        <section aria-labelledby="payload-title">
+            <div class="flex items-center justify-between gap-2">
+                <h2 id="payload-title" class="text-sm font-semibold">"Payload"</h2>
+                <Transition fallback=|| ()>
+                    {move || {
+                        let start_editing = start_editing.clone();
+                        Suspend::new(async move {
+                        let can_edit = state == State::Dead && user.await.is_ok_and(|u| u.can_act());
+                        (can_edit && !editing.get()).then(|| view! {
+                            <button type="button" on:click=start_editing
+                                class="text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">
+                                "Edit and retry"
+                            </button>
+                        })
+                    })}}
+                </Transition>
+            </div>
+            {move || if editing.get() {
+                view! {
+                    <label for="payload-editor" class="sr-only">"Payload (JSON)"</label>
+                    <textarea id="payload-editor" data-testid="payload-editor" rows="12" spellcheck="false"
+                        prop:value=move || draft.get()
+                        on:input=move |ev| draft.set(event_target_value(&ev))
+                        class="mt-2 w-full rounded-xl border border-slate-300 bg-white p-3 font-mono text-xs dark:border-slate-700 dark:bg-slate-900">
+                    </textarea>
+                    <p class="text-xs text-slate-500 dark:text-slate-400">
+                        "Masked values (\"[redacted]\") keep their real value unless you type a new one."
+                    </p>
+                    <div class="mt-2 flex gap-2">
+                        <button type="button" disabled=move || run.pending().get()
+                            on:click=move |_| { run.dispatch((Command::EditAndRetry(draft.get_untracked()), state, id)); }
+                            class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white hover:bg-indigo-500 disabled:opacity-50">
+                            "Save and retry"
+                        </button>
+                        <button type="button" on:click=move |_| editing.set(false)
+                            class="rounded-md px-3 py-1.5 text-sm font-medium hover:bg-slate-100 dark:hover:bg-slate-800">
+                            "Cancel"
+                        </button>
+                    </div>
+                }.into_any()
+            } else {
+                view! {
+                    <pre data-testid="payload" class="mt-2 max-h-96 overflow-auto rounded-xl border border-slate-200 bg-slate-900 p-4 text-xs text-slate-100 dark:border-slate-800">{payload.clone()}</pre>
+                }.into_any()
+            }}
+        </section>
     }
 }

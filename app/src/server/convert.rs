@@ -34,6 +34,37 @@ impl RedactKeys {
         )
     }
 
+    /// `edited` with every redacted key still reading `"[redacted]"` given back its value from
+    /// `original` (same path), so editing a payload in the console never overwrites a secret
+    /// the operator could not see.
+    pub fn restore(&self, edited: &Value, original: &Value) -> Value {
+        match (edited, original) {
+            (Value::Object(new), Value::Object(old)) => Value::Object(
+                new.iter()
+                    .map(|(key, value)| {
+                        let restored = match old.get(key) {
+                            Some(previous) if self.0.contains(&key.to_lowercase()) && value == REDACTED => {
+                                previous.clone()
+                            }
+                            Some(previous) => self.restore(value, previous),
+                            None => value.clone(),
+                        };
+                        (key.clone(), restored)
+                    })
+                    .collect(),
+            ),
+            (Value::Array(new), Value::Array(old)) => Value::Array(
+                new.iter()
+                    .enumerate()
+                    .map(|(i, value)| {
+                        old.get(i).map_or_else(|| value.clone(), |previous| self.restore(value, previous))
+                    })
+                    .collect(),
+            ),
+            _ => edited.clone(),
+        }
+    }
+
     /// A copy of `value` with the values of redacted keys replaced by `"[redacted]"`.
     pub fn apply(&self, value: &Value) -> Value {
         match value {
@@ -41,7 +72,7 @@ impl RedactKeys {
                 map.iter()
                     .map(|(key, inner)| {
                         let masked = if self.0.contains(&key.to_lowercase()) {
-                            Value::String("[redacted]".into())
+                            Value::String(REDACTED.into())
                         } else {
                             self.apply(inner)
                         };
@@ -60,6 +91,9 @@ impl Default for RedactKeys {
         RedactKeys::new(Self::DEFAULT)
     }
 }
+
+/// What pages show instead of a redacted value.
+const REDACTED: &str = "[redacted]";
 
 /// Longest payload preview in a list, in characters.
 const PREVIEW_CHARS: usize = 120;
@@ -273,6 +307,24 @@ mod tests {
         assert_eq!(parse_dead_cursor(&dead_cursor(at, 42)), Some((at, 42)));
         assert_eq!(parse_dead_cursor("42"), None);
         assert_eq!(parse_dead_cursor("x_1"), None);
+    }
+
+    #[test]
+    fn an_edited_payload_keeps_the_secrets_it_was_shown_masked() {
+        let keys = RedactKeys::default();
+        let original =
+            serde_json::json!({ "user": { "token": "abc", "id": 1 }, "items": [{ "password": "p" }] });
+        let shown = keys.apply(&original);
+        let mut edited = shown.clone();
+        edited["user"]["id"] = serde_json::json!(2);
+        let saved = keys.restore(&edited, &original);
+        assert_eq!(
+            saved,
+            serde_json::json!({ "user": { "token": "abc", "id": 2 }, "items": [{ "password": "p" }] })
+        );
+        // A secret the operator did type in is kept as typed.
+        edited["user"]["token"] = serde_json::json!("new");
+        assert_eq!(keys.restore(&edited, &original)["user"]["token"], "new");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! functions, sign-in and roles, cross-site refusal, escaping. Each test gets a fresh database
 //! (`#[sqlx::test]`).
 
-use app::api::{ActOnJobs, ActOnMatching};
+use app::api::{ActOnJobs, ActOnMatching, EditAndRetry};
 use app::model::{ActionReport, JobAction, JobFilter, State};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -234,4 +234,36 @@ async fn a_payload_filter_that_is_not_json_is_a_clear_error(pool: PgPool) {
     let (status, _, html) = send(&console(pool, &[]), get("/dead-letters?payload=%7Buser_id")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("The payload filter is not valid JSON"), "{html}");
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn editing_a_dead_job_s_payload_checks_the_json_and_keeps_masked_secrets(pool: PgPool) {
+    let payload = serde_json::json!({ "user_id": 7, "password": "hunter2" });
+    let id = dead_job(&pool, "login", payload, "bad user id").await;
+    let router = console(pool.clone(), &[]);
+
+    let broken = EditAndRetry { id, payload: "{\"user_id\": ".into() };
+    let (status, _, text) =
+        send(&router, call("edit_and_retry", &broken).body(form_body(&broken)).unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("not valid JSON"), "{text}");
+    assert_eq!(
+        count(&pool, "select count(*) from backstop.dead_jobs").await,
+        1,
+        "a bad edit changed the job"
+    );
+
+    // As the page shows it: the password masked. Only user_id is changed.
+    let fixed = EditAndRetry { id, payload: r#"{"user_id": 8, "password": "[redacted]"}"#.into() };
+    let (status, _, text) =
+        send(&router, call("edit_and_retry", &fixed).body(form_body(&fixed)).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let report: ActionReport = serde_json::from_str(&text).unwrap();
+    assert_eq!(report, ActionReport { matched: 1, changed: 1 });
+    let saved: serde_json::Value = sqlx::query_scalar("select payload from backstop.jobs where id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(saved, serde_json::json!({ "user_id": 8, "password": "hunter2" }));
 }
