@@ -17,10 +17,10 @@ mod audit;
 mod bulk;
 mod search;
 
-pub use audit::{AuditEntry, audit_log, record_action};
+pub use audit::{AuditEntry, add_to_action, audit_log, record_action};
 pub use bulk::{
-    BulkOutcome, DeadAction, LiveAction, act_on_dead_jobs, act_on_dead_matching, act_on_jobs,
-    act_on_jobs_matching,
+    BulkOutcome, BulkStep, DeadAction, LiveAction, act_on_dead_jobs, act_on_dead_matching,
+    act_on_dead_matching_step, act_on_jobs, act_on_jobs_matching, act_on_jobs_matching_step,
 };
 pub use search::{
     EXACT_COUNT_LIMIT, JobSearch, QueueCounts, WorkerProcess, count_dead_jobs, count_jobs, queue_counts,

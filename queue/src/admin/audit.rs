@@ -38,6 +38,20 @@ pub async fn record_action<'e, E: PgExecutor<'e>>(
     Ok(sql::audit_insert(executor, actor, action, target, clamp(requested), clamp(changed)).await?)
 }
 
+/// Adds the rows a later step of the same bulk action asked for and changed to its entry, so a
+/// bulk action done in steps is one entry. Only `actor`'s own entries can grow. Returns whether
+/// the entry was found.
+pub async fn add_to_action<'e, E: PgExecutor<'e>>(
+    executor: E,
+    id: i64,
+    actor: &str,
+    requested: u64,
+    changed: u64,
+) -> Result<bool> {
+    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    Ok(sql::audit_add(executor, id, actor, clamp(requested), clamp(changed)).await?)
+}
+
 /// The log, newest first, one keyset page at a time (pass the last id as `before`).
 pub async fn audit_log<'e, E: PgExecutor<'e>>(
     executor: E,

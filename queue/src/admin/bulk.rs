@@ -1,9 +1,11 @@
 //! Acting on every job that matches a search, not only on a page of ids: the filter is
 //! re-run on the server in keyset pages, so the action covers exactly what matches now.
 
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use super::{JobSearch, JobState, search_dead_jobs, search_jobs};
+use crate::job::JobId;
 use crate::{Result, sql};
 
 /// What a bulk action matched and what it changed. Jobs that matched but were not changed
@@ -18,6 +20,12 @@ pub struct BulkOutcome {
 }
 
 impl BulkOutcome {
+    /// Adds another step's counts.
+    pub fn add(&mut self, other: BulkOutcome) {
+        self.matched += other.matched;
+        self.changed += other.changed;
+    }
+
     /// Matched but left alone.
     pub fn skipped(&self) -> u64 {
         self.matched - self.changed.min(self.matched)
@@ -95,18 +103,54 @@ pub async fn act_on_dead_matching(
     search: &JobSearch,
     include_discarded: bool,
 ) -> Result<BulkOutcome> {
-    let mut outcome = BulkOutcome::default();
-    let mut before = None;
+    let mut total = BulkOutcome::default();
+    let mut after = None;
     loop {
+        let step =
+            act_on_dead_matching_step(pool, action, search, include_discarded, after, u64::MAX).await?;
+        total.add(step.outcome);
+        match step.next {
+            Some(next) => after = Some(next),
+            None => return Ok(total),
+        }
+    }
+}
+
+/// Part of a bulk action: what it did, and where to continue (`None`: nothing is left).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkStep<C> {
+    /// What this step matched and changed.
+    pub outcome: BulkOutcome,
+    /// Pass this back as `after` to continue; `None` when the filter has no more rows.
+    pub next: Option<C>,
+}
+
+/// One step of [`act_on_dead_matching`]: at most about `budget` rows (whole pages of 1,000),
+/// starting after the `(died_at, id)` cursor `after`. A console calls this repeatedly to show
+/// progress on a large bulk action.
+pub async fn act_on_dead_matching_step(
+    pool: &PgPool,
+    action: DeadAction,
+    search: &JobSearch,
+    include_discarded: bool,
+    after: Option<(DateTime<Utc>, JobId)>,
+    budget: u64,
+) -> Result<BulkStep<(DateTime<Utc>, JobId)>> {
+    let mut outcome = BulkOutcome::default();
+    let mut before = after;
+    while outcome.matched < budget {
         let page = search_dead_jobs(pool, search, include_discarded, before, PAGE).await?;
-        let Some(last) = page.last() else { break };
+        let Some(last) = page.last() else { return Ok(BulkStep { outcome, next: None }) };
         before = Some((last.died_at, last.id));
         let ids: Vec<i64> = page.iter().map(|job| job.id).collect();
         outcome.matched += ids.len() as u64;
         let mut conn = pool.acquire().await?;
         outcome.changed += act_on_dead_jobs(&mut conn, action, &ids).await?;
+        if (ids.len() as i64) < PAGE {
+            return Ok(BulkStep { outcome, next: None });
+        }
     }
-    Ok(outcome)
+    Ok(BulkStep { outcome, next: before })
 }
 
 /// Applies `action` to every live job matching `state` and `search`, page by page. Running
@@ -118,17 +162,42 @@ pub async fn act_on_jobs_matching(
     search: &JobSearch,
     actor: &str,
 ) -> Result<BulkOutcome> {
-    let mut outcome = BulkOutcome::default();
-    let mut before = None;
+    let mut total = BulkOutcome::default();
+    let mut after = None;
     loop {
+        let step = act_on_jobs_matching_step(pool, action, state, search, actor, after, u64::MAX).await?;
+        total.add(step.outcome);
+        match step.next {
+            Some(next) => after = Some(next),
+            None => return Ok(total),
+        }
+    }
+}
+
+/// One step of [`act_on_jobs_matching`]: at most about `budget` rows, after the id `after`.
+pub async fn act_on_jobs_matching_step(
+    pool: &PgPool,
+    action: LiveAction,
+    state: Option<JobState>,
+    search: &JobSearch,
+    actor: &str,
+    after: Option<JobId>,
+    budget: u64,
+) -> Result<BulkStep<JobId>> {
+    let mut outcome = BulkOutcome::default();
+    let mut before = after;
+    while outcome.matched < budget {
         let page = search_jobs(pool, state, search, before, PAGE).await?;
-        let Some(last) = page.last() else { break };
+        let Some(last) = page.last() else { return Ok(BulkStep { outcome, next: None }) };
         before = Some(last.id);
         let ids: Vec<i64> = page.iter().map(|job| job.id).collect();
         outcome.matched += ids.len() as u64;
         let mut tx = pool.begin().await?;
         outcome.changed += act_on_jobs(&mut tx, action, &ids, actor).await?;
         tx.commit().await?;
+        if (ids.len() as i64) < PAGE {
+            return Ok(BulkStep { outcome, next: None });
+        }
     }
-    Ok(outcome)
+    Ok(BulkStep { outcome, next: before })
 }

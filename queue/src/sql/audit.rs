@@ -25,6 +25,26 @@ pub(crate) async fn audit_insert<'e, E: PgExecutor<'e>>(
     .await
 }
 
+pub(crate) async fn audit_add<'e, E: PgExecutor<'e>>(
+    executor: E,
+    id: i64,
+    actor: &str,
+    requested: i64,
+    changed: i64,
+) -> sqlx::Result<bool> {
+    sqlx::query(
+        "update backstop.audit_log set requested = requested + $3, changed = changed + $4 \
+         where id = $1 and actor = $2",
+    )
+    .bind(id)
+    .bind(actor)
+    .bind(requested)
+    .bind(changed)
+    .execute(executor)
+    .await
+    .map(|r| r.rows_affected() == 1)
+}
+
 /// Newest first, keyset-paginated on `id` (identity: increases with `at`).
 pub(crate) async fn audit_list<'e, E: PgExecutor<'e>>(
     executor: E,

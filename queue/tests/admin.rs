@@ -1,0 +1,191 @@
+//! The admin API a console uses: search, counts, bulk actions in steps, and the audit log.
+
+mod common;
+
+use backstop::NewJob;
+use backstop::admin::{self, DeadAction, JobSearch, JobState, LiveAction};
+use common::{Action, RunningRunner, Scripted, ScriptedWorker, count, pool, test_runner, wait_for_count};
+use serde_json::json;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::time::Duration;
+
+/// `n` dead jobs of `kind`, each with payload `{"n": i, "group": group}` and error `error`,
+/// the way the runtime leaves them (one failed attempt in the history).
+async fn dead_jobs(pool: &PgPool, n: i64, kind: &str, group: &str, error: &str) {
+    sqlx::query(
+        "insert into backstop.dead_jobs (id, queue, kind, payload, priority, attempts, max_attempts, errors,
+                                         last_error, created_at, reason)
+         select nextval(pg_get_serial_sequence('backstop.jobs', 'id')), 'default', $2,
+                jsonb_build_object('n', i, 'group', $3::text), 0, 1, 1,
+                jsonb_build_array(jsonb_build_object('at', now(), 'attempt', 1, 'error', $4::text, 'worker', 't')),
+                $4, now(), 'exhausted'
+         from generate_series(1, $1) i",
+    )
+    .bind(n)
+    .bind(kind)
+    .bind(group)
+    .bind(error)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+fn search(kind: Option<&str>, payload: Option<serde_json::Value>, error: Option<&str>) -> JobSearch {
+    JobSearch {
+        queue: None,
+        kind: kind.map(Into::into),
+        payload_contains: payload,
+        error_text: error.map(Into::into),
+    }
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn dead_jobs_are_found_by_kind_payload_and_error_words(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    dead_jobs(&pool, 3, "charge", "a", "card_declined: insufficient funds").await;
+    dead_jobs(&pool, 2, "charge", "b", "gateway timeout after 10s").await;
+    dead_jobs(&pool, 4, "email", "a", "smtp: connection refused").await;
+    let find = |s: JobSearch| {
+        let pool = pool.clone();
+        async move { admin::search_dead_jobs(&pool, &s, false, None, 100).await.unwrap().len() }
+    };
+    assert_eq!(find(search(Some("charge"), None, None)).await, 5);
+    assert_eq!(find(search(None, Some(json!({"group": "a"})), None)).await, 7);
+    assert_eq!(find(search(None, Some(json!({"group": "a", "n": 2})), None)).await, 2);
+    assert_eq!(find(search(None, None, Some("timeout"))).await, 2);
+    assert_eq!(find(search(None, None, Some("\"connection refused\""))).await, 4, "a quoted phrase");
+    assert_eq!(find(search(Some("charge"), None, Some("declined -timeout"))).await, 3);
+    // Search text is data, never SQL or query syntax that can fail.
+    assert_eq!(find(search(None, None, Some("'); drop table backstop.jobs; -- & | !"))).await, 0);
+    assert_eq!(
+        admin::count_dead_jobs(&pool, &search(Some("email"), None, None), false, 100).await.unwrap(),
+        4
+    );
+    assert_eq!(
+        admin::count_dead_jobs(&pool, &search(None, None, None), false, 5).await.unwrap(),
+        5,
+        "capped"
+    );
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn keyset_pages_cover_every_dead_job_once(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    dead_jobs(&pool, 250, "x", "a", "e").await;
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = admin::search_dead_jobs(&pool, &JobSearch::default(), false, before, 60).await.unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some((last.died_at, last.id));
+        seen.extend(page.iter().map(|job| job.id));
+    }
+    let mut unique = seen.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (250, 250));
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn live_jobs_are_found_by_state_and_counted_per_queue(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    let now = NewJob::from_json("sync", &json!({"user": 1}));
+    let later = NewJob::from_json("sync", &json!({"user": 2})).delay(Duration::from_secs(3600)).queue("slow");
+    backstop::enqueue_many(&pool, vec![now.clone(), now, later]).await.unwrap();
+    dead_jobs(&pool, 2, "sync", "a", "boom").await;
+    let all = JobSearch::default();
+    let found = |state| {
+        let (pool, all) = (pool.clone(), all.clone());
+        async move { admin::search_jobs(&pool, state, &all, None, 100).await.unwrap().len() }
+    };
+    assert_eq!(found(None).await, 3);
+    assert_eq!(found(Some(JobState::Queued)).await, 2);
+    assert_eq!(found(Some(JobState::Scheduled)).await, 1);
+    assert_eq!(found(Some(JobState::Running)).await, 0);
+    assert_eq!(found(Some(JobState::Dead)).await, 0, "dead jobs are searched separately");
+    let payload = search(None, Some(json!({"user": 2})), None);
+    assert_eq!(admin::search_jobs(&pool, None, &payload, None, 100).await.unwrap().len(), 1);
+
+    let counts = admin::queue_counts(&pool).await.unwrap();
+    let default = counts.iter().find(|c| c.queue == "default").unwrap();
+    assert_eq!((default.queued, default.scheduled, default.dead, default.exact), (2, 0, 2, true));
+    let slow = counts.iter().find(|c| c.queue == "slow").unwrap();
+    assert_eq!((slow.queued, slow.scheduled), (0, 1));
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_bulk_action_in_steps_covers_everything_once(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    dead_jobs(&pool, 2500, "import", "a", "bad row").await;
+    dead_jobs(&pool, 10, "other", "a", "bad row").await;
+    let only_import = search(Some("import"), None, None);
+    let mut after = None;
+    let mut steps = Vec::new();
+    loop {
+        let step =
+            admin::act_on_dead_matching_step(&pool, DeadAction::Discard, &only_import, false, after, 1000)
+                .await
+                .unwrap();
+        steps.push((step.outcome.matched, step.outcome.changed));
+        match step.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(steps, vec![(1000, 1000), (1000, 1000), (500, 500)]);
+    assert_eq!(
+        count(&pool, "select count(*) from backstop.dead_jobs where discarded_at is not null").await,
+        2500
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from backstop.dead_jobs where kind = 'other' and discarded_at is null")
+            .await,
+        10
+    );
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn bulk_actions_on_live_jobs_skip_running_ones(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    let worker = ScriptedWorker::default();
+    // One job sleeps long enough to be running while the bulk delete happens.
+    backstop::enqueue(&pool, &Scripted::new("busy", Action::SleepMillis(3000))).await.unwrap();
+    let runner = RunningRunner::start(test_runner(&pool).register(worker.clone()).queue("default", 1));
+    wait_for_count(
+        &pool,
+        "select count(*) from backstop.jobs where locked_by is not null",
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    runner.shutdown.cancel(); // no more claims; the running job keeps running
+    let waiting = (0..3).map(|i| NewJob::new(&Scripted::new(format!("w{i}"), Action::Succeed)));
+    backstop::enqueue_many(&pool, waiting).await.unwrap();
+
+    let outcome =
+        admin::act_on_jobs_matching(&pool, LiveAction::Delete, None, &JobSearch::default(), "tester")
+            .await
+            .unwrap();
+    assert_eq!((outcome.matched, outcome.changed, outcome.skipped()), (4, 3, 1));
+    runner.stop().await;
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn the_audit_log_records_and_adds_up_steps(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    let target = json!({ "filter": { "kind": "import" } });
+    let id = admin::record_action(&pool, "alice", "retry", &target, 1000, 990).await.unwrap();
+    assert!(admin::add_to_action(&pool, id, "alice", 500, 500).await.unwrap());
+    assert!(
+        !admin::add_to_action(&pool, id, "mallory", 1, 1).await.unwrap(),
+        "only the actor's own entry grows"
+    );
+    let log = admin::audit_log(&pool, None, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].actor.as_str(), log[0].action.as_str(), log[0].requested, log[0].changed),
+        ("alice", "retry", 1500, 1490)
+    );
+    assert_eq!(log[0].target, target);
+}
