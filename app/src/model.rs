@@ -345,6 +345,20 @@ impl ActionReport {
     }
 }
 
+/// One step of an action on everything a filter matches. A big bulk action is done in steps
+/// so the page can show progress; all steps share one audit-log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkProgress {
+    /// Jobs this step matched.
+    pub matched: u64,
+    /// Jobs this step changed.
+    pub changed: u64,
+    /// Pass back as `after` to continue; `None` when nothing is left.
+    pub next: Option<String>,
+    /// The audit-log entry the steps add up in; pass it back with `after`.
+    pub audit_id: i64,
+}
+
 /// One audit-log line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRow {

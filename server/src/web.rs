@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use app::server::{Console, RedactKeys};
 use app::{App, shell};
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
@@ -40,6 +41,10 @@ pub struct ServeArgs {
     /// Repeat for more users. With none, only loopback binds are allowed and everyone acts.
     #[arg(long = "user", env = "BACKSTOP_USERS", value_delimiter = ',', hide_env_values = true)]
     pub users: Vec<User>,
+    /// Longest a console query may run before PostgreSQL cancels it, in seconds: a filter the
+    /// indexes cannot serve on a huge table gets a clear message instead of loading the database.
+    #[arg(long, env = "BACKSTOP_QUERY_TIMEOUT", default_value_t = 3)]
+    pub query_timeout: u64,
     /// Payload keys whose values pages never show (any depth, any case).
     #[arg(
         long,
@@ -57,13 +62,22 @@ pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -
     users.check_bind(args.bind)?;
     backstop::MIGRATOR.run(&pool).await.context("apply Backstop's migrations")?;
     check_site_root(&args.site_root);
-    let console = Console { pool, redact: RedactKeys::new(&args.redact_keys) };
+    let console =
+        Console { pool: console_pool(&pool, args.query_timeout), redact: RedactKeys::new(&args.redact_keys) };
     let app = router(leptos_options(&args)?, console, users);
     let listener =
         tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("listen on {}", args.bind))?;
     let addr = listener.local_addr().context("read the listening address")?;
     tracing::info!(site_root = %args.site_root.display(), "console listening on http://{addr}");
     println!("backstop: console on http://{addr}");
+    // Pages stream: the shell first, then each part as its data arrives. With Nagle's algorithm
+    // on, every part after the first waited for the client's delayed ACK: measured, a page took
+    // 44 ms instead of 3 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
 
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -71,6 +85,18 @@ pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -
         .context("serve the console")?;
     tracing::info!("console stopped");
     Ok(())
+}
+
+/// The console's own small pool: the same connection settings as `pool`, with a statement
+/// timeout, so no page can hold the database for long, and kept apart from any workers'
+/// connections (the demo shares its database with its workers).
+fn console_pool(pool: &PgPool, timeout_secs: u64) -> PgPool {
+    let timeout_ms = (timeout_secs.max(1) * 1000).to_string();
+    let options = (*pool.connect_options()).clone().options([("statement_timeout", timeout_ms.as_str())]);
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect_lazy_with(options)
 }
 
 /// Options built here rather than read from `[package.metadata.leptos]`: the site is built by

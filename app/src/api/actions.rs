@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::model::{ActionReport, JobAction, JobFilter, State};
+use crate::model::{ActionReport, BulkProgress, JobAction, JobFilter, State};
 
 #[cfg(feature = "ssr")]
 use {
@@ -77,35 +77,79 @@ pub async fn act_on_jobs(
     Ok(ActionReport { matched: ids.len() as u64, changed })
 }
 
-/// Applies `action` to every job matching `filter` now: the server re-runs the filter page by
-/// page, so what is acted on is what matches at this moment, not what a page showed earlier.
+/// Rows one step of a bulk action covers: about half a second of work, so progress moves.
+#[cfg(feature = "ssr")]
+const STEP_ROWS: u64 = 10_000;
+
+/// Applies `action` to the jobs matching `filter` now, one step of about 10,000 at a time: the
+/// server re-runs the filter, so what is acted on is what matches at this moment, not what a
+/// page showed earlier. Call again with the returned `next` as `after`, and `audit_id`, until
+/// `next` is `None`; every step adds to the same audit-log entry.
 #[server(endpoint = "act_on_matching")]
-pub async fn act_on_matching(action: JobAction, filter: JobFilter) -> Result<ActionReport, ServerFnError> {
+pub async fn act_on_matching(
+    action: JobAction,
+    filter: JobFilter,
+    after: Option<String>,
+    audit_id: Option<i64>,
+) -> Result<BulkProgress, ServerFnError> {
     let user = server::require_operator().await?;
     let console = server::console()?;
     let search = admin_search(&filter)?;
     let target = target(action, filter.state.unwrap_or(State::Queued))?;
-    let outcome = match target {
-        Target::Dead(action) => admin::act_on_dead_matching(&console.pool, action, &search, false).await,
-        Target::Live(action) => {
-            admin::act_on_jobs_matching(&console.pool, action, admin_state(filter.state), &search, &user.name)
-                .await
+    let bad_cursor = || AppError::BadRequest("That bulk action cannot be continued; start it again.".into());
+    let (outcome, next) = match target {
+        Target::Dead(action) => {
+            let after =
+                after.as_deref().map(|c| server::parse_dead_cursor(c).ok_or_else(bad_cursor)).transpose()?;
+            let step =
+                admin::act_on_dead_matching_step(&console.pool, action, &search, false, after, STEP_ROWS)
+                    .await
+                    .map_err(AppError::from)?;
+            (step.outcome, step.next.map(|(at, id)| server::dead_cursor(at, id)))
         }
-    }
-    .map_err(AppError::from)?;
-    let record = serde_json::json!({ "filter": filter });
-    admin::record_action(
-        &console.pool,
-        &user.name,
-        audit_action(&target),
-        &record,
-        outcome.matched,
-        outcome.changed,
-    )
-    .await
-    .map_err(AppError::from)?;
-    tracing::info!(user = %user.name, action = audit_action(&target), matched = outcome.matched, changed = outcome.changed, "console bulk action");
-    Ok(ActionReport { matched: outcome.matched, changed: outcome.changed })
+        Target::Live(action) => {
+            let after = after.as_deref().map(|c| c.parse::<i64>().map_err(|_| bad_cursor())).transpose()?;
+            let state = admin_state(filter.state);
+            let step = admin::act_on_jobs_matching_step(
+                &console.pool,
+                action,
+                state,
+                &search,
+                &user.name,
+                after,
+                STEP_ROWS,
+            )
+            .await
+            .map_err(AppError::from)?;
+            (step.outcome, step.next.map(|id| id.to_string()))
+        }
+    };
+    let audit_id = match audit_id {
+        Some(id) => {
+            if !admin::add_to_action(&console.pool, id, &user.name, outcome.matched, outcome.changed)
+                .await
+                .map_err(AppError::from)?
+            {
+                return Err(AppError::BadRequest("That bulk action is not yours to continue.".into()).into());
+            }
+            id
+        }
+        None => {
+            let record = serde_json::json!({ "filter": filter });
+            admin::record_action(
+                &console.pool,
+                &user.name,
+                audit_action(&target),
+                &record,
+                outcome.matched,
+                outcome.changed,
+            )
+            .await
+            .map_err(AppError::from)?
+        }
+    };
+    tracing::info!(user = %user.name, action = audit_action(&target), matched = outcome.matched, changed = outcome.changed, done = next.is_none(), "console bulk action step");
+    Ok(BulkProgress { matched: outcome.matched, changed: outcome.changed, next, audit_id })
 }
 
 /// Replaces a dead job's payload with `payload` (JSON text) and retries it: for a job that died

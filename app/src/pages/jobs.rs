@@ -144,13 +144,15 @@ fn ActionBar(filter: Memo<JobFilter>, selected: RwSignal<Vec<i64>>) -> impl Into
     // The state actions apply to: the filter's, or for "any live state" any waiting state.
     let state = move || filter.get().state.unwrap_or(State::Queued);
 
+    // Rows done so far by a bulk action on everything matching, shown while it runs.
+    let progress = RwSignal::new(None::<ActionReport>);
     let run = Action::new(move |(action, scope): &(JobAction, Scope)| {
         let (action, scope, filter) = (*action, scope.clone(), filter.get_untracked());
         let state = filter.state.unwrap_or(State::Queued);
         async move {
             let result: Result<ActionReport, ServerFnError> = match scope {
                 Scope::Selected(ids) => act_on_jobs(action, state, ids).await,
-                Scope::Matching(_) => act_on_matching(action, filter).await,
+                Scope::Matching(_) => act_on_all_matching(action, filter, progress).await,
             };
             (action, result)
         }
@@ -187,6 +189,16 @@ fn ActionBar(filter: Memo<JobFilter>, selected: RwSignal<Vec<i64>>) -> impl Into
         }
     };
 
+    let progress_text = move || {
+        let done = progress.get()?;
+        let total = match pending.get() {
+            Some((_, Scope::Matching(count))) if count < COUNT_LIMIT => thousands(count),
+            _ => "all".to_owned(),
+        };
+        run.pending()
+            .get()
+            .then(|| format!("Working… {} of {total} jobs done.", thousands(done.matched as i64)))
+    };
     let button = "rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium shadow-sm hover:bg-slate-50 disabled:cursor-not-allowed disabled:opacity-40 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800";
     view! {
         <Transition fallback=|| ()>
@@ -245,9 +257,10 @@ fn ActionBar(filter: Memo<JobFilter>, selected: RwSignal<Vec<i64>>) -> impl Into
                     <span class="text-slate-600 dark:text-slate-400">{note}</span>
                     <button type="button" class="rounded-md bg-indigo-600 px-3 py-1.5 font-medium text-white hover:bg-indigo-500 disabled:opacity-50"
                         disabled=move || run.pending().get()
-                        on:click=move |_| { run.dispatch((action, scope.clone())); }>
+                        on:click=move |_| { progress.set(None); run.dispatch((action, scope.clone())); }>
                         {move || if run.pending().get() { "Working…".to_owned() } else { format!("Yes, {}", action.label().to_lowercase()) }}
                     </button>
+                    <span role="status" data-testid="action-progress" class="tabular-nums">{progress_text}</span>
                     <button type="button" class="rounded-md px-3 py-1.5 font-medium hover:bg-amber-100 dark:hover:bg-amber-900" on:click=move |_| pending.set(None)>
                         "Cancel"
                     </button>
@@ -258,6 +271,27 @@ fn ActionBar(filter: Memo<JobFilter>, selected: RwSignal<Vec<i64>>) -> impl Into
             Ok(text) => view! { <p role="status" data-testid="action-report" class="mt-3 text-sm font-medium text-emerald-700 dark:text-emerald-400">{text}</p> }.into_any(),
             Err(text) => view! { <p role="alert" class="mt-3 text-sm font-medium text-red-700 dark:text-red-400">{text}</p> }.into_any(),
         })}
+    }
+}
+
+/// Runs a bulk action on everything `filter` matches, step by step, updating `progress` after
+/// each step; the report is the sum of all steps.
+async fn act_on_all_matching(
+    action: JobAction,
+    filter: JobFilter,
+    progress: RwSignal<Option<ActionReport>>,
+) -> Result<ActionReport, ServerFnError> {
+    let mut total = ActionReport { matched: 0, changed: 0 };
+    let (mut after, mut audit_id) = (None, None);
+    loop {
+        let step = act_on_matching(action, filter.clone(), after, audit_id).await?;
+        total.matched += step.matched;
+        total.changed += step.changed;
+        progress.set(Some(total));
+        match step.next {
+            Some(next) => (after, audit_id) = (Some(next), Some(step.audit_id)),
+            None => return Ok(total),
+        }
     }
 }
 

@@ -50,7 +50,24 @@ impl AppError {
 
 impl From<backstop::Error> for AppError {
     fn from(error: backstop::Error) -> Self {
-        AppError::internal(error)
+        // 57014 query_canceled: the console pool's statement timeout stopped the query.
+        let cancelled = match &error {
+            backstop::Error::Database(e) => {
+                e.as_database_error().and_then(|e| e.code()).as_deref() == Some("57014")
+            }
+            _ => false,
+        };
+        if cancelled {
+            AppError::BadRequest(
+                "This search took too long and was stopped. The live jobs table is large, and filters by \
+                 kind, payload or error text have no index there by default (they would slow every \
+                 enqueue and claim). Narrow it by state or queue, search the dead letters (indexed), or \
+                 add the optional indexes in docs/architecture.md."
+                    .into(),
+            )
+        } else {
+            AppError::internal(error)
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! (`#[sqlx::test]`).
 
 use app::api::{ActOnJobs, ActOnMatching, EditAndRetry};
-use app::model::{ActionReport, JobAction, JobFilter, State};
+use app::model::{ActionReport, BulkProgress, JobAction, JobFilter, State};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine as _;
@@ -14,13 +14,20 @@ use super::*;
 
 /// A router over `pool` with these `--user` specs (none: the loopback default, all operators).
 fn console(pool: PgPool, users: &[&str]) -> Router {
+    console_with(pool, users, 3)
+}
+
+/// The same, with the console's own pool and its statement timeout, as `serve` builds it.
+fn console_with(pool: PgPool, users: &[&str], query_timeout: u64) -> Router {
     let args = ServeArgs {
         bind: "127.0.0.1:0".parse().unwrap(),
         site_root: "does-not-exist".into(),
         users: users.iter().map(|spec| spec.parse().unwrap()).collect(),
+        query_timeout,
         redact_keys: vec!["password".into()],
     };
-    let console = Console { pool, redact: RedactKeys::new(&args.redact_keys) };
+    let console =
+        Console { pool: console_pool(&pool, query_timeout), redact: RedactKeys::new(&args.redact_keys) };
     router(leptos_options(&args).unwrap(), console, Users::new(args.users.clone()))
 }
 
@@ -215,12 +222,13 @@ async fn bulk_retry_by_filter_re_runs_the_filter_and_reports_the_count(pool: PgP
         error: Some("timeout".into()),
         ..JobFilter::default()
     };
-    let retry = ActOnMatching { action: JobAction::Retry, filter: filter.clone() };
+    let retry =
+        ActOnMatching { action: JobAction::Retry, filter: filter.clone(), after: None, audit_id: None };
     let (status, _, text) =
         send(&router, call("act_on_matching", &retry).body(form_body(&retry)).unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{text}");
-    let report: ActionReport = serde_json::from_str(&text).unwrap();
-    assert_eq!(report, ActionReport { matched: 3, changed: 3 });
+    let step: BulkProgress = serde_json::from_str(&text).unwrap();
+    assert_eq!((step.matched, step.changed, step.next), (3, 3, None), "one step covers all three");
     assert_eq!(count(&pool, "select count(*) from backstop.jobs where kind = 'sync_crm'").await, 3);
     assert_eq!(count(&pool, "select count(*) from backstop.dead_jobs").await, 2, "others untouched");
     let target: serde_json::Value =
@@ -266,4 +274,18 @@ async fn editing_a_dead_job_s_payload_checks_the_json_and_keeps_masked_secrets(p
         .await
         .unwrap();
     assert_eq!(saved, serde_json::json!({ "user_id": 8, "password": "hunter2" }));
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_query_over_the_time_limit_is_stopped_with_a_clear_message(pool: PgPool) {
+    // Another session holds the live table: the console's query waits, and its one-second
+    // statement timeout stops it.
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("lock table backstop.jobs in access exclusive mode").execute(&mut *blocker).await.unwrap();
+    let started = std::time::Instant::now();
+    let (status, _, html) = send(&console_with(pool.clone(), &[], 1), get("/jobs?kind=anything")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("took too long and was stopped"), "{html}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "the timeout did not stop the query");
+    blocker.rollback().await.unwrap();
 }
