@@ -1,0 +1,393 @@
+//! `backstop-console-bench`: how fast the console answers on a big database.
+//!
+//! Seeds a database with 10 million jobs (9 million live, 1 million dead; ten kinds, four
+//! queues, varied payloads and errors), starts `backstop serve` on it, and times each page and
+//! filter over HTTP (the whole server-rendered page, all its data included), then a bulk retry
+//! of 100,000 dead jobs by filter. Prints a table. Run it through `./dev bench-console`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Live jobs to seed.
+    #[arg(long, default_value_t = 9_000_000)]
+    live: i64,
+    /// Dead jobs to seed (ten kinds, so each kind has a tenth of them).
+    #[arg(long, default_value_t = 1_000_000)]
+    dead: i64,
+    /// Timed requests per page (after 3 untimed warm-ups).
+    #[arg(long, default_value_t = 30)]
+    samples: usize,
+    /// The `backstop` binary to serve the console with.
+    #[arg(long, env = "BACKSTOP_BIN", default_value = "target/release/backstop")]
+    backstop: String,
+}
+
+const KINDS: [&str; 10] = [
+    "send_email",
+    "charge_card",
+    "deliver_webhook",
+    "sync_crm",
+    "resize_image",
+    "daily_digest",
+    "export_csv",
+    "refresh_token",
+    "send_sms",
+    "index_document",
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let url = std::env::var("DATABASE_URL")
+        .context("DATABASE_URL must be set (run through `./dev bench-console`)")?;
+    let admin = PgPool::connect(&url).await?;
+    sqlx::query("drop database if exists console_bench with (force)").execute(&admin).await?;
+    sqlx::query("create database console_bench").execute(&admin).await?;
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+    let db_url = format!("{base}/console_bench");
+    let pool = PgPoolOptions::new().max_connections(4).connect(&db_url).await?;
+    backstop::MIGRATOR.run(&pool).await?;
+
+    let started = Instant::now();
+    seed(&pool, args.live, args.dead).await?;
+    let seed_s = started.elapsed().as_secs_f64();
+    eprintln!("seeded {} live and {} dead jobs in {seed_s:.0} s", args.live, args.dead);
+
+    let port = free_port()?;
+    let server = Server::start(&args.backstop, &db_url, port)?;
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    server.wait_ready(&http, &base).await?;
+
+    let ids = Ids::read(&pool).await?;
+    let mut rows = Vec::new();
+    for (name, path) in pages(&ids) {
+        let timings = time_get(&http, &format!("{base}{path}"), args.samples).await?;
+        eprintln!(
+            "{name}: p50 {:.1} ms, p95 {:.1} ms",
+            percentile(&timings.ms, 0.5),
+            percentile(&timings.ms, 0.95)
+        );
+        rows.push((name, timings));
+    }
+
+    let kind_filter = "filter[state]=dead&filter[kind]=resize_image";
+    let count_started = Instant::now();
+    let count =
+        post(&http, &format!("{base}/api/count_matching"), &format!("{kind_filter}&limit=100000")).await?;
+    let count_ms = count_started.elapsed().as_secs_f64() * 1000.0;
+    let bulk_started = Instant::now();
+    let (matched, changed, steps) = bulk_retry(&http, &base, kind_filter).await?;
+    let bulk_s = bulk_started.elapsed().as_secs_f64();
+    eprintln!(
+        "count {count} in {count_ms:.0} ms; bulk retry {changed} of {matched} in {steps} steps, {bulk_s:.2} s"
+    );
+
+    // The live table has no kind, payload or error-text index by default (every index there is
+    // paid on each enqueue and claim). With the optional ones from docs/architecture.md:
+    for statement in OPTIONAL_LIVE_INDEXES {
+        sqlx::query(statement).execute(&pool).await?;
+    }
+    sqlx::query("analyze backstop.jobs").execute(&pool).await?;
+    for (name, path) in live_filters() {
+        let timings = time_get(&http, &format!("{base}{path}"), args.samples).await?;
+        let name = format!("{name}, with the optional live indexes");
+        eprintln!(
+            "{name}: p50 {:.1} ms, p95 {:.1} ms",
+            percentile(&timings.ms, 0.5),
+            percentile(&timings.ms, 0.95)
+        );
+        rows.push((name, timings));
+    }
+    drop(server);
+
+    print_machine(&admin, args.live, args.dead, seed_s).await?;
+    println!();
+    println!("| page or filter | p50 | p95 | max |");
+    println!("|---|---:|---:|---:|");
+    for (name, timings) in &rows {
+        let name =
+            if timings.stopped { format!("{name}: stopped by the query time limit") } else { name.clone() };
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms |",
+            percentile(&timings.ms, 0.5),
+            percentile(&timings.ms, 0.95),
+            percentile(&timings.ms, 1.0)
+        );
+    }
+    println!("| count dead jobs of one kind before a bulk action (answer: {count}) | {count_ms:.0} ms | | |");
+    println!(
+        "| bulk retry of one kind of dead jobs by filter: {changed} of {matched}, {steps} steps | {bulk_s:.2} s | | |"
+    );
+    Ok(())
+}
+
+/// Live jobs (a twentieth retrying, a tenth scheduled) and dead ones, one statement each.
+/// Payloads carry a user id (100,000 distinct), an order number and a hash; dead errors come
+/// from realistic templates with ids and numbers in them.
+async fn seed(pool: &PgPool, live: i64, dead: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        r#"
+        insert into backstop.jobs (queue, kind, payload, run_at, attempts, errors, last_error, created_at)
+        select (array['default','emails','billing','webhooks'])[1 + i % 4],
+               ($2::text[])[1 + i % 10],
+               jsonb_build_object('user_id', i % 100000, 'order', i, 'ref', md5(i::text)),
+               now() - make_interval(secs => i % 86400)
+                     + case when i % 10 = 3 then interval '2 hours' else interval '0' end,
+               case when i % 20 = 0 then 1 else 0 end,
+               case when i % 20 = 0 then jsonb_build_array(jsonb_build_object('at', now(), 'attempt', 1,
+                    'error', 'timeout after 30s calling api.partner.example', 'worker', 'w1'))
+                    else '[]' end,
+               case when i % 20 = 0 then 'timeout after 30s calling api.partner.example' end,
+               now() - make_interval(secs => i % 86400)
+        from generate_series(1, $1) i
+        "#,
+    )
+    .bind(live)
+    .bind(KINDS.as_slice())
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        r#"
+        insert into backstop.dead_jobs (id, queue, kind, payload, priority, attempts, max_attempts,
+                                        errors, last_error, created_at, died_at, reason)
+        select 1000000000 + i,
+               (array['default','emails','billing','webhooks'])[1 + i % 4],
+               ($2::text[])[1 + i % 10],
+               jsonb_build_object('user_id', i % 100000, 'order', i, 'ref', md5(i::text)),
+               0, 5, 5,
+               jsonb_build_array(jsonb_build_object('at', now(), 'attempt', 5, 'error', e.msg, 'worker', 'w1')),
+               e.msg,
+               now() - make_interval(secs => i % 604800) - interval '1 hour',
+               now() - make_interval(secs => i % 604800),
+               'exhausted'
+        from generate_series(1, $1) i,
+             lateral (select case i % 5
+                 when 0 then format('connection refused: could not connect to db-%s.internal:5432', i % 7)
+                 when 1 then format('HTTP 503 Service Unavailable from https://api.partner.example/v2/orders/%s', i)
+                 when 2 then format('duplicate key value violates unique constraint "orders_pkey" (order_id=%s)', i)
+                 when 3 then format('timeout after 30s calling api.partner.example (request %s)', md5(i::text))
+                 else format('thread panicked at src/worker.rs:%s: called Option::unwrap() on a None value', 40 + i % 9)
+             end as msg) e
+        "#,
+    )
+    .bind(dead)
+    .bind(KINDS.as_slice())
+    .execute(pool)
+    .await?;
+    sqlx::query("vacuum analyze backstop.jobs").execute(pool).await?;
+    sqlx::query("vacuum analyze backstop.dead_jobs").execute(pool).await?;
+    Ok(())
+}
+
+/// Ids and cursors for detail pages and deep pages, read from the seeded tables.
+struct Ids {
+    live: i64,
+    live_middle: i64,
+    dead: i64,
+    dead_middle: String,
+}
+
+impl Ids {
+    async fn read(pool: &PgPool) -> anyhow::Result<Ids> {
+        let (live, live_middle): (i64, i64) =
+            sqlx::query_as("select max(id), (min(id) + max(id)) / 2 from backstop.jobs")
+                .fetch_one(pool)
+                .await?;
+        let (dead, at, id): (i64, chrono::DateTime<chrono::Utc>, i64) = sqlx::query_as(
+            "select (select max(id) from backstop.dead_jobs), died_at, id from backstop.dead_jobs
+             order by died_at desc, id desc offset (select count(*) / 2 from backstop.dead_jobs) limit 1",
+        )
+        .fetch_one(pool)
+        .await?;
+        // The console's dead-job cursor: died_at in microseconds, then the id.
+        Ok(Ids { live, live_middle, dead, dead_middle: format!("{}_{id}", at.timestamp_micros()) })
+    }
+}
+
+/// Every page and filter timed, as (name, path).
+fn pages(ids: &Ids) -> Vec<(String, String)> {
+    let mut pages: Vec<(String, String)> = vec![
+        ("overview".into(), "/".into()),
+        ("jobs, first page".into(), "/jobs".into()),
+        ("jobs, deep page (keyset, middle of the table)".into(), format!("/jobs?before={}", ids.live_middle)),
+        ("jobs, state = retrying".into(), "/jobs?state=retrying".into()),
+        ("jobs, error text \"timeout\"".into(), "/jobs?error=timeout".into()),
+        ("job detail (live)".into(), format!("/jobs/{}", ids.live)),
+        ("dead letters, first page".into(), "/dead-letters".into()),
+        (
+            "dead letters, deep page (keyset, middle of the table)".into(),
+            format!("/dead-letters?before={}", ids.dead_middle),
+        ),
+        ("dead letters, kind".into(), "/dead-letters?kind=charge_card".into()),
+        ("dead letters, payload {\"user_id\": 4242}".into(), format!("/dead-letters?payload={PAYLOAD}")),
+        (
+            "dead letters, error text \"connection refused\"".into(),
+            "/dead-letters?error=connection%20refused".into(),
+        ),
+        ("job detail (dead)".into(), format!("/jobs/{}", ids.dead)),
+        ("queues".into(), "/queues".into()),
+        ("audit log".into(), "/audit".into()),
+    ];
+    pages.extend(live_filters());
+    pages
+}
+
+/// `{"user_id": 4242}`, URL-encoded: 90 of the live jobs and 10 of the dead ones.
+const PAYLOAD: &str = "%7B%22user_id%22%3A%204242%7D";
+
+/// The statements docs/architecture.md offers for searching a large live table.
+const OPTIONAL_LIVE_INDEXES: [&str; 3] = [
+    "create index if not exists jobs_kind_newest on backstop.jobs (kind, id)",
+    "create index if not exists jobs_payload on backstop.jobs using gin (payload jsonb_path_ops)",
+    "create index if not exists jobs_error_text on backstop.jobs
+         using gin (to_tsvector('simple', coalesce(last_error, '')))",
+];
+
+/// The live-job filters no default index serves.
+fn live_filters() -> Vec<(String, String)> {
+    vec![
+        ("jobs, queue + kind".into(), "/jobs?queue=billing&kind=deliver_webhook".into()),
+        ("jobs, queue + kind matching nothing".into(), "/jobs?queue=billing&kind=sync_crm".into()),
+        ("jobs, payload {\"user_id\": 4242}".into(), format!("/jobs?payload={PAYLOAD}")),
+    ]
+}
+
+/// Retries every dead job the filter matches, step by step as the console's page does;
+/// returns (matched, changed, steps).
+async fn bulk_retry(http: &reqwest::Client, base: &str, filter: &str) -> anyhow::Result<(u64, u64, u32)> {
+    let (mut matched, mut changed, mut steps) = (0, 0, 0);
+    let mut next = String::new();
+    loop {
+        let body =
+            post(http, &format!("{base}/api/act_on_matching"), &format!("action=retry&{filter}{next}"))
+                .await?;
+        let step: serde_json::Value = serde_json::from_str(&body)?;
+        matched += step["matched"].as_u64().unwrap_or(0);
+        changed += step["changed"].as_u64().unwrap_or(0);
+        steps += 1;
+        match step["next"].as_str() {
+            Some(after) => next = format!("&after={after}&audit_id={}", step["audit_id"]),
+            None => return Ok((matched, changed, steps)),
+        }
+    }
+}
+
+/// Times `samples` GETs of `url` after 3 warm-ups. A page that says its query was stopped by
+/// the console's time limit is timed too, with fewer samples (each costs the whole limit), and
+/// reported as stopped.
+async fn time_get(http: &reqwest::Client, url: &str, samples: usize) -> anyhow::Result<Timings> {
+    let mut timings = Timings { ms: Vec::with_capacity(samples), stopped: false };
+    let mut wanted = samples + 3;
+    let mut i = 0;
+    while i < wanted {
+        let started = Instant::now();
+        let response = http.get(url).send().await?;
+        let status = response.status();
+        let body = response.text().await?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        if !status.is_success() || body.contains("Internal error") {
+            bail!("GET {url}: {status}: {}", &body[..body.len().min(500)]);
+        }
+        if body.contains("took too long and was stopped") && !timings.stopped {
+            timings.stopped = true;
+            wanted = wanted.min(i + 4);
+        }
+        if i >= 3 || timings.stopped {
+            timings.ms.push(ms);
+        }
+        i += 1;
+    }
+    Ok(timings)
+}
+
+/// One page's request times, and whether its query hit the console's time limit.
+struct Timings {
+    ms: Vec<f64>,
+    stopped: bool,
+}
+
+/// A server-function call, as the console's own pages make it.
+async fn post(http: &reqwest::Client, url: &str, form: &str) -> anyhow::Result<String> {
+    let response = http
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(form.to_owned())
+        .send()
+        .await?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        bail!("POST {url}: {status}: {body}");
+    }
+    Ok(body)
+}
+
+fn percentile(samples: &[f64], q: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `backstop serve` on the seeded database, stopped when dropped.
+struct Server(Child);
+
+impl Server {
+    fn start(binary: &str, db_url: &str, port: u16) -> anyhow::Result<Server> {
+        let child = Command::new(binary)
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database-url", db_url])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!("start {binary} serve (build it with `cargo build --release -p backstop-server`)")
+            })?;
+        Ok(Server(child))
+    }
+
+    async fn wait_ready(&self, http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if http.get(format!("{base}/audit")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the console did not answer within 60 s")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn print_machine(admin: &PgPool, live: i64, dead: i64, seed_s: f64) -> anyhow::Result<()> {
+    let version: String = sqlx::query_scalar("show server_version").fetch_one(admin).await?;
+    let mut settings = Vec::new();
+    for name in ["fsync", "shared_buffers", "work_mem"] {
+        let value: String =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("show {name}"))).fetch_one(admin).await?;
+        settings.push(format!("{name}={value}"));
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    println!(
+        "machine: {cores} cores; PostgreSQL {version} ({}); {live} live + {dead} dead jobs, seeded in {seed_s:.0} s",
+        settings.join(", ")
+    );
+    Ok(())
+}
