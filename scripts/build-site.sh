@@ -62,7 +62,12 @@ $release && tailwind_args+=(--minify)
 tailwindcss "${tailwind_args[@]}"
 
 step "server: cargo build -p backstop-server ${server_profile[*]}"
-cargo build -p backstop-server "${server_profile[@]}"
+if $release; then
+  # The release binary carries the site (server/build.rs): nothing else to deploy.
+  BACKSTOP_EMBED_SITE="$site" cargo build -p backstop-server "${server_profile[@]}"
+else
+  cargo build -p backstop-server "${server_profile[@]}"
+fi
 
 step "done: $target_dir/$server_dir/backstop serve --site-root $site"
 ls -l "$pkg" >&2

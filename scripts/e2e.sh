@@ -24,7 +24,15 @@ scripts/build-site.sh "${build_args[@]}"
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () => console.log(JSON.parse(s).target_directory))')
 export BACKSTOP_BIN="$target_dir/$profile/backstop"
-export BACKSTOP_SITE_ROOT="$target_dir/site"
+if [[ $profile == release ]]; then
+  # The release binary carries the site itself (server/build.rs): give it an empty site root,
+  # so the browser tests prove that nothing else needs deploying.
+  BACKSTOP_SITE_ROOT=$(mktemp -d)
+  trap 'rmdir "$BACKSTOP_SITE_ROOT"' EXIT
+  export BACKSTOP_SITE_ROOT
+else
+  export BACKSTOP_SITE_ROOT="$target_dir/site"
+fi
 # A port nobody listens on right now (the kernel picks it), so parallel runs do not collide;
 # the console with sign-in takes the next one.
 export E2E_PORT=${E2E_PORT:-$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')}
@@ -33,4 +41,4 @@ printf '\033[1me2e:\033[0m %s demo on 127.0.0.1:%s, serve with sign-in on :%s\n'
   "$BACKSTOP_BIN" "$E2E_PORT" "$((E2E_PORT + 1))" >&2
 # One private PostgreSQL (unless DATABASE_URL is set) for both consoles and the tests' own
 # seeding. --no-install: never fetch Playwright from the registry; it comes from package-lock.json.
-exec "$BACKSTOP_BIN" with-postgres -- npx --no-install playwright test -c end2end/playwright.config.ts "$@"
+"$BACKSTOP_BIN" with-postgres -- npx --no-install playwright test -c end2end/playwright.config.ts "$@"

@@ -1,6 +1,7 @@
 //! The `backstop` binary: the console server, the live demo, and a private PostgreSQL for the
 //! project's own test and benchmark commands.
 
+mod assets;
 mod auth;
 mod database;
 mod demo;

@@ -130,7 +130,7 @@ fn router(options: LeptosOptions, console: Console, users: Users) -> Router {
             let options = options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
+        .fallback(static_file_or_404(context))
         .with_state(options)
         // Layers run bottom-up on the way in: headers on everything, then cross-site refusal
         // (before sign-in, so a forged request is refused whoever's credentials it carries).
@@ -139,9 +139,32 @@ fn router(options: LeptosOptions, console: Console, users: Users) -> Router {
         .layer(axum::middleware::from_fn(security::security_headers))
 }
 
+/// Anything that is not a page or a server function: a file embedded in the binary (release
+/// builds), else a file from the site root, else the app's 404 page.
+fn static_file_or_404(
+    context: impl Fn() + Clone + Send + 'static,
+) -> impl Fn(
+    axum::http::Uri,
+    axum::extract::State<LeptosOptions>,
+    axum::extract::Request,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>>
++ Clone
++ Send
++ 'static {
+    let from_disk = leptos_axum::file_and_error_handler_with_context(context, shell);
+    move |uri, state, request| match crate::assets::response(uri.path()) {
+        Some(response) => Box::pin(std::future::ready(response)),
+        None => from_disk(uri, state, request),
+    }
+}
+
 /// Pages still render without the built site, but unstyled and not interactive: say so once,
 /// at start-up, rather than leaving only 404s for `/pkg/...` in the browser console.
 fn check_site_root(site_root: &Path) {
+    if crate::assets::embedded() {
+        tracing::info!("serving the site embedded in this binary");
+        return;
+    }
     let pkg = site_root.join(PKG_DIR);
     let missing: Vec<&str> = ["backstop.js", "backstop_bg.wasm", "backstop.css"]
         .into_iter()

@@ -1,0 +1,51 @@
+//! Embeds the built site (wasm, JS, CSS, static files) into the `backstop` binary when
+//! `BACKSTOP_EMBED_SITE` names its directory, as `scripts/build-site.sh --release` does, so a
+//! release binary is the whole console: no loose files to deploy. Without it (debug builds,
+//! `cargo test`, clippy) nothing is embedded and the server reads `--site-root` from disk.
+
+use std::path::{Path, PathBuf};
+use std::{env, fs};
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=BACKSTOP_EMBED_SITE");
+    let mut files = Vec::new();
+    if let Some(site) = env::var_os("BACKSTOP_EMBED_SITE").filter(|s| !s.is_empty()) {
+        let site = PathBuf::from(site);
+        collect(&site, &site, &mut files);
+        assert!(
+            files.iter().any(|(name, _)| name == "pkg/backstop_bg.wasm"),
+            "BACKSTOP_EMBED_SITE={} has no pkg/backstop_bg.wasm: build the site first",
+            site.display()
+        );
+    }
+    files.sort();
+    let entries: String = files
+        .iter()
+        .map(|(name, path)| {
+            println!("cargo:rerun-if-changed={}", path.display());
+            format!("    ({name:?}, include_bytes!({:?})),\n", path.display().to_string())
+        })
+        .collect();
+    let code = format!(
+        "/// The built site's files, by path relative to the site root (empty when not embedded).\n\
+         pub static FILES: &[(&str, &[u8])] = &[\n{entries}];\n"
+    );
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_site.rs");
+    fs::write(out, code).expect("write embedded_site.rs");
+}
+
+/// Every file under `dir`, as (path relative to `root` with `/` separators, absolute path).
+fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
+    let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            collect(root, &path, files);
+        } else {
+            let relative = path.strip_prefix(root).expect("under the root");
+            let name =
+                relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            files.push((name, fs::canonicalize(&path).expect("canonical path")));
+        }
+    }
+}
