@@ -93,6 +93,11 @@ pub struct JobFilter {
     pub payload: Option<String>,
     /// Words the last error must contain.
     pub error: Option<String>,
+    /// Enqueued (live) or died (dead) at or after this UTC time, as the browser's
+    /// `datetime-local` input writes it: `2026-11-25T14:30`.
+    pub from: Option<String>,
+    /// ... and before this UTC time.
+    pub to: Option<String>,
 }
 
 impl JobFilter {
@@ -102,9 +107,15 @@ impl JobFilter {
         if let Some(state) = self.state {
             pairs.push(("state", state.as_str().to_owned()));
         }
-        for (name, value) in
-            [("queue", &self.queue), ("kind", &self.kind), ("payload", &self.payload), ("error", &self.error)]
-        {
+        let texts = [
+            ("queue", &self.queue),
+            ("kind", &self.kind),
+            ("payload", &self.payload),
+            ("error", &self.error),
+            ("from", &self.from),
+            ("to", &self.to),
+        ];
+        for (name, value) in texts {
             if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
                 pairs.push((name, value.clone()));
             }
@@ -121,6 +132,8 @@ impl JobFilter {
             kind: text("kind"),
             payload: text("payload"),
             error: text("error"),
+            from: text("from"),
+            to: text("to"),
         }
     }
 
@@ -390,6 +403,8 @@ mod tests {
             kind: None,
             payload: Some(r#"{"user_id": 42}"#.into()),
             error: Some("timeout".into()),
+            from: Some("2026-11-25T14:30".into()),
+            to: None,
         };
         let pairs = filter.query_pairs();
         let back =

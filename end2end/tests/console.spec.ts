@@ -137,10 +137,11 @@ test('a hostile payload and error render as inert text', async ({ page }) => {
 });
 
 test('deep links restore the filter, and the filter form writes the URL', async ({ page }) => {
-  await openConsole(page, '/jobs?state=retrying&queue=billing&kind=charge_card');
+  await openConsole(page, '/jobs?state=retrying&queue=billing&kind=charge_card&from=2026-11-25T14:30');
   await expect(ui(page).field('State')).toHaveValue('retrying');
   await expect(ui(page).field('Queue')).toHaveValue('billing');
   await expect(ui(page).field('Kind')).toHaveValue('charge_card');
+  await expect(ui(page).field('Enqueued from (UTC)')).toHaveValue('2026-11-25T14:30');
 
   await ui(page).field('Kind').fill('deliver_webhook');
   await ui(page).field('Error text').fill('503');

@@ -37,6 +37,7 @@ fn search(kind: Option<&str>, payload: Option<serde_json::Value>, error: Option<
         kind: kind.map(Into::into),
         payload_contains: payload,
         error_text: error.map(Into::into),
+        ..JobSearch::default()
     }
 }
 
@@ -188,4 +189,30 @@ async fn the_audit_log_records_and_adds_up_steps(_: PgPoolOptions, opts: PgConne
         ("alice", "retry", 1500, 1490)
     );
     assert_eq!(log[0].target, target);
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn dead_jobs_are_found_by_when_they_died(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    dead_jobs(&pool, 3, "old", "a", "e").await;
+    sqlx::query("update backstop.dead_jobs set died_at = now() - interval '2 days'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    dead_jobs(&pool, 2, "new", "a", "e").await;
+    let since = |hours: i64| JobSearch {
+        since: Some(chrono::Utc::now() - chrono::Duration::hours(hours)),
+        ..JobSearch::default()
+    };
+    let until = |hours: i64| JobSearch {
+        until: Some(chrono::Utc::now() - chrono::Duration::hours(hours)),
+        ..JobSearch::default()
+    };
+    assert_eq!(admin::search_dead_jobs(&pool, &since(1), false, None, 100).await.unwrap().len(), 2);
+    assert_eq!(admin::search_dead_jobs(&pool, &until(1), false, None, 100).await.unwrap().len(), 3);
+    assert_eq!(admin::count_dead_jobs(&pool, &since(72), false, 100).await.unwrap(), 5);
+    // Live jobs by when they were enqueued.
+    backstop::enqueue(&pool, &Scripted::new("x", Action::Succeed)).await.unwrap();
+    assert_eq!(admin::search_jobs(&pool, None, &since(1), None, 100).await.unwrap().len(), 1);
+    assert_eq!(admin::count_jobs(&pool, None, &until(1), 100).await.unwrap(), 0);
 }

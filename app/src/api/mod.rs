@@ -56,7 +56,28 @@ fn admin_search(
         kind: filter.kind.clone(),
         payload_contains,
         error_text: filter.error.clone(),
+        since: filter.from.as_deref().map(utc_time).transpose()?,
+        until: filter.to.as_deref().map(utc_time).transpose()?,
     })
+}
+
+/// A time from the filter form (`2026-11-25T14:30`, seconds optional), read as UTC.
+#[cfg(feature = "ssr")]
+fn utc_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, crate::server::AppError> {
+    const FORMATS: [&str; 4] = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"];
+    let text = text.trim();
+    FORMATS
+        .iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+        .map(|naive| naive.and_utc())
+        .ok_or_else(|| {
+            crate::server::AppError::BadRequest(format!(
+                "The time {text:?} is not one the filter understands; use 2026-11-25T14:30 (UTC)."
+            ))
+        })
 }
 
 /// The live state the admin API filters on; `None` for "every live state".

@@ -98,7 +98,7 @@ fn FilterForm(base: &'static str, dead: bool, filter: Memo<JobFilter>) -> impl I
     let label = "block text-xs font-medium text-slate-600 dark:text-slate-400";
     let current = move || filter.get();
     view! {
-        <Form method="GET" action=base attr:class="mt-6 grid gap-3 rounded-xl border border-slate-200 bg-white p-4 shadow-sm sm:grid-cols-6 dark:border-slate-800 dark:bg-slate-900" attr:role="search" attr:aria-label="Filter jobs">
+        <Form method="GET" action=base attr:class="mt-6 grid gap-3 rounded-xl border border-slate-200 bg-white p-4 shadow-sm sm:grid-cols-4 lg:grid-cols-8 dark:border-slate-800 dark:bg-slate-900" attr:role="search" attr:aria-label="Filter jobs">
             {(!dead).then(|| view! {
                 <div>
                     <label for="filter-state" class=label>"State"</label>
@@ -125,6 +125,14 @@ fn FilterForm(base: &'static str, dead: bool, filter: Memo<JobFilter>) -> impl I
             <div>
                 <label for="filter-error" class=label>"Error text"</label>
                 <input id="filter-error" name="error" type="search" class=field prop:value=move || current().error.unwrap_or_default() placeholder="words in the error" />
+            </div>
+            <div>
+                <label for="filter-from" class=label>{if dead { "Died from (UTC)" } else { "Enqueued from (UTC)" }}</label>
+                <input id="filter-from" name="from" type="datetime-local" class=field prop:value=move || current().from.unwrap_or_default() />
+            </div>
+            <div>
+                <label for="filter-to" class=label>"Until (UTC)"</label>
+                <input id="filter-to" name="to" type="datetime-local" class=field prop:value=move || current().to.unwrap_or_default() />
             </div>
             <div class="flex items-end gap-2">
                 <button type="submit" class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white shadow-sm hover:bg-indigo-500">"Filter"</button>

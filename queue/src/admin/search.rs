@@ -21,6 +21,10 @@ pub struct JobSearch {
     /// Only jobs whose last error has these words (PostgreSQL full-text search, no stemming;
     /// `"connection refused"` in quotes for a phrase, `-word` to exclude).
     pub error_text: Option<String>,
+    /// Only jobs enqueued (live jobs) or dead (dead jobs) at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only jobs enqueued (live jobs) or dead (dead jobs) before this time.
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl JobSearch {
@@ -30,6 +34,8 @@ impl JobSearch {
             kind: self.kind.as_deref(),
             payload_contains: self.payload_contains.as_ref().map(serde_json::Value::to_string),
             error_search: self.error_text.as_deref().filter(|text| !text.trim().is_empty()),
+            since: self.since,
+            until: self.until,
         }
     }
 }

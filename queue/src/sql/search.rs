@@ -14,10 +14,15 @@ pub(crate) struct FilterArgs<'a> {
     pub payload_contains: Option<String>,
     /// Words for `websearch_to_tsquery('simple', $n)`.
     pub error_search: Option<&'a str>,
+    /// Enqueued (live) or died (dead) at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// ... and before this.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// The `where` clause of the live-job filter: `$1` queue, `$2` kind, `$3` payload JSON, `$4`
-/// error words, `$5` state. A macro so that list and count share it and stay `&'static str`.
+/// error words, `$5` state, `$6`/`$7` enqueued from/until. A macro so that list and count
+/// share it and stay `&'static str`.
 macro_rules! live_filter {
     () => {
         r#"
@@ -27,6 +32,8 @@ macro_rules! live_filter {
           and ($4::text is null
                or to_tsvector('simple', coalesce(last_error, '')) @@ websearch_to_tsquery('simple', $4))
           -- The states people see, as in admin::JobRecord::state.
+          and ($6::timestamptz is null or created_at >= $6)
+          and ($7::timestamptz is null or created_at < $7)
           and case $5::text
                 when 'running'   then locked_by is not null
                 when 'retrying'  then locked_by is null and attempts > 0
@@ -38,7 +45,8 @@ macro_rules! live_filter {
     };
 }
 
-/// The `where` clause of the dead-job filter: `$1`..`$4` as for live jobs, `$5` include
+/// The `where` clause of the dead-job filter: `$1`..`$4` as for live jobs, `$6`/`$7` died
+/// from/until, `$5` include
 /// discarded.
 macro_rules! dead_filter {
     () => {
@@ -49,6 +57,8 @@ macro_rules! dead_filter {
           and ($4::text is null
                or to_tsvector('simple', coalesce(last_error, '')) @@ websearch_to_tsquery('simple', $4))
           and ($5 or discarded_at is null)
+          and ($6::timestamptz is null or died_at >= $6)
+          and ($7::timestamptz is null or died_at < $7)
         "#
     };
 }
@@ -68,9 +78,9 @@ pub(crate) async fn job_search<'e, E: PgExecutor<'e>>(
         " from backstop.jobs ",
         live_filter!(),
         r#"
-          and ($6::bigint is null or id < $6)
+          and ($8::bigint is null or id < $8)
         order by id desc
-        limit $7
+        limit $9
         "#
     ))
     .bind(filter.queue)
@@ -78,6 +88,8 @@ pub(crate) async fn job_search<'e, E: PgExecutor<'e>>(
     .bind(filter.payload_contains.as_deref())
     .bind(filter.error_search)
     .bind(state)
+    .bind(filter.since)
+    .bind(filter.until)
     .bind(before_id)
     .bind(limit)
     .fetch_all(executor)
@@ -100,9 +112,9 @@ pub(crate) async fn dead_job_search<'e, E: PgExecutor<'e>>(
         " from backstop.dead_jobs ",
         dead_filter!(),
         r#"
-          and ($6::timestamptz is null or (died_at, id) < ($6, $7))
+          and ($8::timestamptz is null or (died_at, id) < ($8, $9))
         order by died_at desc, id desc
-        limit $8
+        limit $10
         "#
     ))
     .bind(filter.queue)
@@ -110,6 +122,8 @@ pub(crate) async fn dead_job_search<'e, E: PgExecutor<'e>>(
     .bind(filter.payload_contains.as_deref())
     .bind(filter.error_search)
     .bind(include_discarded)
+    .bind(filter.since)
+    .bind(filter.until)
     .bind(before_at)
     .bind(before_id)
     .bind(limit)
@@ -209,13 +223,15 @@ pub(crate) async fn job_count<'e, E: PgExecutor<'e>>(
     sqlx::query_scalar(concat!(
         "select count(*) from (select 1 from backstop.jobs ",
         live_filter!(),
-        " limit $6) capped"
+        " limit $8) capped"
     ))
     .bind(filter.queue)
     .bind(filter.kind)
     .bind(filter.payload_contains.as_deref())
     .bind(filter.error_search)
     .bind(state)
+    .bind(filter.since)
+    .bind(filter.until)
     .bind(cap)
     .fetch_one(executor)
     .await
@@ -231,13 +247,15 @@ pub(crate) async fn dead_job_count<'e, E: PgExecutor<'e>>(
     sqlx::query_scalar(concat!(
         "select count(*) from (select 1 from backstop.dead_jobs ",
         dead_filter!(),
-        " limit $6) capped"
+        " limit $8) capped"
     ))
     .bind(filter.queue)
     .bind(filter.kind)
     .bind(filter.payload_contains.as_deref())
     .bind(filter.error_search)
     .bind(include_discarded)
+    .bind(filter.since)
+    .bind(filter.until)
     .bind(cap)
     .fetch_one(executor)
     .await

@@ -237,11 +237,13 @@ async fn bulk_retry_by_filter_re_runs_the_filter_and_reports_the_count(pool: PgP
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
-async fn a_payload_filter_that_is_not_json_is_a_clear_error(pool: PgPool) {
+async fn filters_that_do_not_parse_are_a_clear_error(pool: PgPool) {
     dead_job(&pool, "x", serde_json::json!({}), "e").await;
-    let (status, _, html) = send(&console(pool, &[]), get("/dead-letters?payload=%7Buser_id")).await;
+    let (status, _, html) = send(&console(pool.clone(), &[]), get("/dead-letters?payload=%7Buser_id")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("The payload filter is not valid JSON"), "{html}");
+    let (_, _, html) = send(&console(pool, &[]), get("/dead-letters?from=last%20tuesday")).await;
+    assert!(html.contains("is not one the filter understands"), "{html}");
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
