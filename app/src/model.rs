@@ -231,6 +231,10 @@ pub struct QueueRow {
     pub oldest_queued: Option<Moment>,
     /// Workers do not claim from it.
     pub paused: bool,
+    /// Worker processes serving it now.
+    pub workers: i64,
+    /// How many of its jobs they run at once, together.
+    pub concurrency: i64,
 }
 
 /// A worker process.

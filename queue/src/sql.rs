@@ -299,19 +299,24 @@ pub(crate) async fn job_find_stale(
     .await
 }
 
+/// Records that the worker is alive, with its queues and each queue's concurrency.
 pub(crate) async fn worker_heartbeat(
     conn: &mut PgConnection,
     worker_id: &str,
-    queues: &[String],
+    queues: &[(String, usize)],
 ) -> sqlx::Result<()> {
+    let names: Vec<&str> = queues.iter().map(|(name, _)| name.as_str()).collect();
+    let concurrency: Vec<i32> = queues.iter().map(|(_, n)| i32::try_from(*n).unwrap_or(i32::MAX)).collect();
     sqlx::query(
         r#"
-        insert into backstop.workers (id, queues) values ($1, $2)
-        on conflict (id) do update set last_seen = now(), queues = excluded.queues
+        insert into backstop.workers (id, queues, concurrency) values ($1, $2, $3)
+        on conflict (id) do update
+        set last_seen = now(), queues = excluded.queues, concurrency = excluded.concurrency
         "#,
     )
     .bind(worker_id)
-    .bind(queues)
+    .bind(names)
+    .bind(concurrency)
     .execute(conn)
     .await
     .map(drop)

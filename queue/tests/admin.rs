@@ -216,3 +216,20 @@ async fn dead_jobs_are_found_by_when_they_died(_: PgPoolOptions, opts: PgConnect
     assert_eq!(admin::search_jobs(&pool, None, &since(1), None, 100).await.unwrap().len(), 1);
     assert_eq!(admin::count_jobs(&pool, None, &until(1), 100).await.unwrap(), 0);
 }
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn queue_counts_show_the_workers_serving_each_queue(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    let runner = RunningRunner::start(
+        test_runner(&pool).register(ScriptedWorker::default()).queue("default", 7).queue("mail", 3),
+    );
+    wait_for_count(&pool, "select count(*) from backstop.workers", 1, Duration::from_secs(10)).await;
+    let counts = admin::queue_counts(&pool).await.unwrap();
+    let slots = |name: &str| {
+        let queue = counts.iter().find(|c| c.queue == name).unwrap_or_else(|| panic!("{name} listed"));
+        (queue.workers, queue.concurrency)
+    };
+    assert_eq!(slots("default"), (1, 7));
+    assert_eq!(slots("mail"), (1, 3));
+    runner.stop().await;
+}

@@ -156,6 +156,7 @@ pub fn QueueTable(
                             <th scope="col" class="px-4 py-2 text-right font-semibold">{state.label()}</th>
                         }).collect_view()}
                         <th scope="col" class="px-4 py-2 font-semibold">"Oldest waiting"</th>
+                        <th scope="col" class="px-4 py-2 font-semibold">"Workers"</th>
                         <th scope="col" class="px-4 py-2 font-semibold">"Status"</th>
                     </tr>
                 </thead>
@@ -175,6 +176,13 @@ pub fn QueueTable(
                                 }).collect_view()}
                                 <td class="px-4 py-2">
                                     {queue.oldest_queued.map(|moment| view! { <Time moment /> })}
+                                </td>
+                                <td data-testid="workers" class="px-4 py-2 whitespace-nowrap">
+                                    {if queue.workers == 0 {
+                                        view! { <span class="text-amber-700 dark:text-amber-400">"none"</span> }.into_any()
+                                    } else {
+                                        view! { <span title="worker processes · jobs they run at once">{format!("{} · {} at once", queue.workers, queue.concurrency)}</span> }.into_any()
+                                    }}
                                 </td>
                                 <td class="px-4 py-2">
                                     <span class="inline-flex items-center gap-3">

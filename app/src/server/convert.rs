@@ -225,6 +225,8 @@ pub fn queue_row(counts: &QueueCounts, now: DateTime<Utc>) -> QueueRow {
         counts: [counts.scheduled, counts.queued, counts.running, counts.retrying, counts.dead],
         oldest_queued: counts.oldest_queued.map(|at| moment(at, now)),
         paused: counts.paused,
+        workers: counts.workers,
+        concurrency: counts.concurrency,
     }
 }
 

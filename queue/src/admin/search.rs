@@ -121,6 +121,10 @@ pub struct QueueCounts {
     pub oldest_queued: Option<DateTime<Utc>>,
     /// Workers do not claim from it.
     pub paused: bool,
+    /// Worker processes serving it, seen in the last minute.
+    pub workers: i64,
+    /// How many of its jobs those processes run at once, together.
+    pub concurrency: i64,
     /// `false` when the counts are estimates from a sample (tables over
     /// [`EXACT_COUNT_LIMIT`] rows).
     pub exact: bool,

@@ -15,7 +15,11 @@ use crate::sql;
 const CLEANUP_BATCH: i64 = 10_000;
 
 /// Says this process is alive, then takes back jobs from processes that stopped saying so.
-pub(super) async fn heartbeat(shared: Arc<Shared>, queues: Vec<String>, shutdown: CancellationToken) {
+pub(super) async fn heartbeat(
+    shared: Arc<Shared>,
+    queues: Vec<(String, usize)>,
+    shutdown: CancellationToken,
+) {
     loop {
         if let Err(e) = beat_and_rescue(&shared, &queues).await {
             tracing::warn!(error = %e, "heartbeat failed");
@@ -26,7 +30,7 @@ pub(super) async fn heartbeat(shared: Arc<Shared>, queues: Vec<String>, shutdown
     }
 }
 
-async fn beat_and_rescue(shared: &Shared, queues: &[String]) -> sqlx::Result<()> {
+async fn beat_and_rescue(shared: &Shared, queues: &[(String, usize)]) -> sqlx::Result<()> {
     let mut conn = shared.ack_pool.acquire().await?;
     sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues).await?;
     drop(conn);

@@ -286,7 +286,7 @@ impl Runner {
         // workers first) is waited for, as it is later on; only shutdown ends the wait.
         let mut backoff = ErrorBackoff::default();
         loop {
-            match register(&shared, &queue_names, &self.cron).await {
+            match register(&shared, &self.queues, &self.cron).await {
                 Ok(()) => break,
                 Err(Error::Database(e)) => {
                     let delay = backoff.next_delay();
@@ -333,7 +333,7 @@ impl Runner {
         drop(completions);
         let completer = tokio::spawn(completer::run(Arc::clone(&shared), completions_rx));
         background.spawn(listener::run(Arc::clone(&shared), wakers, shutdown.clone()));
-        background.spawn(maintenance::heartbeat(Arc::clone(&shared), queue_names, shutdown.clone()));
+        background.spawn(maintenance::heartbeat(Arc::clone(&shared), self.queues.clone(), shutdown.clone()));
         background.spawn(maintenance::cleanup(Arc::clone(&shared), shutdown.clone()));
         background.spawn(crate::cron::run(Arc::clone(&shared), self.cron, shutdown.clone()));
 
@@ -380,7 +380,7 @@ impl Runner {
     }
 }
 
-async fn register(shared: &Shared, queues: &[String], cron: &[CronSchedule]) -> Result<()> {
+async fn register(shared: &Shared, queues: &[(String, usize)], cron: &[CronSchedule]) -> Result<()> {
     let mut conn = shared.ack_pool.acquire().await?;
     sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues).await?;
     crate::cron::register(&mut conn, cron).await

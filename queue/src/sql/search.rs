@@ -172,8 +172,17 @@ pub(crate) async fn queue_counts<'e, E: PgExecutor<'e>>(
             where discarded_at is null
             group by queue
         ),
+        -- Workers seen in the last minute (a heartbeat is every few seconds): how many serve
+        -- each queue and how many of its jobs they run at once.
+        slots as (
+            select q.queue, count(*) as workers, coalesce(sum(q.concurrency), 0) as concurrency
+            from backstop.workers w, unnest(w.queues, w.concurrency) as q(queue, concurrency)
+            where w.last_seen > now() - interval '1 minute' and q.queue is not null
+            group by q.queue
+        ),
         names as (
             select queue from live union select queue from dead union select name from backstop.queues
+            union select queue from slots
         )
         select n.queue,
                (coalesce(l.scheduled, 0) * 100 / $1)::bigint as scheduled,
@@ -183,11 +192,14 @@ pub(crate) async fn queue_counts<'e, E: PgExecutor<'e>>(
                (coalesce(d.dead, 0) * 100 / $2)::bigint as dead,
                l.oldest_queued,
                coalesce(q.paused, false) as paused,
+               coalesce(s.workers, 0) as workers,
+               coalesce(s.concurrency, 0)::bigint as concurrency,
                ($1 >= 100 and $2 >= 100) as exact
         from names n
         left join live l on l.queue = n.queue
         left join dead d on d.queue = n.queue
         left join backstop.queues q on q.name = n.queue
+        left join slots s on s.queue = n.queue
         order by n.queue
         "#,
     )
