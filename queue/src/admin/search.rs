@@ -132,7 +132,7 @@ pub struct QueueCounts {
 
 /// Up to this many rows a table is counted exactly; above it, [`queue_counts`] counts a block
 /// sample of about this many rows and scales up, so the cost stays flat as tables grow.
-pub const EXACT_COUNT_LIMIT: f64 = 50_000.0;
+pub const EXACT_COUNT_LIMIT: f64 = 20_000.0;
 
 /// Jobs per queue and state, live and dead, with each queue's paused flag. Exact for tables
 /// up to [`EXACT_COUNT_LIMIT`] rows, estimated from a sample above (marked `exact: false`).
