@@ -171,18 +171,12 @@ pub async fn dead_job<'e, E: PgExecutor<'e>>(executor: E, id: JobId) -> Result<O
     Ok(sql::dead_job_get(executor, id).await?)
 }
 
-/// Dead jobs, newest first, one keyset page at a time.
+/// Dead jobs, newest first, one keyset page at a time. (For payload, error-text and time
+/// filters, see [`search_dead_jobs`].)
 pub async fn dead_jobs<'e, E: PgExecutor<'e>>(executor: E, filter: &DeadJobFilter) -> Result<Vec<DeadJob>> {
-    let limit = filter.limit.unwrap_or(50).clamp(1, 1000);
-    Ok(sql::dead_job_list(
-        executor,
-        filter.queue.as_deref(),
-        filter.kind.as_deref(),
-        filter.include_discarded,
-        filter.before,
-        limit,
-    )
-    .await?)
+    let search = JobSearch { queue: filter.queue.clone(), kind: filter.kind.clone(), ..JobSearch::default() };
+    search_dead_jobs(executor, &search, filter.include_discarded, filter.before, filter.limit.unwrap_or(50))
+        .await
 }
 
 /// Moves dead jobs back to the queue to run now, attempts reset, error history kept. Returns

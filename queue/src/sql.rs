@@ -553,39 +553,6 @@ pub(crate) async fn dead_job_get<'e, E: PgExecutor<'e>>(
         .await
 }
 
-/// Newest first, keyset-paginated on `(died_at, id)` so deep pages cost the same as the first.
-pub(crate) async fn dead_job_list<'e, E: PgExecutor<'e>>(
-    executor: E,
-    queue: Option<&str>,
-    kind: Option<&str>,
-    include_discarded: bool,
-    before: Option<(DateTime<Utc>, i64)>,
-    limit: i64,
-) -> sqlx::Result<Vec<DeadJob>> {
-    let (before_at, before_id) = before.unzip();
-    sqlx::query_as(concat!(
-        "select ",
-        dead_columns!(),
-        r#"
-        from backstop.dead_jobs
-        where ($1::text is null or queue = $1)
-          and ($2::text is null or kind = $2)
-          and ($3 or discarded_at is null)
-          and ($4::timestamptz is null or (died_at, id) < ($4, $5))
-        order by died_at desc, id desc
-        limit $6
-        "#
-    ))
-    .bind(queue)
-    .bind(kind)
-    .bind(include_discarded)
-    .bind(before_at)
-    .bind(before_id)
-    .bind(limit)
-    .fetch_all(executor)
-    .await
-}
-
 /// Moves dead jobs back to the live table with attempts reset and their error history kept,
 /// under the same id. A dead job whose unique key is held by a live job stays dead.
 pub(crate) async fn dead_job_retry_many<'e, E: PgExecutor<'e>>(

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use super::overview::urlencode;
+use crate::components::urlencode;
 
 /// Where the jump box sends `q`.
 pub fn go_target(q: &str) -> String {

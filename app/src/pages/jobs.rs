@@ -7,10 +7,9 @@ use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
 use super::PageHeading;
-use super::overview::urlencode;
 use crate::api::{act_on_jobs, act_on_matching, count_matching, list_jobs};
 use crate::app::use_user;
-use crate::components::{ErrorNotice, Loading, StateBadge, Time, thousands, use_live};
+use crate::components::{ErrorNotice, Loading, StateBadge, Time, thousands, urlencode, use_live};
 use crate::model::{ActionReport, JobAction, JobFilter, JobPage, JobRow, State};
 
 /// Counting what a filter matches stops here; above it the console says "100,000+".

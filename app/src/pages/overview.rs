@@ -3,7 +3,7 @@ use leptos_meta::Title;
 
 use super::PageHeading;
 use crate::api::overview_data;
-use crate::components::{ErrorNotice, Loading, Time, thousands, use_live};
+use crate::components::{ErrorNotice, Loading, Time, thousands, urlencode, use_live};
 use crate::model::{MinutePoint, Overview as OverviewModel, QueueRow, State, WorkerRow};
 
 /// The landing page: jobs per state and queue, the last hour's throughput, worker processes.
@@ -27,7 +27,7 @@ pub fn Overview() -> impl IntoView {
 }
 
 /// Where the jobs of a state are listed.
-pub fn state_href(state: State) -> String {
+fn state_href(state: State) -> String {
     match state {
         State::Dead => "/dead-letters".to_owned(),
         other => format!("/jobs?state={}", other.as_str()),
@@ -237,15 +237,4 @@ fn WorkerList(workers: Vec<WorkerRow>) -> impl IntoView {
             }}
         </section>
     }
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-pub fn urlencode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
