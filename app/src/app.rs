@@ -77,7 +77,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <Header />
             <Shortcuts />
-            <main class="mx-auto max-w-6xl px-4 py-8 sm:px-6">
+            <main class="mx-auto max-w-7xl px-4 py-8 sm:px-6">
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=Overview />
                     <Route path=path!("/jobs") view=|| view! { <JobsPage /> } />
@@ -96,7 +96,7 @@ pub fn App() -> impl IntoView {
 fn Header() -> impl IntoView {
     view! {
         <header class="sticky top-0 z-10 border-b border-slate-200 bg-white/90 backdrop-blur dark:border-slate-800 dark:bg-slate-900/90">
-            <div class="mx-auto flex h-14 max-w-6xl items-center gap-6 px-4 sm:px-6">
+            <div class="mx-auto flex h-14 max-w-7xl items-center gap-4 px-4 sm:px-6">
                 <a href="/" class="flex items-center gap-2 font-semibold tracking-tight">
                     <span
                         aria-hidden="true"
@@ -121,7 +121,7 @@ fn Header() -> impl IntoView {
                             type="search"
                             aria-label="Job id, or words to search dead letters' errors"
                             placeholder="Job id or error…  /"
-                            class="w-44 rounded-md border border-slate-300 bg-white px-2 py-1 text-sm shadow-sm dark:border-slate-700 dark:bg-slate-900"
+                            class="w-40 rounded-md border border-slate-300 bg-white px-2 py-1 text-sm shadow-sm dark:border-slate-700 dark:bg-slate-900"
                         />
                     </Form>
                     <LiveToggle />
@@ -146,7 +146,7 @@ fn UserBadge() -> impl IntoView {
                         Role::Viewer => "viewer",
                     };
                     view! {
-                        <span data-testid="user" class="text-xs text-slate-500 dark:text-slate-400">
+                        <span data-testid="user" class="text-xs whitespace-nowrap text-slate-500 dark:text-slate-400">
                             {user.name} " · " {role}
                         </span>
                     }
@@ -164,7 +164,7 @@ fn NavLink(href: &'static str, label: &'static str) -> impl IntoView {
         <A
             href=href
             exact=href == "/"
-            attr:class="rounded-md px-3 py-1.5 font-medium text-slate-600 hover:bg-slate-100 hover:text-slate-900 aria-[current=page]:bg-slate-100 aria-[current=page]:text-slate-900 dark:text-slate-400 dark:hover:bg-slate-800 dark:hover:text-slate-100 dark:aria-[current=page]:bg-slate-800 dark:aria-[current=page]:text-slate-100"
+            attr:class="whitespace-nowrap rounded-md px-3 py-1.5 font-medium text-slate-600 hover:bg-slate-100 hover:text-slate-900 aria-[current=page]:bg-slate-100 aria-[current=page]:text-slate-900 dark:text-slate-400 dark:hover:bg-slate-800 dark:hover:text-slate-100 dark:aria-[current=page]:bg-slate-800 dark:aria-[current=page]:text-slate-100"
         >
             {label}
         </A>

@@ -111,7 +111,7 @@ pub fn LiveToggle() -> impl IntoView {
             type="button"
             aria-pressed=move || live.get().to_string()
             on:click=move |_| live.update(|on| *on = !*on)
-            class="inline-flex items-center gap-2 rounded-full border border-slate-300 bg-white px-3 py-1 text-xs font-medium shadow-sm hover:bg-slate-50 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800"
+            class="inline-flex items-center gap-2 whitespace-nowrap rounded-full border border-slate-300 bg-white px-3 py-1 text-xs font-medium shadow-sm hover:bg-slate-50 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800"
         >
             <span
                 aria-hidden="true"

@@ -88,7 +88,7 @@ pub fn ThemeToggle() -> impl IntoView {
             data-testid="theme-toggle"
             on:click=cycle
             title="Switch between the system's colours, light and dark"
-            class="rounded-full border border-slate-300 bg-white px-3 py-1 text-xs font-medium shadow-sm hover:bg-slate-50 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800"
+            class="whitespace-nowrap rounded-full border border-slate-300 bg-white px-3 py-1 text-xs font-medium shadow-sm hover:bg-slate-50 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800"
         >
             {move || theme.get().label()}
         </button>
