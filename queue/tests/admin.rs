@@ -160,8 +160,8 @@ async fn bulk_actions_on_live_jobs_skip_running_ones(_: PgPoolOptions, opts: PgC
         Duration::from_secs(10),
     )
     .await;
-    runner.shutdown.cancel(); // no more claims; the running job keeps running
-    let waiting = (0..3).map(|i| NewJob::new(&Scripted::new(format!("w{i}"), Action::Succeed)));
+    // Waiting jobs on a queue no runner serves, so nothing can claim them meanwhile.
+    let waiting = (0..3).map(|i| NewJob::new(&Scripted::new(format!("w{i}"), Action::Succeed)).queue("idle"));
     backstop::enqueue_many(&pool, waiting).await.unwrap();
 
     let outcome =
