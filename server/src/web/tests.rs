@@ -46,16 +46,26 @@ fn basic(credentials: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials))
 }
 
-/// A server-function call as the browser makes it: a same-origin form POST.
-fn call(endpoint: &str, args: &impl serde::Serialize) -> axum::http::request::Builder {
-    let _ = args;
-    Request::post(format!("/api/{endpoint}"))
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header("sec-fetch-site", "same-origin")
+/// A server-function call of `endpoint` with `args`, as the browser makes it: a same-origin form
+/// POST.
+fn call(endpoint: &str, args: &impl serde::Serialize) -> Request<Body> {
+    form_post(endpoint, args, "sec-fetch-site", "same-origin")
 }
 
-fn form_body(args: &impl serde::Serialize) -> Body {
-    Body::from(serde_qs::to_string(args).unwrap())
+/// The same call, signed in with HTTP Basic `credentials`.
+fn call_as(credentials: &str, endpoint: &str, args: &impl serde::Serialize) -> Request<Body> {
+    let mut request = call(endpoint, args);
+    request.headers_mut().insert(header::AUTHORIZATION, basic(credentials).parse().unwrap());
+    request
+}
+
+/// A form POST of `args` to `endpoint` with one more header (where the browser says it came from).
+fn form_post(endpoint: &str, args: &impl serde::Serialize, name: &'static str, value: &str) -> Request<Body> {
+    Request::post(format!("/api/{endpoint}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(name, value)
+        .body(Body::from(serde_qs::to_string(args).unwrap()))
+        .unwrap()
 }
 
 /// A dead job, as the runtime leaves it after the last failed attempt.
@@ -162,17 +172,11 @@ async fn viewers_read_but_cannot_act(pool: PgPool) {
     assert!(html.contains("declined"), "the viewer sees the dead job");
     assert!(html.contains(r#"data-testid="read-only""#), "the viewer is told the list is read-only");
 
-    let forged = call("act_on_jobs", &retry)
-        .header(header::AUTHORIZATION, basic("vera:v-pass"))
-        .body(form_body(&retry));
-    let (status, _, text) = send(&router, forged.unwrap()).await;
+    let (status, _, text) = send(&router, call_as("vera:v-pass", "act_on_jobs", &retry)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
     assert_eq!(count(&pool, "select count(*) from backstop.dead_jobs").await, 1, "a viewer changed a job");
 
-    let allowed = call("act_on_jobs", &retry)
-        .header(header::AUTHORIZATION, basic("otto:o-pass"))
-        .body(form_body(&retry));
-    let (status, _, text) = send(&router, allowed.unwrap()).await;
+    let (status, _, text) = send(&router, call_as("otto:o-pass", "act_on_jobs", &retry)).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let report: ActionReport = serde_json::from_str(&text).unwrap();
     assert_eq!(report, ActionReport { matched: 1, changed: 1 });
@@ -191,13 +195,9 @@ async fn cross_site_writes_are_refused_even_with_credentials(pool: PgPool) {
     let router = console(pool.clone(), &["otto:o-pass:operator"]);
     let delete = ActOnJobs { action: JobAction::Delete, state: State::Dead, ids: vec![id] };
     for (name, value) in [("sec-fetch-site", "cross-site"), ("origin", "https://evil.example")] {
-        let request = Request::post("/api/act_on_jobs")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::HOST, "127.0.0.1:8080")
-            .header(header::AUTHORIZATION, basic("otto:o-pass"))
-            .header(name, value)
-            .body(form_body(&delete))
-            .unwrap();
+        let mut request = form_post("act_on_jobs", &delete, name, value);
+        request.headers_mut().insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
+        request.headers_mut().insert(header::AUTHORIZATION, basic("otto:o-pass").parse().unwrap());
         let (status, _, text) = send(&router, request).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{name}: {text}");
     }
@@ -224,8 +224,7 @@ async fn bulk_retry_by_filter_re_runs_the_filter_and_reports_the_count(pool: PgP
     };
     let retry =
         ActOnMatching { action: JobAction::Retry, filter: filter.clone(), after: None, audit_id: None };
-    let (status, _, text) =
-        send(&router, call("act_on_matching", &retry).body(form_body(&retry)).unwrap()).await;
+    let (status, _, text) = send(&router, call("act_on_matching", &retry)).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let step: BulkProgress = serde_json::from_str(&text).unwrap();
     assert_eq!((step.matched, step.changed, step.next), (3, 3, None), "one step covers all three");
@@ -253,8 +252,7 @@ async fn editing_a_dead_job_s_payload_checks_the_json_and_keeps_masked_secrets(p
     let router = console(pool.clone(), &[]);
 
     let broken = EditAndRetry { id, payload: "{\"user_id\": ".into() };
-    let (status, _, text) =
-        send(&router, call("edit_and_retry", &broken).body(form_body(&broken)).unwrap()).await;
+    let (status, _, text) = send(&router, call("edit_and_retry", &broken)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     assert!(text.contains("not valid JSON"), "{text}");
     assert_eq!(
@@ -265,8 +263,7 @@ async fn editing_a_dead_job_s_payload_checks_the_json_and_keeps_masked_secrets(p
 
     // As the page shows it: the password masked. Only user_id is changed.
     let fixed = EditAndRetry { id, payload: r#"{"user_id": 8, "password": "[redacted]"}"#.into() };
-    let (status, _, text) =
-        send(&router, call("edit_and_retry", &fixed).body(form_body(&fixed)).unwrap()).await;
+    let (status, _, text) = send(&router, call("edit_and_retry", &fixed)).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let report: ActionReport = serde_json::from_str(&text).unwrap();
     assert_eq!(report, ActionReport { matched: 1, changed: 1 });
