@@ -63,6 +63,22 @@ macro_rules! dead_filter {
     };
 }
 
+/// Binds a filter's arguments in the order the filter clauses number them: `$1` queue, `$2`
+/// kind, `$3` payload, `$4` error words, `$5` the state (live) or include-discarded flag (dead),
+/// `$6`/`$7` the time range. One place, so list and count can never bind them differently.
+macro_rules! bind_filter {
+    ($query:expr, $filter:expr, $fifth:expr) => {
+        $query
+            .bind($filter.queue)
+            .bind($filter.kind)
+            .bind($filter.payload_contains.as_deref())
+            .bind($filter.error_search)
+            .bind($fifth)
+            .bind($filter.since)
+            .bind($filter.until)
+    };
+}
+
 /// Live jobs newest first, keyset-paginated on `id` (the primary key: deep pages cost the same
 /// as the first). `state` is `scheduled`, `queued`, `running`, `retrying` or `None` for all.
 pub(crate) async fn job_search<'e, E: PgExecutor<'e>>(
@@ -72,24 +88,21 @@ pub(crate) async fn job_search<'e, E: PgExecutor<'e>>(
     before_id: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<JobRecord>> {
-    sqlx::query_as(concat!(
-        "select ",
-        job_columns!(),
-        " from backstop.jobs ",
-        live_filter!(),
-        r#"
-          and ($8::bigint is null or id < $8)
-        order by id desc
-        limit $9
-        "#
-    ))
-    .bind(filter.queue)
-    .bind(filter.kind)
-    .bind(filter.payload_contains.as_deref())
-    .bind(filter.error_search)
-    .bind(state)
-    .bind(filter.since)
-    .bind(filter.until)
+    bind_filter!(
+        sqlx::query_as(concat!(
+            "select ",
+            job_columns!(),
+            " from backstop.jobs ",
+            live_filter!(),
+            r#"
+              and ($8::bigint is null or id < $8)
+            order by id desc
+            limit $9
+            "#
+        )),
+        filter,
+        state
+    )
     .bind(before_id)
     .bind(limit)
     .fetch_all(executor)
@@ -106,24 +119,21 @@ pub(crate) async fn dead_job_search<'e, E: PgExecutor<'e>>(
     limit: i64,
 ) -> sqlx::Result<Vec<DeadJob>> {
     let (before_at, before_id) = before.unzip();
-    sqlx::query_as(concat!(
-        "select ",
-        dead_columns!(),
-        " from backstop.dead_jobs ",
-        dead_filter!(),
-        r#"
-          and ($8::timestamptz is null or (died_at, id) < ($8, $9))
-        order by died_at desc, id desc
-        limit $10
-        "#
-    ))
-    .bind(filter.queue)
-    .bind(filter.kind)
-    .bind(filter.payload_contains.as_deref())
-    .bind(filter.error_search)
-    .bind(include_discarded)
-    .bind(filter.since)
-    .bind(filter.until)
+    bind_filter!(
+        sqlx::query_as(concat!(
+            "select ",
+            dead_columns!(),
+            " from backstop.dead_jobs ",
+            dead_filter!(),
+            r#"
+              and ($8::timestamptz is null or (died_at, id) < ($8, $9))
+            order by died_at desc, id desc
+            limit $10
+            "#
+        )),
+        filter,
+        include_discarded
+    )
     .bind(before_at)
     .bind(before_id)
     .bind(limit)
@@ -232,18 +242,15 @@ pub(crate) async fn job_count<'e, E: PgExecutor<'e>>(
     filter: &FilterArgs<'_>,
     cap: i64,
 ) -> sqlx::Result<i64> {
-    sqlx::query_scalar(concat!(
-        "select count(*) from (select 1 from backstop.jobs ",
-        live_filter!(),
-        " limit $8) capped"
-    ))
-    .bind(filter.queue)
-    .bind(filter.kind)
-    .bind(filter.payload_contains.as_deref())
-    .bind(filter.error_search)
-    .bind(state)
-    .bind(filter.since)
-    .bind(filter.until)
+    bind_filter!(
+        sqlx::query_scalar(concat!(
+            "select count(*) from (select 1 from backstop.jobs ",
+            live_filter!(),
+            " limit $8) capped"
+        )),
+        filter,
+        state
+    )
     .bind(cap)
     .fetch_one(executor)
     .await
@@ -256,18 +263,15 @@ pub(crate) async fn dead_job_count<'e, E: PgExecutor<'e>>(
     include_discarded: bool,
     cap: i64,
 ) -> sqlx::Result<i64> {
-    sqlx::query_scalar(concat!(
-        "select count(*) from (select 1 from backstop.dead_jobs ",
-        dead_filter!(),
-        " limit $8) capped"
-    ))
-    .bind(filter.queue)
-    .bind(filter.kind)
-    .bind(filter.payload_contains.as_deref())
-    .bind(filter.error_search)
-    .bind(include_discarded)
-    .bind(filter.since)
-    .bind(filter.until)
+    bind_filter!(
+        sqlx::query_scalar(concat!(
+            "select count(*) from (select 1 from backstop.dead_jobs ",
+            dead_filter!(),
+            " limit $8) capped"
+        )),
+        filter,
+        include_discarded
+    )
     .bind(cap)
     .fetch_one(executor)
     .await
