@@ -33,10 +33,21 @@ if [[ $profile == release ]]; then
 else
   export BACKSTOP_SITE_ROOT="$target_dir/site"
 fi
-# A port nobody listens on right now (the kernel picks it), so parallel runs do not collide;
-# the console with sign-in takes the next one.
-export E2E_PORT=${E2E_PORT:-$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')}
-
+# Two adjacent free ports for the two consoles. They are picked below the kernel's ephemeral range
+# (32768 and up), where only listeners live: a kernel-picked port is ephemeral, and its neighbour
+# can be taken meanwhile by any outgoing connection (the demo's own PostgreSQL connections did).
+export E2E_PORT=${E2E_PORT:-$(node -e '
+  const net = require("net");
+  const free = (port) => new Promise((ok) => {
+    const s = net.createServer().once("error", () => ok(false))
+      .listen(port, "127.0.0.1", () => s.close(() => ok(true)));
+  });
+  (async () => {
+    for (;;) {
+      const port = 20000 + Math.floor(Math.random() * 12000);
+      if (await free(port) && await free(port + 1)) return console.log(port);
+    }
+  })();')}
 printf '\033[1me2e:\033[0m %s demo on 127.0.0.1:%s, serve with sign-in on :%s\n' \
   "$BACKSTOP_BIN" "$E2E_PORT" "$((E2E_PORT + 1))" >&2
 # One private PostgreSQL (unless DATABASE_URL is set) for both consoles and the tests' own
