@@ -98,6 +98,8 @@ pub struct JobFilter {
     pub from: Option<String>,
     /// ... and before this UTC time.
     pub to: Option<String>,
+    /// Only dead jobs of this error group (the triage page links here).
+    pub group: Option<i64>,
 }
 
 impl JobFilter {
@@ -120,6 +122,9 @@ impl JobFilter {
                 pairs.push((name, value.clone()));
             }
         }
+        if let Some(group) = self.group {
+            pairs.push(("group", group.to_string()));
+        }
         pairs
     }
 
@@ -134,6 +139,7 @@ impl JobFilter {
             error: text("error"),
             from: text("from"),
             to: text("to"),
+            group: text("group").and_then(|g| g.parse().ok()),
         }
     }
 
@@ -409,6 +415,7 @@ mod tests {
             error: Some("timeout".into()),
             from: Some("2026-11-25T14:30".into()),
             to: None,
+            group: Some(7),
         };
         let pairs = filter.query_pairs();
         let back =

@@ -135,6 +135,9 @@ pub struct DeadJob {
     pub reason: String,
     /// When an operator discarded it, if they did.
     pub discarded_at: Option<DateTime<Utc>>,
+    /// Its error group (see [`crate::triage`]); none for cancellations and for jobs that died
+    /// before error groups existed.
+    pub group_id: Option<i64>,
 }
 
 /// Which dead jobs to list.

@@ -130,6 +130,7 @@ mod runtime;
 mod sql;
 
 pub mod admin;
+pub mod triage;
 
 pub use cron::{CronSchedule, MissedTicks};
 pub use enqueue::{Client, DEFAULT_MAX_PAYLOAD_BYTES, Enqueued, enqueue, enqueue_many};

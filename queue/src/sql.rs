@@ -210,12 +210,19 @@ pub(crate) async fn job_move_to_dead(
             returning id, queue, kind, payload, priority, attempts, max_attempts, errors,
                       unique_key, created_at
         ),
+        -- A failure (not a cancellation) joins its error group, which may enqueue alerts.
+        grouped as (
+            select g.group_id
+            from moved m
+            cross join lateral backstop.record_error_arrival('backstop', m.kind, m.queue, $6, $3, m.id) g
+            where $5 <> 'cancelled'
+        ),
         dead as (
             insert into backstop.dead_jobs (id, queue, kind, payload, priority, attempts,
-                max_attempts, errors, last_error, unique_key, created_at, died_at, reason)
+                max_attempts, errors, last_error, unique_key, created_at, died_at, reason, group_id)
             select id, queue, kind, payload, priority, attempts, max_attempts,
                    case when $4::jsonb is null then errors else errors || jsonb_build_array($4::jsonb) end,
-                   $3, unique_key, created_at, now(), $5
+                   $3, unique_key, created_at, now(), $5, (select group_id from grouped)
             from moved
             returning *
         ),
@@ -228,7 +235,7 @@ pub(crate) async fn job_move_to_dead(
             set failed = s.failed + excluded.failed, dead = s.dead + excluded.dead
         )
         select id, queue, kind, payload, priority, attempts, max_attempts, errors, last_error,
-               unique_key, created_at, died_at, reason, discarded_at
+               unique_key, created_at, died_at, reason, discarded_at, group_id
         from dead
         "#,
     )
@@ -237,6 +244,7 @@ pub(crate) async fn job_move_to_dead(
     .bind(error)
     .bind(history_entry)
     .bind(reason)
+    .bind(crate::triage::normalize_error(error))
     .fetch_optional(conn)
     .await
 }
@@ -539,7 +547,7 @@ pub(crate) async fn job_delete_many<'e, E: PgExecutor<'e>>(executor: E, ids: &[i
 macro_rules! dead_columns {
     () => {
         "id, queue, kind, payload, priority, attempts, max_attempts, errors, last_error, \
-         unique_key, created_at, died_at, reason, discarded_at"
+         unique_key, created_at, died_at, reason, discarded_at, group_id"
     };
 }
 

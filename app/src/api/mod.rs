@@ -58,6 +58,7 @@ fn admin_search(
         error_text: filter.error.clone(),
         since: filter.from.as_deref().map(utc_time).transpose()?,
         until: filter.to.as_deref().map(utc_time).transpose()?,
+        group: filter.group,
     })
 }
 

@@ -25,6 +25,8 @@ pub struct JobSearch {
     pub since: Option<DateTime<Utc>>,
     /// Only jobs enqueued (live jobs) or dead (dead jobs) before this time.
     pub until: Option<DateTime<Utc>>,
+    /// Only dead jobs of this error group (see [`crate::triage`]); matches no live job.
+    pub group: Option<i64>,
 }
 
 impl JobSearch {
@@ -36,6 +38,7 @@ impl JobSearch {
             error_search: self.error_text.as_deref().filter(|text| !text.trim().is_empty()),
             since: self.since,
             until: self.until,
+            group: self.group,
         }
     }
 }

@@ -18,11 +18,13 @@ pub(crate) struct FilterArgs<'a> {
     pub since: Option<DateTime<Utc>>,
     /// ... and before this.
     pub until: Option<DateTime<Utc>>,
+    /// Only dead jobs of this error group (live jobs belong to none).
+    pub group: Option<i64>,
 }
 
 /// The `where` clause of the live-job filter: `$1` queue, `$2` kind, `$3` payload JSON, `$4`
-/// error words, `$5` state, `$6`/`$7` enqueued from/until. A macro so that list and count
-/// share it and stay `&'static str`.
+/// error words, `$5` state, `$6`/`$7` enqueued from/until, `$8` error group (matches none).
+/// A macro so that list and count share it and stay `&'static str`.
 macro_rules! live_filter {
     () => {
         r#"
@@ -34,6 +36,8 @@ macro_rules! live_filter {
           -- The states people see, as in admin::JobRecord::state.
           and ($6::timestamptz is null or created_at >= $6)
           and ($7::timestamptz is null or created_at < $7)
+          -- Error groups hold dead jobs only.
+          and $8::bigint is null
           and case $5::text
                 when 'running'   then locked_by is not null
                 when 'retrying'  then locked_by is null and attempts > 0
@@ -45,9 +49,8 @@ macro_rules! live_filter {
     };
 }
 
-/// The `where` clause of the dead-job filter: `$1`..`$4` as for live jobs, `$6`/`$7` died
-/// from/until, `$5` include
-/// discarded.
+/// The `where` clause of the dead-job filter: `$1`..`$4` as for live jobs, `$5` include
+/// discarded, `$6`/`$7` died from/until, `$8` error group.
 macro_rules! dead_filter {
     () => {
         r#"
@@ -59,13 +62,14 @@ macro_rules! dead_filter {
           and ($5 or discarded_at is null)
           and ($6::timestamptz is null or died_at >= $6)
           and ($7::timestamptz is null or died_at < $7)
+          and ($8::bigint is null or group_id = $8)
         "#
     };
 }
 
 /// Binds a filter's arguments in the order the filter clauses number them: `$1` queue, `$2`
 /// kind, `$3` payload, `$4` error words, `$5` the state (live) or include-discarded flag (dead),
-/// `$6`/`$7` the time range. One place, so list and count can never bind them differently.
+/// `$6`/`$7` the time range, `$8` the error group. One place, so list and count can never bind them differently.
 macro_rules! bind_filter {
     ($query:expr, $filter:expr, $fifth:expr) => {
         $query
@@ -76,6 +80,7 @@ macro_rules! bind_filter {
             .bind($fifth)
             .bind($filter.since)
             .bind($filter.until)
+            .bind($filter.group)
     };
 }
 
@@ -95,9 +100,9 @@ pub(crate) async fn job_search<'e, E: PgExecutor<'e>>(
             " from backstop.jobs ",
             live_filter!(),
             r#"
-              and ($8::bigint is null or id < $8)
+              and ($9::bigint is null or id < $9)
             order by id desc
-            limit $9
+            limit $10
             "#
         )),
         filter,
@@ -126,9 +131,9 @@ pub(crate) async fn dead_job_search<'e, E: PgExecutor<'e>>(
             " from backstop.dead_jobs ",
             dead_filter!(),
             r#"
-              and ($8::timestamptz is null or (died_at, id) < ($8, $9))
+              and ($9::timestamptz is null or (died_at, id) < ($9, $10))
             order by died_at desc, id desc
-            limit $10
+            limit $11
             "#
         )),
         filter,
@@ -246,7 +251,7 @@ pub(crate) async fn job_count<'e, E: PgExecutor<'e>>(
         sqlx::query_scalar(concat!(
             "select count(*) from (select 1 from backstop.jobs ",
             live_filter!(),
-            " limit $8) capped"
+            " limit $9) capped"
         )),
         filter,
         state
@@ -267,7 +272,7 @@ pub(crate) async fn dead_job_count<'e, E: PgExecutor<'e>>(
         sqlx::query_scalar(concat!(
             "select count(*) from (select 1 from backstop.dead_jobs ",
             dead_filter!(),
-            " limit $8) capped"
+            " limit $9) capped"
         )),
         filter,
         include_discarded

@@ -1,0 +1,26 @@
+//! Dead-letter triage: dead jobs grouped by their normalised error, so a thousand failures of
+//! one bug are one line to act on, not a thousand.
+//!
+//! Grouping happens in the transaction that dead-letters a job (the runner calls the
+//! `backstop.record_error_arrival` SQL function): a group's counts are never behind its dead
+//! jobs, and the Slack alert a new group calls for is enqueued as a Backstop job in that same
+//! transaction. Cancelled jobs are not failures and join no group.
+//!
+//! ```no_run
+//! # async fn example(pool: sqlx::PgPool) -> Result<(), backstop::Error> {
+//! use backstop::triage::{self, GroupFilter};
+//!
+//! for group in triage::error_groups(&pool, &GroupFilter::default()).await? {
+//!     println!("{} x{}: {}", group.kind, group.total, group.message);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod groups;
+mod normalize;
+
+pub use groups::{
+    ErrorGroup, GroupArrivals, GroupFilter, GroupStatus, NEW_GROUP_HOURS, error_group, error_groups, group_arrivals,
+    ignore_group, reopen_group, resolve_group,
+};
+pub use normalize::normalize_error;
