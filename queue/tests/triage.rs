@@ -86,51 +86,78 @@ async fn dead_jobs_join_one_group_per_normalised_error(_: PgPoolOptions, opts: P
     let search = JobSearch { group: Some(orders.id), ..JobSearch::default() };
     let listed = admin::search_dead_jobs(&pool, &search, false, None, 100).await.unwrap();
     assert_eq!(listed.len(), 3);
-    assert!(listed.iter().all(|d| d.group_id == Some(orders.id) && d.payload["label"].as_str().unwrap().starts_with("order ")));
+    assert!(
+        listed
+            .iter()
+            .all(|d| d.group_id == Some(orders.id)
+                && d.payload["label"].as_str().unwrap().starts_with("order "))
+    );
     assert_eq!(admin::count_dead_jobs(&pool, &search, false, 1000).await.unwrap(), 3);
-    assert!(admin::search_jobs(&pool, None, &search, None, 100).await.unwrap().is_empty(), "live jobs have no group");
+    assert!(
+        admin::search_jobs(&pool, None, &search, None, 100).await.unwrap().is_empty(),
+        "live jobs have no group"
+    );
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
-async fn a_group_alerts_when_new_reopened_or_unignored_and_folds_the_rest(_: PgPoolOptions, opts: PgConnectOptions) {
+async fn a_group_alerts_when_new_reopened_or_unignored_and_folds_the_rest(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
     let pool = pool(opts).await;
     add_webhook(&pool, "all", None).await;
     add_webhook(&pool, "billing-only", Some(&["billing"])).await;
 
-    let (group, alert) = arrive(&pool, "send_email", "emails", "smtp: 421 try again at 2026-11-25 10:00:00").await;
+    let (group, alert) =
+        arrive(&pool, "send_email", "emails", "smtp: 421 try again at 2026-11-25 10:00:00").await;
     assert_eq!(alert.as_deref(), Some("new"));
     assert_eq!(alerts(&pool).await, vec![("all".into(), "new".into())], "routed by queue: not billing-only");
     assert_eq!(
-        count(&pool, "select count(*) from backstop.jobs where kind = 'backstop.slack_alert' and queue = 'backstop'").await,
+        count(
+            &pool,
+            "select count(*) from backstop.jobs where kind = 'backstop.slack_alert' and queue = 'backstop'"
+        )
+        .await,
         1
     );
 
-    let (same, alert) = arrive(&pool, "send_email", "emails", "smtp: 421 try again at 2026-11-25 10:05:00").await;
+    let (same, alert) =
+        arrive(&pool, "send_email", "emails", "smtp: 421 try again at 2026-11-25 10:05:00").await;
     assert_eq!((same, alert), (group, None), "a known group is folded into the digest");
     assert_eq!(alerts(&pool).await.len(), 1);
 
     assert!(triage::resolve_group(&pool, group).await.unwrap());
-    let (_, alert) = arrive(&pool, "send_email", "emails", "smtp: 421 try again at 2026-11-25 11:00:00").await;
+    let (_, alert) =
+        arrive(&pool, "send_email", "emails", "smtp: 421 try again at 2026-11-25 11:00:00").await;
     assert_eq!(alert.as_deref(), Some("reopened"));
     let reopened = triage::error_group(&pool, group).await.unwrap().unwrap();
     assert_eq!((reopened.status.as_str(), reopened.total), ("open", 3));
 
     // Ignored until two more arrive: the first stays quiet, the second ends the ignore.
     assert!(triage::ignore_group(&pool, group, None, Some(2)).await.unwrap());
-    assert_eq!(arrive(&pool, "send_email", "emails", "smtp: 421 try again at 2026-11-25 12:00:00").await.1, None);
+    assert_eq!(
+        arrive(&pool, "send_email", "emails", "smtp: 421 try again at 2026-11-25 12:00:00").await.1,
+        None
+    );
     assert_eq!(
         triage::error_group(&pool, group).await.unwrap().unwrap().status(chrono::Utc::now()),
         GroupStatus::Ignored
     );
     assert_eq!(
-        arrive(&pool, "send_email", "emails", "smtp: 421 try again at 2026-11-25 13:00:00").await.1.as_deref(),
+        arrive(&pool, "send_email", "emails", "smtp: 421 try again at 2026-11-25 13:00:00")
+            .await
+            .1
+            .as_deref(),
         Some("unignored")
     );
     // Ignored for a time that has passed: the next arrival alerts.
     let past = chrono::Utc::now() - chrono::Duration::seconds(1);
     assert!(triage::ignore_group(&pool, group, Some(past), None).await.unwrap());
     assert_eq!(
-        arrive(&pool, "send_email", "emails", "smtp: 421 try again at 2026-11-25 14:00:00").await.1.as_deref(),
+        arrive(&pool, "send_email", "emails", "smtp: 421 try again at 2026-11-25 14:00:00")
+            .await
+            .1
+            .as_deref(),
         Some("unignored")
     );
 
@@ -161,7 +188,9 @@ async fn concurrent_first_arrivals_make_one_group_and_one_alert(_: PgPoolOptions
     add_webhook(&pool, "all", None).await;
     let arrivals = (0..20).map(|i| {
         let pool = pool.clone();
-        async move { arrive(&pool, "sync_crm", "default", &format!("crm said 502 for contact {}", 100_000 + i)).await }
+        async move {
+            arrive(&pool, "sync_crm", "default", &format!("crm said 502 for contact {}", 100_000 + i)).await
+        }
     });
     let results = futures::future::join_all(arrivals).await;
     assert!(results.iter().all(|(group, _)| *group == results[0].0));

@@ -1,6 +1,7 @@
 //! The `backstop` binary: the console server, the live demo, and a private PostgreSQL for the
 //! project's own test and benchmark commands.
 
+mod alerts;
 mod assets;
 mod auth;
 mod database;
@@ -63,6 +64,7 @@ fn main() -> std::process::ExitCode {
     // The demo prints its own progress; of the log it shows only dead letters and faults.
     let default_log = if matches!(cli.command, Command::Demo { .. }) { "error" } else { "info" };
     init_tracing(default_log);
+    alerts::install_tls_provider();
     match cli.command {
         Command::Serve { args, db } => run_async(async move {
             let database = database::connect_or_start(db.database_url, 10).await?;

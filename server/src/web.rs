@@ -53,6 +53,8 @@ pub struct ServeArgs {
         default_values_t = RedactKeys::DEFAULT.iter().map(|k| (*k).to_owned())
     )]
     pub redact_keys: Vec<String>,
+    #[command(flatten)]
+    pub alerts: crate::alerts::AlertArgs,
 }
 
 /// Serves the console for `pool` until `shutdown` is cancelled, then finishes the requests in
@@ -68,6 +70,9 @@ pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -
     let listener =
         tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("listen on {}", args.bind))?;
     let addr = listener.local_addr().context("read the listening address")?;
+    let alert_runner =
+        crate::alerts::start(&pool, &args.alerts, addr, RedactKeys::new(&args.redact_keys), shutdown.clone())
+            .await?;
     tracing::info!(site_root = %args.site_root.display(), "console listening on http://{addr}");
     println!("backstop: console on http://{addr}");
     // Pages stream: the shell first, then each part as its data arrives. With Nagle's algorithm
@@ -83,6 +88,9 @@ pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("serve the console")?;
+    if let Some(runner) = alert_runner {
+        runner.await.context("the alert runner panicked")?.context("the alert runner failed")?;
+    }
     tracing::info!("console stopped");
     Ok(())
 }

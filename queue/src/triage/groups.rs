@@ -65,7 +65,11 @@ impl ErrorGroup {
             "ignored" if !self.ignore_has_ended(now) => GroupStatus::Ignored,
             _ => {
                 let since = self.reopened_at.unwrap_or(self.first_seen);
-                if now - since < Duration::hours(NEW_GROUP_HOURS) { GroupStatus::New } else { GroupStatus::Ongoing }
+                if now - since < Duration::hours(NEW_GROUP_HOURS) {
+                    GroupStatus::New
+                } else {
+                    GroupStatus::Ongoing
+                }
             }
         }
     }
@@ -93,7 +97,10 @@ pub struct GroupFilter {
 }
 
 /// Groups, most recently seen first.
-pub async fn error_groups<'e, E: PgExecutor<'e>>(executor: E, filter: &GroupFilter) -> Result<Vec<ErrorGroup>> {
+pub async fn error_groups<'e, E: PgExecutor<'e>>(
+    executor: E,
+    filter: &GroupFilter,
+) -> Result<Vec<ErrorGroup>> {
     let (before_seen, before_id) = filter.before.unzip();
     Ok(sqlx::query_as(
         "select * from backstop.error_groups
@@ -116,7 +123,10 @@ pub async fn error_groups<'e, E: PgExecutor<'e>>(executor: E, filter: &GroupFilt
 
 /// One group by id.
 pub async fn error_group<'e, E: PgExecutor<'e>>(executor: E, id: i64) -> Result<Option<ErrorGroup>> {
-    Ok(sqlx::query_as("select * from backstop.error_groups where id = $1").bind(id).fetch_optional(executor).await?)
+    Ok(sqlx::query_as("select * from backstop.error_groups where id = $1")
+        .bind(id)
+        .fetch_optional(executor)
+        .await?)
 }
 
 /// Arrivals per group and hour since `since`, for sparklines: `(group, hour, arrivals)`, hours

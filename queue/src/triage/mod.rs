@@ -16,11 +16,14 @@
 //! # Ok(()) }
 //! ```
 
+mod alerts;
 mod groups;
 mod normalize;
 
+pub use alerts::{ALERT_KIND, ALERT_QUEUE, AlertWebhook, alert_webhooks, enqueue_test_alerts};
+
 pub use groups::{
-    ErrorGroup, GroupArrivals, GroupFilter, GroupStatus, NEW_GROUP_HOURS, error_group, error_groups, group_arrivals,
-    ignore_group, reopen_group, resolve_group,
+    ErrorGroup, GroupArrivals, GroupFilter, GroupStatus, NEW_GROUP_HOURS, error_group, error_groups,
+    group_arrivals, ignore_group, reopen_group, resolve_group,
 };
 pub use normalize::normalize_error;

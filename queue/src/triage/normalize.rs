@@ -110,11 +110,14 @@ mod tests {
     #[test]
     fn http_client_errors_hide_urls_but_keep_status_codes() {
         let a = "error sending request for url (https://api.stripe.com/v1/charges/ch_3MmlLr2eZvKYlo2C): operation timed out";
-        let b = "error sending request for url (https://api.stripe.com/v1/charges/ch_9QqZx): operation timed out";
+        let b =
+            "error sending request for url (https://api.stripe.com/v1/charges/ch_9QqZx): operation timed out";
         assert_eq!(normalize_error(a), normalize_error(b));
         assert_eq!(normalize_error(a), "error sending request for url (<url>): operation timed out");
         assert_eq!(
-            normalize_error("HTTP status server error (503 Service Unavailable) for url (https://hooks.example.com/x?id=123)"),
+            normalize_error(
+                "HTTP status server error (503 Service Unavailable) for url (https://hooks.example.com/x?id=123)"
+            ),
             "HTTP status server error (503 Service Unavailable) for url (<url>)"
         );
     }

@@ -25,6 +25,7 @@ fn console_with(pool: PgPool, users: &[&str], query_timeout: u64) -> Router {
         users: users.iter().map(|spec| spec.parse().unwrap()).collect(),
         query_timeout,
         redact_keys: vec!["password".into()],
+        alerts: crate::alerts::AlertArgs::none(),
     };
     let console =
         Console { pool: console_pool(&pool, query_timeout), redact: RedactKeys::new(&args.redact_keys) };

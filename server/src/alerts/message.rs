@@ -1,0 +1,326 @@
+//! Slack messages: Block Kit with a plain `text` fallback (what notifications and screen
+//! readers show), inside Slack's limits, with everything from the database escaped and
+//! payloads only through the console's redaction list.
+
+use app::server::RedactKeys;
+use backstop::triage::ErrorGroup;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+/// Slack's limits (api.slack.com/reference/block-kit): section text, header text, a field,
+/// blocks per message.
+const SECTION_CHARS: usize = 3_000;
+const HEADER_CHARS: usize = 150;
+const FIELD_CHARS: usize = 2_000;
+const MAX_BLOCKS: usize = 50;
+/// Digest groups listed one per block; the rest are counted in a closing line.
+const DIGEST_GROUPS_LISTED: usize = 40;
+/// The payload excerpt in an alert.
+const PAYLOAD_CHARS: usize = 500;
+
+/// What every message needs beyond its data.
+#[derive(Debug, Clone)]
+pub struct MessageContext {
+    /// `prod`, `staging`: the first thing in every message.
+    pub environment: String,
+    /// Where the console is, for links: `https://backstop.example.com` (no trailing slash).
+    pub public_url: String,
+    pub redact: RedactKeys,
+}
+
+/// Why a group alert is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    New,
+    Reopened,
+    Unignored,
+}
+
+impl Reason {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "new" => Some(Self::New),
+            "reopened" => Some(Self::Reopened),
+            "unignored" => Some(Self::Unignored),
+            _ => None,
+        }
+    }
+
+    fn headline(self) -> &'static str {
+        match self {
+            Self::New => "New failure",
+            Self::Reopened => "Resolved failure is back",
+            Self::Unignored => "Ignored failure is back",
+        }
+    }
+}
+
+/// The dead job that triggered a group alert, if it is still in the dead-letter table.
+#[derive(Debug, Clone)]
+pub struct AlertJob {
+    pub id: i64,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub payload: Value,
+}
+
+/// One group in a digest: arrivals since the last digest.
+#[derive(Debug, Clone)]
+pub struct DigestLine {
+    pub group: ErrorGroup,
+    pub count: i64,
+}
+
+impl MessageContext {
+    fn group_link(&self, group_id: i64) -> String {
+        format!("{}/triage/{group_id}", self.public_url)
+    }
+
+    /// The alert for one group that is new or back.
+    pub fn group_alert(&self, reason: Reason, group: &ErrorGroup, job: Option<&AlertJob>) -> Value {
+        let env = &self.environment;
+        let headline = format!("[{env}] {}: {} ({})", reason.headline(), group.kind, group.queue);
+        let job_id = job.map_or(group.sample_job_id, |j| j.id);
+        let attempts = job.map_or_else(|| "?".to_owned(), |j| format!("{}/{}", j.attempts, j.max_attempts));
+        let link = self.group_link(group.id);
+        // The fallback is mrkdwn too (notifications, screen readers): escaped like the rest.
+        let text = clip(
+            &format!(
+                "{}: {} — {} dead job{} in this group. {link}",
+                escape(&headline),
+                escape(first_line(&group.message)),
+                group.total,
+                if group.total == 1 { "" } else { "s" },
+            ),
+            SECTION_CHARS,
+        );
+        let fields = [
+            ("Kind", escape(&group.kind)),
+            ("Queue", escape(&group.queue)),
+            ("Source", escape(&group.source)),
+            ("Attempts", attempts),
+            ("Dead jobs in group", group.total.to_string()),
+            ("Job", format!("<{}/jobs/{job_id}|#{job_id}>", self.public_url)),
+            ("First seen", slack_time(group.first_seen)),
+            ("Last seen", slack_time(group.last_seen)),
+        ];
+        let mut blocks = vec![
+            json!({"type": "header", "text": {"type": "plain_text", "text": clip(&headline, HEADER_CHARS)}}),
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": code_block(&group.message)}}),
+            json!({"type": "section", "fields": fields.iter().map(|(name, value)| json!({
+                "type": "mrkdwn",
+                "text": clip(&format!("*{name}*\n{value}"), FIELD_CHARS),
+            })).collect::<Vec<_>>()}),
+        ];
+        if let Some(job) = job {
+            let payload = clip(&self.redact.apply(&job.payload).to_string(), PAYLOAD_CHARS);
+            blocks.push(json!({"type": "context", "elements": [
+                {"type": "mrkdwn", "text": clip(&format!("Payload: `{}`", escape(&payload)), SECTION_CHARS)}
+            ]}));
+        }
+        blocks.push(open_button(&link, "Open group in Backstop"));
+        json!({"text": text, "blocks": blocks})
+    }
+
+    /// The periodic digest: further deaths in known groups since `since`.
+    pub fn digest(&self, lines: &[DigestLine], since: DateTime<Utc>) -> Value {
+        let deaths: i64 = lines.iter().map(|l| l.count).sum();
+        let env = &self.environment;
+        let headline = format!(
+            "[{env}] {deaths} more dead job{} in {} known group{}",
+            if deaths == 1 { "" } else { "s" },
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" }
+        );
+        let triage = format!("{}/triage", self.public_url);
+        let mut blocks = vec![
+            json!({"type": "header", "text": {"type": "plain_text", "text": clip(&headline, HEADER_CHARS)}}),
+            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("Since {}", slack_time(since))}]}),
+        ];
+        for line in lines.iter().take(DIGEST_GROUPS_LISTED) {
+            let group = &line.group;
+            let text = format!(
+                "*+{}* <{}|{} ({})> — {} in all, last {}\n{}",
+                line.count,
+                self.group_link(group.id),
+                escape(&group.kind),
+                escape(&group.queue),
+                group.total,
+                slack_time(group.last_seen),
+                code_block(&clip(first_line(&group.message), 1_000)),
+            );
+            blocks.push(
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&text, SECTION_CHARS)}}),
+            );
+        }
+        if lines.len() > DIGEST_GROUPS_LISTED {
+            let rest = &lines[DIGEST_GROUPS_LISTED..];
+            let count: i64 = rest.iter().map(|l| l.count).sum();
+            blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
+                "…and {count} more in {} other groups", rest.len()
+            )}]}));
+        }
+        blocks.push(open_button(&triage, "Open triage in Backstop"));
+        debug_assert!(blocks.len() <= MAX_BLOCKS);
+        json!({"text": clip(&format!("{}. {triage}", escape(&headline)), SECTION_CHARS), "blocks": blocks})
+    }
+
+    /// The console's "send test alert": proves the webhook and the links work.
+    pub fn test_alert(&self, requested_by: &str) -> Value {
+        let text = format!(
+            "[{}] Test alert from Backstop, sent by {}. Dead-letter alerts will arrive here.",
+            self.environment, requested_by
+        );
+        json!({
+            "text": clip(&escape(&text), SECTION_CHARS),
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": clip(&escape(&text), SECTION_CHARS)}},
+                open_button(&format!("{}/triage", self.public_url), "Open triage in Backstop"),
+            ]
+        })
+    }
+}
+
+fn open_button(url: &str, label: &str) -> Value {
+    json!({"type": "actions", "elements": [{
+        "type": "button",
+        "text": {"type": "plain_text", "text": label},
+        "url": url,
+    }]})
+}
+
+/// Slack's mrkdwn needs `&`, `<` and `>` escaped; nothing else is interpreted inside a code
+/// block, and outside one the worst left is formatting (`*bold*`), never a link or mention.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A code block of `text`, escaped and clipped so the whole block fits a section.
+fn code_block(text: &str) -> String {
+    // ``` inside would end the block early.
+    let inner = escape(text).replace("```", "'''");
+    format!("```{}```", clip(&inner, SECTION_CHARS - 6))
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+/// `text` cut to at most `max` characters, with "…" when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((cut, _)) if text.chars().count() > max => format!("{}…", &text[..cut]),
+        _ => text.to_owned(),
+    }
+}
+
+/// A time Slack shows in each reader's own time zone, with UTC as the fallback.
+fn slack_time(at: DateTime<Utc>) -> String {
+    format!("<!date^{}^{{date_short_pretty}} {{time}}|{}>", at.timestamp(), at.format("%Y-%m-%d %H:%M UTC"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> MessageContext {
+        MessageContext {
+            environment: "prod".into(),
+            public_url: "https://backstop.example.com".into(),
+            redact: RedactKeys::new(&["card_number".to_owned()]),
+        }
+    }
+
+    fn group(message: &str) -> ErrorGroup {
+        let at = "2026-11-25T10:00:00Z".parse().unwrap();
+        ErrorGroup {
+            id: 7,
+            source: "backstop".into(),
+            kind: "charge_card".into(),
+            queue: "billing".into(),
+            message: message.into(),
+            sample_error: message.into(),
+            sample_job_id: 42,
+            total: 3,
+            first_seen: at,
+            last_seen: at,
+            status: "open".into(),
+            resolved_at: None,
+            reopened_at: None,
+            ignored_until: None,
+            ignored_until_total: None,
+        }
+    }
+
+    /// Every text in a message, with the limit Slack applies to it.
+    fn texts_with_limits(message: &Value) -> Vec<(String, usize)> {
+        let mut out = vec![(message["text"].as_str().unwrap().to_owned(), SECTION_CHARS)];
+        for block in message["blocks"].as_array().unwrap() {
+            match block["type"].as_str().unwrap() {
+                "header" => out.push((block["text"]["text"].as_str().unwrap().into(), HEADER_CHARS)),
+                "section" => {
+                    if let Some(text) = block["text"]["text"].as_str() {
+                        out.push((text.into(), SECTION_CHARS));
+                    }
+                    for field in block["fields"].as_array().into_iter().flatten() {
+                        out.push((field["text"].as_str().unwrap().into(), FIELD_CHARS));
+                    }
+                }
+                "context" => {
+                    for element in block["elements"].as_array().unwrap() {
+                        out.push((element["text"].as_str().unwrap().into(), SECTION_CHARS));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_group_alert_has_a_fallback_the_facts_and_a_link_within_limits() {
+        let huge = format!("<script>alert('x')</script> & ```{}", "boom ".repeat(2_000));
+        let job = AlertJob {
+            id: 42,
+            attempts: 5,
+            max_attempts: 5,
+            payload: json!({"card_number": "4242424242424242", "note": "<b>hi</b>"}),
+        };
+        let message = context().group_alert(Reason::New, &group(&huge), Some(&job));
+        let blocks = message["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= MAX_BLOCKS);
+        for (text, limit) in texts_with_limits(&message) {
+            assert!(text.chars().count() <= limit, "{} chars > {limit}", text.chars().count());
+        }
+        let all = message.to_string();
+        assert!(message["text"].as_str().unwrap().starts_with("[prod] New failure: charge_card (billing)"));
+        assert!(!all.contains("4242424242424242"), "redacted payload keys never leave");
+        assert!(!all.contains("<script>") && !all.contains("<b>"), "database text is escaped");
+        assert!(all.contains("&lt;script&gt;"));
+        assert!(all.contains("5/5") && all.contains("#42"));
+        let button = blocks.last().unwrap();
+        assert_eq!(button["elements"][0]["url"], "https://backstop.example.com/triage/7");
+    }
+
+    #[test]
+    fn a_digest_lists_groups_and_stays_under_fifty_blocks() {
+        let lines: Vec<DigestLine> = (0..120)
+            .map(|i| DigestLine { group: ErrorGroup { id: i, ..group("gateway timeout") }, count: 10 })
+            .collect();
+        let message = context().digest(&lines, Utc::now());
+        assert!(message["blocks"].as_array().unwrap().len() <= MAX_BLOCKS);
+        assert!(
+            message["text"].as_str().unwrap().starts_with("[prod] 1200 more dead jobs in 120 known groups")
+        );
+        assert!(message.to_string().contains("…and 800 more in 80 other groups"));
+        for (text, limit) in texts_with_limits(&message) {
+            assert!(text.chars().count() <= limit);
+        }
+    }
+
+    #[test]
+    fn clip_counts_characters_not_bytes() {
+        assert_eq!(clip("ééééé", 3), "éé…");
+        assert_eq!(clip("abc", 3), "abc");
+    }
+}

@@ -1,0 +1,134 @@
+//! Slack webhooks from the command line, and their rows in `backstop.alert_webhooks`.
+//!
+//! A webhook URL is a secret (anyone holding it can post to the channel): it stays in this
+//! process. The database gets a hash of it as the id (so every console process given the same
+//! URL agrees on it) and a label that says which webhook without revealing it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sqlx::PgPool;
+
+/// One `--slack-webhook` value: `[queue=Q1,Q2;][kind=K1,K2;]URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSpec {
+    pub url: reqwest::Url,
+    /// Only deaths in these queues (empty: all).
+    pub queues: Vec<String>,
+    /// Only deaths of these kinds (empty: all).
+    pub kinds: Vec<String>,
+}
+
+// Never print the URL, not even in a debug log of the configuration.
+impl fmt::Debug for WebhookSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookSpec")
+            .field("label", &self.label())
+            .field("queues", &self.queues)
+            .field("kinds", &self.kinds)
+            .finish()
+    }
+}
+
+impl FromStr for WebhookSpec {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        let mut queues = Vec::new();
+        let mut kinds = Vec::new();
+        let mut rest = value.trim();
+        while let Some((route, after)) = rest.split_once(';') {
+            let list = |names: &str| -> Vec<String> {
+                names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect()
+            };
+            match route.split_once('=') {
+                Some(("queue", names)) => queues.extend(list(names)),
+                Some(("kind", names)) => kinds.extend(list(names)),
+                _ => {
+                    return Err(format!(
+                        "unknown route {route:?}: expected queue=NAMES; or kind=NAMES; before the URL"
+                    ));
+                }
+            }
+            rest = after.trim();
+        }
+        // The error says what is wrong with the URL without echoing it (it is a secret).
+        let url = reqwest::Url::parse(rest).map_err(|e| format!("the webhook URL does not parse: {e}"))?;
+        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+            return Err("the webhook URL must be an http(s) URL with a host".into());
+        }
+        Ok(Self { url, queues, kinds })
+    }
+}
+
+impl WebhookSpec {
+    /// Which webhook this is, safe to show: host and the URL's last four characters.
+    pub fn label(&self) -> String {
+        let text = self.url.as_str().trim_end_matches('/');
+        let tail: String = text.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        format!("{} …{tail}", self.url.host_str().unwrap_or("?"))
+    }
+}
+
+/// Makes `backstop.alert_webhooks` match this process's configuration: configured webhooks
+/// get a row (a broken one is trusted again: restarting is how an operator says it is fixed),
+/// others lose theirs, so no new alert is routed to them. Returns each spec's id, in order.
+pub async fn register(pool: &PgPool, specs: &[WebhookSpec]) -> sqlx::Result<Vec<String>> {
+    let mut tx = pool.begin().await?;
+    let mut ids = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let non_empty = |names: &Vec<String>| (!names.is_empty()).then(|| names.clone());
+        let id: String = sqlx::query_scalar(
+            "insert into backstop.alert_webhooks (id, label, queues, kinds)
+             values (md5($1), $2, $3, $4)
+             on conflict (id) do update set
+                 label = excluded.label, queues = excluded.queues, kinds = excluded.kinds,
+                 broken_at = null, broken_reason = null, configured_at = now()
+             returning id",
+        )
+        .bind(spec.url.as_str())
+        .bind(spec.label())
+        .bind(non_empty(&spec.queues))
+        .bind(non_empty(&spec.kinds))
+        .fetch_one(&mut *tx)
+        .await?;
+        ids.push(id);
+    }
+    sqlx::query("delete from backstop.alert_webhooks where id <> all($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_url_routes_everything() {
+        let spec: WebhookSpec = "https://hooks.slack.com/services/T000/B000/XXXXsecret1234".parse().unwrap();
+        assert!(spec.queues.is_empty() && spec.kinds.is_empty());
+        assert_eq!(spec.label(), "hooks.slack.com …1234");
+        assert!(!format!("{spec:?}").contains("secret"), "debug output hides the URL");
+    }
+
+    #[test]
+    fn routes_come_before_the_url() {
+        let spec: WebhookSpec =
+            "queue=billing, emails;kind=charge_card;https://hooks.slack.com/services/a".parse().unwrap();
+        assert_eq!(spec.queues, ["billing", "emails"]);
+        assert_eq!(spec.kinds, ["charge_card"]);
+        assert_eq!(spec.url.as_str(), "https://hooks.slack.com/services/a");
+    }
+
+    #[test]
+    fn bad_values_are_refused_without_echoing_the_url() {
+        let error = "team=x;https://hooks.slack.com/services/a".parse::<WebhookSpec>().unwrap_err();
+        assert!(error.contains("unknown route"), "{error}");
+        let error = "hooks.slack.com/services/secret".parse::<WebhookSpec>().unwrap_err();
+        assert!(!error.contains("secret"), "{error}");
+        assert!("ftp://example.com/x".parse::<WebhookSpec>().is_err());
+    }
+}
