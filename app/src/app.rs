@@ -8,7 +8,9 @@ use leptos_router::path;
 use crate::api::whoami;
 use crate::components::{Live, LiveToggle};
 use crate::model::{CurrentUser, Role};
-use crate::pages::{AuditPage, GoPage, JobDetailPage, JobsPage, NotFound, Overview, QueuesPage};
+use crate::pages::{
+    AuditPage, GoPage, GroupPage, JobDetailPage, JobsPage, NotFound, Overview, QueuesPage, TriagePage,
+};
 use crate::shortcuts::Shortcuts;
 use crate::theme::ThemeToggle;
 
@@ -83,6 +85,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/jobs") view=|| view! { <JobsPage /> } />
                     <Route path=path!("/jobs/:id") view=JobDetailPage />
                     <Route path=path!("/dead-letters") view=|| view! { <JobsPage dead=true /> } />
+                    <Route path=path!("/triage") view=TriagePage />
+                    <Route path=path!("/triage/:id") view=GroupPage />
                     <Route path=path!("/queues") view=QueuesPage />
                     <Route path=path!("/audit") view=AuditPage />
                     <Route path=path!("/go") view=GoPage />
@@ -110,6 +114,7 @@ fn Header() -> impl IntoView {
                     <NavLink href="/" label="Overview" />
                     <NavLink href="/jobs" label="Jobs" />
                     <NavLink href="/dead-letters" label="Dead letters" />
+                    <NavLink href="/triage" label="Triage" />
                     <NavLink href="/queues" label="Queues" />
                     <NavLink href="/audit" label="Audit log" />
                 </nav>

@@ -147,6 +147,11 @@ impl JobFilter {
     pub fn is_narrowed(&self) -> bool {
         self.query_pairs().iter().any(|(name, _)| *name != "state")
     }
+
+    /// Whether anything beyond the state and the error group narrows the list.
+    pub fn is_narrowed_beyond_group(&self) -> bool {
+        self.query_pairs().iter().any(|(name, _)| !matches!(*name, "state" | "group"))
+    }
 }
 
 /// A time shown two ways: relative for reading ("3 min ago"), exact for the tooltip.
@@ -399,6 +404,132 @@ pub struct AuditRow {
     pub requested: i64,
     /// Changed.
     pub changed: i64,
+}
+
+/// An error group's status as the triage page shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupState {
+    /// First seen (or back) within the last day.
+    New,
+    /// Open for longer.
+    Ongoing,
+    /// Marked fixed; the next arrival reopens it and alerts.
+    Resolved,
+    /// Silenced for a time or a number of arrivals.
+    Ignored,
+}
+
+impl GroupState {
+    /// The name people read.
+    pub fn label(self) -> &'static str {
+        match self {
+            GroupState::New => "New",
+            GroupState::Ongoing => "Ongoing",
+            GroupState::Resolved => "Resolved",
+            GroupState::Ignored => "Ignored",
+        }
+    }
+}
+
+/// One error group on the triage page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRow {
+    /// Its id (the group page is `/triage/<id>`).
+    pub id: i64,
+    /// `backstop` or `graphile_worker`.
+    pub source: String,
+    /// Its jobs' kind.
+    pub kind: String,
+    /// The queue of its latest job.
+    pub queue: String,
+    /// The normalised error.
+    pub message: String,
+    /// Dead jobs that joined it, ever.
+    pub total: i64,
+    /// When its first job died.
+    pub first_seen: Moment,
+    /// When its latest job died.
+    pub last_seen: Moment,
+    /// Its status now.
+    pub state: GroupState,
+    /// Until when, or until how many more, if ignored: "until 14:00 UTC", "for 100 more".
+    pub ignored_note: Option<String>,
+    /// Arrivals per hour over the last 24 hours, oldest first (24 numbers).
+    pub sparkline: Vec<i64>,
+}
+
+/// One page of error groups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPage {
+    /// Most recently seen first.
+    pub rows: Vec<GroupRow>,
+    /// The `before` cursor of the next page, if there may be one.
+    pub next: Option<String>,
+}
+
+/// The group page's header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupDetail {
+    /// The group as listed.
+    pub row: GroupRow,
+    /// Its latest real error, in full.
+    pub sample_error: String,
+    /// Its latest job.
+    pub sample_job_id: i64,
+    /// Its jobs still in the dead-letter table (not discarded), counted up to a cap.
+    pub dead_now: i64,
+}
+
+/// A change to a group's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupChange {
+    /// Fixed: the next arrival reopens it with an alert.
+    Resolve,
+    /// Open again (no alert).
+    Reopen,
+    /// Silence it for this many hours.
+    IgnoreHours(u32),
+    /// Silence it until this many more jobs arrive.
+    IgnoreArrivals(u32),
+}
+
+impl GroupChange {
+    /// The audit log's name for it.
+    pub fn audit_name(self) -> &'static str {
+        match self {
+            GroupChange::Resolve => "resolve_group",
+            GroupChange::Reopen => "reopen_group",
+            GroupChange::IgnoreHours(_) | GroupChange::IgnoreArrivals(_) => "ignore_group",
+        }
+    }
+}
+
+/// A configured Slack webhook, as the overview shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRow {
+    /// Host and last characters of its URL, never the URL.
+    pub label: String,
+    /// "all", or the queues and kinds it is routed.
+    pub routes: String,
+    /// Why Slack refused it for good, if it did.
+    pub broken: Option<String>,
+    /// Messages delivered.
+    pub sent: i64,
+    /// The latest delivery.
+    pub last_sent: Option<Moment>,
+}
+
+/// Alerting as the overview shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertsStatus {
+    /// The configured webhooks (none: alerts are off).
+    pub webhooks: Vec<WebhookRow>,
+    /// Alert jobs waiting or retrying.
+    pub pending: i64,
+    /// Alert jobs that died (Slack down too long, or the webhook broken).
+    pub dead: i64,
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ mod audit;
 mod bulk;
 mod search;
 
-pub use audit::{AuditEntry, add_to_action, audit_log, record_action};
+pub use audit::{AuditEntry, AuditFilter, add_to_action, audit_log, record_action};
 pub use bulk::{
     BulkOutcome, BulkStep, DeadAction, LiveAction, act_on_dead_jobs, act_on_dead_matching,
     act_on_dead_matching_step, act_on_jobs, act_on_jobs_matching, act_on_jobs_matching_step,

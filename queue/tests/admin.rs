@@ -182,8 +182,15 @@ async fn the_audit_log_records_and_adds_up_steps(_: PgPoolOptions, opts: PgConne
         !admin::add_to_action(&pool, id, "mallory", 1, 1).await.unwrap(),
         "only the actor's own entry grows"
     );
-    let log = admin::audit_log(&pool, None, 10).await.unwrap();
+    admin::record_action(&pool, "slack", "alert_sent", &json!({}), 1, 1).await.unwrap();
+    let everything = admin::audit_log(&pool, &admin::AuditFilter::default(), None, 10).await.unwrap();
+    assert_eq!(everything.len(), 2);
+    assert_eq!(everything[0].actor, "slack", "newest first");
+    let alice = admin::AuditFilter { actor: Some("alice".into()), action: None };
+    let log = admin::audit_log(&pool, &alice, None, 10).await.unwrap();
     assert_eq!(log.len(), 1);
+    let alerts = admin::AuditFilter { actor: None, action: Some("alert_sent".into()) };
+    assert_eq!(admin::audit_log(&pool, &alerts, None, 10).await.unwrap().len(), 1);
     assert_eq!(
         (log[0].actor.as_str(), log[0].action.as_str(), log[0].requested, log[0].changed),
         ("alice", "retry", 1500, 1490)

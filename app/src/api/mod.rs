@@ -5,6 +5,7 @@
 
 mod actions;
 mod reads;
+mod triage;
 
 pub use actions::{
     ActOnJobs, ActOnMatching, EditAndRetry, SetQueuePaused, act_on_jobs, act_on_matching, edit_and_retry,
@@ -13,6 +14,10 @@ pub use actions::{
 pub use reads::{
     AuditLog, CountMatching, JobDetailFor, ListJobs, OverviewData, Whoami, audit_log, count_matching,
     job_detail_for, list_jobs, overview_data, whoami,
+};
+pub use triage::{
+    AlertingStatus, ChangeGroup, GetGroup, ListGroups, SendTestAlert, alerting_status, change_group,
+    get_group, list_groups, send_test_alert,
 };
 
 use leptos::prelude::*;

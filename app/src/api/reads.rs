@@ -102,11 +102,18 @@ pub async fn job_detail_for(id: i64) -> Result<Option<JobDetail>, ServerFnError>
     Ok(dead.map(|job| server::dead_detail(&job, now, &console.redact)))
 }
 
-/// The audit log, newest first; `before` is the last id of the previous page.
+/// The audit log, newest first, optionally only one actor's or one action's entries; `before`
+/// is the last id of the previous page.
 #[server(endpoint = "audit_log")]
-pub async fn audit_log(before: Option<i64>) -> Result<Vec<AuditRow>, ServerFnError> {
+pub async fn audit_log(
+    actor: Option<String>,
+    action: Option<String>,
+    before: Option<i64>,
+) -> Result<Vec<AuditRow>, ServerFnError> {
     let console = server::console()?;
     let now = Utc::now();
-    let entries = admin::audit_log(&console.pool, before, PAGE_SIZE).await.map_err(AppError::from)?;
+    let filter = admin::AuditFilter { actor, action };
+    let entries =
+        admin::audit_log(&console.pool, &filter, before, PAGE_SIZE).await.map_err(AppError::from)?;
     Ok(entries.iter().map(|entry| server::audit_row(entry, now)).collect())
 }

@@ -133,6 +133,15 @@ fn FilterForm(base: &'static str, dead: bool, filter: Memo<JobFilter>) -> impl I
                 <label for="filter-to" class=label>"Until (UTC)"</label>
                 <input id="filter-to" name="to" type="datetime-local" class=field prop:value=move || current().to.unwrap_or_default() />
             </div>
+            // The error group (from the triage page) stays while the other filters change.
+            {move || current().group.map(|group| view! {
+                <input type="hidden" name="group" value=group.to_string() />
+                <div class="flex items-end">
+                    <a href=format!("/triage/{group}") data-testid="group-chip" class="rounded-full bg-red-100 px-3 py-1.5 text-xs font-medium text-red-800 hover:underline dark:bg-red-950 dark:text-red-300">
+                        {format!("Error group #{group}")}
+                    </a>
+                </div>
+            })}
             <div class="flex items-end gap-2">
                 <button type="submit" class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white shadow-sm hover:bg-indigo-500">"Filter"</button>
                 <a href=base class="rounded-md px-3 py-1.5 text-sm font-medium text-slate-600 hover:bg-slate-100 dark:text-slate-400 dark:hover:bg-slate-800">"Clear"</a>
@@ -143,7 +152,7 @@ fn FilterForm(base: &'static str, dead: bool, filter: Memo<JobFilter>) -> impl I
 
 /// Actions on the ticked jobs or on everything matching, for operators; a note for viewers.
 #[component]
-fn ActionBar(filter: Memo<JobFilter>, selected: RwSignal<Vec<i64>>) -> impl IntoView {
+pub(super) fn ActionBar(filter: Memo<JobFilter>, selected: RwSignal<Vec<i64>>) -> impl IntoView {
     let user = use_user();
     let live = use_live();
     let pending = RwSignal::new(None::<(JobAction, Scope)>);
@@ -304,14 +313,16 @@ async fn act_on_all_matching(
 
 /// The rows, with a checkbox each for operators, and the link to the next page.
 #[component]
-fn JobTable(
+pub(super) fn JobTable(
     base: &'static str,
     page: JobPage,
     filter: JobFilter,
     selected: RwSignal<Vec<i64>>,
 ) -> impl IntoView {
     if page.rows.is_empty() {
-        let text = if filter.is_narrowed() {
+        let text = if filter.group.is_some() && !filter.is_narrowed_beyond_group() {
+            "No dead jobs left in this group: they were retried, discarded or deleted."
+        } else if filter.is_narrowed() {
             "No jobs match this filter. Clear it, or check the spelling of the queue or kind."
         } else if filter.state == Some(State::Dead) {
             "The dead-letter table is empty: no job has run out of attempts. Jobs land here after their last retry fails."

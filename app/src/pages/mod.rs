@@ -7,6 +7,7 @@ mod jobs;
 mod not_found;
 mod overview;
 mod queues;
+mod triage;
 
 pub use audit::AuditPage;
 pub use go::GoPage;
@@ -15,6 +16,7 @@ pub use jobs::JobsPage;
 pub use not_found::NotFound;
 pub use overview::Overview;
 pub use queues::QueuesPage;
+pub use triage::{GroupPage, TriagePage};
 
 use leptos::prelude::*;
 

@@ -2,7 +2,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::PageHeading;
-use crate::api::overview_data;
+use crate::api::{alerting_status, overview_data, send_test_alert};
+use crate::app::use_user;
 use crate::components::{ErrorNotice, Loading, Time, thousands, urlencode, use_live};
 use crate::model::{MinutePoint, Overview as OverviewModel, QueueRow, State, WorkerRow};
 
@@ -23,6 +24,92 @@ pub fn Overview() -> impl IntoView {
                 }
             })}
         </Transition>
+        <AlertsPanel />
+    }
+}
+
+/// Slack alerting: the webhooks (broken ones called out), alert jobs waiting or dead, and a
+/// test button for operators.
+#[component]
+fn AlertsPanel() -> impl IntoView {
+    let live = use_live();
+    let user = use_user();
+    let status = Resource::new(move || live.tick.get(), |_| alerting_status());
+    let report = RwSignal::new(None::<Result<String, String>>);
+    let test = Action::new(move |_: &()| async move { send_test_alert().await });
+    Effect::new(move |_| {
+        if let Some(result) = test.value().get() {
+            report.set(Some(match result {
+                Ok(n) => Ok(format!("Test alert queued for {n} webhook{}.", if n == 1 { "" } else { "s" })),
+                Err(error) => Err(error.to_string()),
+            }));
+            live.refresh();
+        }
+    });
+    let can_act = move || user.get().and_then(Result::ok).is_some_and(|u| u.can_act());
+    view! {
+        <section aria-labelledby="alerts-title" data-testid="alerts" class="mt-8 rounded-xl border border-slate-200 bg-white p-5 shadow-sm dark:border-slate-800 dark:bg-slate-900">
+            <div class="flex flex-wrap items-baseline justify-between gap-2">
+                <h2 id="alerts-title" class="text-sm font-semibold">"Slack alerts"</h2>
+                <div class="flex items-center gap-3 text-sm">
+                    <a href="/triage" class="font-medium text-indigo-600 hover:underline dark:text-indigo-400">"Triage →"</a>
+                    <Show when=can_act>
+                        <button type="button" class="rounded-md border border-slate-300 px-3 py-1 text-sm font-medium hover:bg-slate-50 disabled:opacity-40 dark:border-slate-700 dark:hover:bg-slate-800"
+                            disabled=move || test.pending().get() on:click=move |_| { test.dispatch(()); }>
+                            "Send test alert"
+                        </button>
+                    </Show>
+                </div>
+            </div>
+            {move || report.get().map(|report| match report {
+                Ok(text) => view! { <p role="status" class="mt-2 text-sm text-emerald-700 dark:text-emerald-400">{text}</p> }.into_any(),
+                Err(text) => view! { <p role="alert" class="mt-2 text-sm text-red-700 dark:text-red-400">{text}</p> }.into_any(),
+            })}
+            <Transition fallback=Loading>
+                {move || Suspend::new(async move {
+                    match status.await {
+                        Ok(status) if status.webhooks.is_empty() => view! {
+                            <p class="mt-2 text-sm text-slate-500 dark:text-slate-400">
+                                "Off: no webhook configured. Start the console with "
+                                <code>"--slack-webhook https://hooks.slack.com/services/…"</code>
+                                " to be told when a job dies of a new error."
+                            </p>
+                        }.into_any(),
+                        Ok(status) => view! {
+                            <ul class="mt-3 divide-y divide-slate-100 text-sm dark:divide-slate-800">
+                                {status.webhooks.into_iter().map(|hook| view! {
+                                    <li data-testid="webhook" class="flex flex-wrap items-center gap-x-4 gap-y-1 py-2">
+                                        <span class="font-mono">{hook.label}</span>
+                                        <span class="text-slate-500 dark:text-slate-400">{hook.routes}</span>
+                                        {match hook.broken {
+                                            Some(reason) => view! {
+                                                <span data-testid="webhook-broken" class="rounded-full bg-red-100 px-2 py-0.5 text-xs font-medium text-red-800 dark:bg-red-950 dark:text-red-300">
+                                                    {format!("Broken: {reason}. Fix the URL and restart the console.")}
+                                                </span>
+                                            }.into_any(),
+                                            None => view! { <span class="rounded-full bg-emerald-100 px-2 py-0.5 text-xs font-medium text-emerald-800 dark:bg-emerald-950 dark:text-emerald-300">"Working"</span> }.into_any(),
+                                        }}
+                                        <span class="text-slate-500 dark:text-slate-400">
+                                            {format!("{} sent", thousands(hook.sent))}
+                                            {hook.last_sent.map(|at| view! { ", last " <Time moment=at /> })}
+                                        </span>
+                                    </li>
+                                }).collect_view()}
+                            </ul>
+                            <p class="mt-2 text-sm text-slate-500 dark:text-slate-400">
+                                {format!("{} alert job{} waiting. ", thousands(status.pending), if status.pending == 1 { "" } else { "s" })}
+                                {(status.dead > 0).then(|| view! {
+                                    <a data-testid="dead-alerts" href="/dead-letters?kind=backstop.slack_alert" class="font-medium text-red-700 hover:underline dark:text-red-400">
+                                        {format!("{} alert job{} died (Slack unreachable or the webhook broken): they are in Dead letters.", thousands(status.dead), if status.dead == 1 { "" } else { "s" })}
+                                    </a>
+                                })}
+                            </p>
+                        }.into_any(),
+                        Err(error) => view! { <ErrorNotice error /> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
     }
 }
 

@@ -2,11 +2,13 @@
 //! shortened, errors cut to their first line for lists.
 
 use backstop::admin::{AuditEntry, DeadJob, JobRecord, QueueCounts, StatsRow, WorkerProcess};
+use backstop::triage::{AlertWebhook, ErrorGroup, GroupArrivals, GroupStatus};
 use chrono::{DateTime, DurationRound as _, Utc};
 use serde_json::Value;
 
 use crate::model::{
-    AttemptRow, AuditRow, JobDetail, JobRow, MinutePoint, Moment, QueueRow, State, WorkerRow,
+    AttemptRow, AuditRow, GroupRow, GroupState, JobDetail, JobRow, MinutePoint, Moment, QueueRow, State,
+    WebhookRow, WorkerRow,
 };
 
 /// Payload keys whose values pages never show (matched case-insensitively, at any depth).
@@ -270,6 +272,71 @@ pub fn last_hour(stats: &[StatsRow], now: DateTime<Utc>) -> Vec<MinutePoint> {
 }
 
 /// The `before` cursor of a dead-job page: the last row's `died_at` (microseconds) and id.
+/// Hours in a triage sparkline.
+pub const SPARKLINE_HOURS: i64 = 24;
+
+/// An error group as listed, with its hourly arrivals (`arrivals`: this group's rows, any
+/// order) as a 24-hour sparkline ending with the current hour.
+pub fn group_row(group: &ErrorGroup, arrivals: &[GroupArrivals], now: DateTime<Utc>) -> GroupRow {
+    let this_hour = now.duration_trunc(chrono::Duration::hours(1)).unwrap_or(now);
+    let mut sparkline = vec![0; SPARKLINE_HOURS as usize];
+    for point in arrivals.iter().filter(|a| a.group_id == group.id) {
+        let hours_ago = (this_hour - point.hour).num_hours();
+        if (0..SPARKLINE_HOURS).contains(&hours_ago) {
+            sparkline[(SPARKLINE_HOURS - 1 - hours_ago) as usize] += point.arrivals;
+        }
+    }
+    let state = match group.status(now) {
+        GroupStatus::New => GroupState::New,
+        GroupStatus::Ongoing => GroupState::Ongoing,
+        GroupStatus::Resolved => GroupState::Resolved,
+        GroupStatus::Ignored => GroupState::Ignored,
+    };
+    let ignored_note = (state == GroupState::Ignored).then(|| {
+        let mut parts = Vec::new();
+        if let Some(until) = group.ignored_until {
+            parts.push(format!("until {}", exact(until)));
+        }
+        if let Some(total) = group.ignored_until_total {
+            parts.push(format!("for {} more", (total - group.total).max(0)));
+        }
+        parts.join(" or ")
+    });
+    GroupRow {
+        id: group.id,
+        source: group.source.clone(),
+        kind: group.kind.clone(),
+        queue: group.queue.clone(),
+        message: group.message.clone(),
+        total: group.total,
+        first_seen: moment(group.first_seen, now),
+        last_seen: moment(group.last_seen, now),
+        state,
+        ignored_note,
+        sparkline,
+    }
+}
+
+/// A webhook as the overview shows it: its label and routes, never its URL.
+pub fn webhook_row(webhook: &AlertWebhook, now: DateTime<Utc>) -> WebhookRow {
+    let mut routes = Vec::new();
+    if let Some(queues) = &webhook.queues {
+        routes.push(format!("queues {}", queues.join(", ")));
+    }
+    if let Some(kinds) = &webhook.kinds {
+        routes.push(format!("kinds {}", kinds.join(", ")));
+    }
+    WebhookRow {
+        label: webhook.label.clone(),
+        routes: if routes.is_empty() { "every dead job".into() } else { routes.join("; ") },
+        broken: webhook
+            .broken_at
+            .map(|at| format!("{} (since {})", webhook.broken_reason.clone().unwrap_or_default(), exact(at))),
+        sent: webhook.sent,
+        last_sent: webhook.last_sent_at.map(|at| moment(at, now)),
+    }
+}
+
 pub fn dead_cursor(died_at: DateTime<Utc>, id: i64) -> String {
     format!("{}_{id}", died_at.timestamp_micros())
 }

@@ -14,7 +14,8 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
     /// Who: the console user's name.
     pub actor: String,
-    /// What: `retry`, `discard`, `delete`, `cancel`, `run_now`, `pause`, `resume`, ...
+    /// What: `retry`, `discard`, `delete`, `cancel`, `run_now`, `pause`, `resume`,
+    /// `resolve_group`, `alert_sent`, ...
     pub action: String,
     /// On what: ids, a queue, or the filter that was re-run.
     pub target: serde_json::Value,
@@ -52,11 +53,28 @@ pub async fn add_to_action<'e, E: PgExecutor<'e>>(
     Ok(sql::audit_add(executor, id, actor, clamp(requested), clamp(changed)).await?)
 }
 
+/// Which audit entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this actor's entries (`slack` for alerts sent).
+    pub actor: Option<String>,
+    /// Only this action (`retry`, `alert_sent`, ...).
+    pub action: Option<String>,
+}
+
 /// The log, newest first, one keyset page at a time (pass the last id as `before`).
 pub async fn audit_log<'e, E: PgExecutor<'e>>(
     executor: E,
+    filter: &AuditFilter,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditEntry>> {
-    Ok(sql::audit_list(executor, before, limit.clamp(1, 1000)).await?)
+    Ok(sql::audit_list(
+        executor,
+        filter.actor.as_deref(),
+        filter.action.as_deref(),
+        before,
+        limit.clamp(1, 1000),
+    )
+    .await?)
 }

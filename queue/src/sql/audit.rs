@@ -48,13 +48,19 @@ pub(crate) async fn audit_add<'e, E: PgExecutor<'e>>(
 /// Newest first, keyset-paginated on `id` (identity: increases with `at`).
 pub(crate) async fn audit_list<'e, E: PgExecutor<'e>>(
     executor: E,
+    actor: Option<&str>,
+    action: Option<&str>,
     before_id: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<AuditEntry>> {
     sqlx::query_as(
         "select id, at, actor, action, target, requested, changed from backstop.audit_log \
-         where ($1::bigint is null or id < $1) order by id desc limit $2",
+         where ($1::text is null or actor = $1) and ($2::text is null or action = $2) \
+           and ($3::bigint is null or id < $3) \
+         order by id desc limit $4",
     )
+    .bind(actor)
+    .bind(action)
     .bind(before_id)
     .bind(limit)
     .fetch_all(executor)

@@ -289,3 +289,113 @@ async fn a_query_over_the_time_limit_is_stopped_with_a_clear_message(pool: PgPoo
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "the timeout did not stop the query");
     blocker.rollback().await.unwrap();
 }
+
+/// A dead job recorded in its error group, as the runner does it. Returns (job id, group id).
+async fn grouped_dead_job(pool: &PgPool, kind: &str, error: &str) -> (i64, i64) {
+    sqlx::query_as(
+        "with id as (select nextval(pg_get_serial_sequence('backstop.jobs', 'id')) as id),
+              g as (select r.group_id from id, backstop.record_error_arrival('backstop', $1, 'default', $2, $3, id.id) r)
+         insert into backstop.dead_jobs (id, queue, kind, payload, priority, attempts, max_attempts, errors,
+                                         last_error, created_at, reason, group_id)
+         select id.id, 'default', $1, '{}', 0, 1, 1, '[]', $3, now(), 'exhausted', g.group_id from id, g
+         returning id, group_id",
+    )
+    .bind(kind)
+    .bind(backstop::triage::normalize_error(error))
+    .bind(error)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn triage_lists_groups_and_a_group_page_its_jobs_all_escaped(pool: PgPool) {
+    let hostile = r#"<script>alert("x")</script> for order 123456; drop table users; --"#;
+    let (job, group) = grouped_dead_job(&pool, "charge", hostile).await;
+    grouped_dead_job(&pool, "charge", &hostile.replace("123456", "654321")).await;
+    grouped_dead_job(&pool, "email", "smtp 421").await;
+    let router = console(pool.clone(), &[]);
+
+    let (status, _, html) = send(&router, get("/triage")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(html.matches(r#"data-testid="group-row""#).count(), 2, "two errors, two groups");
+    assert!(!html.contains("<script>alert"), "a hostile error was rendered as markup");
+    assert!(html.contains("&lt;script&gt;alert"), "{html}");
+    assert!(html.contains("order &lt;n&gt;"), "the normalised message is shown: {html}");
+    assert!(html.contains(r#"data-testid="sparkline""#));
+
+    let (status, _, html) = send(&router, get(&format!("/triage/{group}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("<script>alert"));
+    assert_eq!(html.matches(r#"data-testid="job-row""#).count(), 2, "the group's two dead jobs: {html}");
+    assert!(html.contains(&format!(r#"data-job-id="{job}""#)));
+    let dead_now =
+        html.split(r#"data-testid="group-dead-now""#).nth(1).unwrap().split("</dd>").next().unwrap();
+    assert!(dead_now.ends_with(">2"), "two of its jobs are dead now: {dead_now}");
+
+    // The dead-letter list keeps the group as a filter.
+    let (_, _, html) = send(&router, get(&format!("/dead-letters?group={group}"))).await;
+    assert_eq!(html.matches(r#"data-testid="job-row""#).count(), 2);
+    assert!(html.contains(r#"data-testid="group-chip""#));
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn changing_a_group_needs_an_operator_and_is_audited(pool: PgPool) {
+    use app::api::ChangeGroup;
+    use app::model::GroupChange;
+    let (_, group) = grouped_dead_job(&pool, "charge", "declined").await;
+    let router = console(pool.clone(), &["vera:v-pass:viewer", "otto:o-pass:operator"]);
+    let resolve = ChangeGroup { id: group, change: GroupChange::Resolve };
+
+    let (status, _, text) = send(&router, call_as("vera:v-pass", "change_group", &resolve)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    let (status, _, text) = send(&router, call_as("otto:o-pass", "change_group", &resolve)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(count(&pool, "select count(*) from backstop.error_groups where status = 'resolved'").await, 1);
+
+    let ignore = ChangeGroup { id: group, change: GroupChange::IgnoreArrivals(5) };
+    let (status, _, text) = send(&router, call_as("otto:o-pass", "change_group", &ignore)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(
+        count(&pool, "select ignored_until_total from backstop.error_groups where status = 'ignored'").await,
+        6,
+        "ignored until 5 more than its 1"
+    );
+    let actions: Vec<String> =
+        sqlx::query_scalar("select action from backstop.audit_log where actor = 'otto' order by id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(actions, ["resolve_group", "ignore_group"]);
+
+    let missing = ChangeGroup { id: group + 1000, change: GroupChange::Resolve };
+    let (status, _, _) = send(&router, call_as("otto:o-pass", "change_group", &missing)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn the_overview_shows_a_broken_webhook_and_never_its_url(pool: PgPool) {
+    use app::api::SendTestAlert;
+    let router = console(pool.clone(), &[]);
+    // No webhooks: alerts are off, and a test alert says what to configure.
+    let (_, _, html) = send(&router, get("/")).await;
+    assert!(html.contains("--slack-webhook"), "{html}");
+    let (status, _, text) = send(&router, call("send_test_alert", &SendTestAlert {})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("--slack-webhook"), "{text}");
+
+    let spec: crate::alerts::WebhookSpec =
+        "https://hooks.slack.com/services/T0/B0/very-secret-token".parse().unwrap();
+    crate::alerts::register(&pool, &[spec]).await.unwrap();
+    sqlx::query(
+        "update backstop.alert_webhooks set broken_at = now(), broken_reason = '410 Gone no_service'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (_, _, html) = send(&router, get("/")).await;
+    assert!(html.contains(r#"data-testid="webhook-broken""#), "{html}");
+    assert!(html.contains("410 Gone no_service"));
+    assert!(html.contains("hooks.slack.com …oken"), "the label identifies it");
+    assert!(!html.contains("very-secret-token"), "the URL is a secret");
+}

@@ -1,0 +1,137 @@
+//! Server functions for triage: error groups, their status, and alerting's state.
+
+use leptos::prelude::*;
+
+use crate::model::{AlertsStatus, GroupChange, GroupDetail, GroupPage};
+
+#[cfg(feature = "ssr")]
+use {
+    crate::server::{self, AppError},
+    backstop::admin::{self, JobSearch},
+    backstop::triage::{self, ALERT_KIND, GroupFilter},
+    chrono::Utc,
+};
+
+/// Groups per page.
+#[cfg(feature = "ssr")]
+const PAGE_SIZE: i64 = 50;
+
+/// Counting a group's dead jobs stops here.
+#[cfg(feature = "ssr")]
+const DEAD_COUNT_LIMIT: i64 = 100_000;
+
+/// One page of error groups, most recently seen first. `status` is `open`, `resolved` or
+/// `ignored` (none: all); `before` is the previous page's `next`.
+#[server(endpoint = "list_groups")]
+pub async fn list_groups(status: Option<String>, before: Option<String>) -> Result<GroupPage, ServerFnError> {
+    let console = server::console()?;
+    let now = Utc::now();
+    let before = before
+        .as_deref()
+        .map(|c| {
+            server::parse_dead_cursor(c)
+                .ok_or_else(|| AppError::BadRequest("That page link is not valid any more.".into()))
+        })
+        .transpose()?;
+    let filter = GroupFilter {
+        status: status.filter(|s| matches!(s.as_str(), "open" | "resolved" | "ignored")),
+        before,
+        limit: Some(PAGE_SIZE),
+        ..GroupFilter::default()
+    };
+    let groups = triage::error_groups(&console.pool, &filter).await.map_err(AppError::from)?;
+    let ids: Vec<i64> = groups.iter().map(|g| g.id).collect();
+    let since = now - chrono::Duration::hours(server::SPARKLINE_HOURS);
+    let arrivals = triage::group_arrivals(&console.pool, &ids, since).await.map_err(AppError::from)?;
+    let next = (groups.len() as i64 == PAGE_SIZE)
+        .then(|| groups.last().map(|g| server::dead_cursor(g.last_seen, g.id)))
+        .flatten();
+    Ok(GroupPage { rows: groups.iter().map(|g| server::group_row(g, &arrivals, now)).collect(), next })
+}
+
+/// One group, with its latest error in full and how many of its jobs are still dead.
+#[server(endpoint = "group")]
+pub async fn get_group(id: i64) -> Result<Option<GroupDetail>, ServerFnError> {
+    let console = server::console()?;
+    let now = Utc::now();
+    let Some(group) = triage::error_group(&console.pool, id).await.map_err(AppError::from)? else {
+        return Ok(None);
+    };
+    let since = now - chrono::Duration::hours(server::SPARKLINE_HOURS);
+    let arrivals = triage::group_arrivals(&console.pool, &[id], since).await.map_err(AppError::from)?;
+    let search = JobSearch { group: Some(id), ..JobSearch::default() };
+    let dead_now = admin::count_dead_jobs(&console.pool, &search, false, DEAD_COUNT_LIMIT)
+        .await
+        .map_err(AppError::from)?;
+    Ok(Some(GroupDetail {
+        row: server::group_row(&group, &arrivals, now),
+        sample_error: group.sample_error.clone(),
+        sample_job_id: group.sample_job_id,
+        dead_now,
+    }))
+}
+
+/// Resolves, reopens or ignores a group. Operators only; audited.
+#[server(endpoint = "change_group")]
+pub async fn change_group(id: i64, change: GroupChange) -> Result<(), ServerFnError> {
+    let user = server::require_operator().await?;
+    let console = server::console()?;
+    let mut tx = console.pool.begin().await.map_err(AppError::internal)?;
+    let found = match change {
+        GroupChange::Resolve => triage::resolve_group(&mut *tx, id).await,
+        GroupChange::Reopen => triage::reopen_group(&mut *tx, id).await,
+        GroupChange::IgnoreHours(hours) => {
+            let until = Utc::now() + chrono::Duration::hours(i64::from(hours.clamp(1, 24 * 365)));
+            triage::ignore_group(&mut *tx, id, Some(until), None).await
+        }
+        GroupChange::IgnoreArrivals(more) => {
+            triage::ignore_group(&mut *tx, id, None, Some(i64::from(more))).await
+        }
+    }
+    .map_err(AppError::from)?;
+    if !found {
+        return Err(AppError::NotFound(format!("error group {id} does not exist")).into());
+    }
+    let target = serde_json::json!({ "group": id, "change": change });
+    admin::record_action(&mut *tx, &user.name, change.audit_name(), &target, 1, 1)
+        .await
+        .map_err(AppError::from)?;
+    tx.commit().await.map_err(AppError::internal)?;
+    Ok(())
+}
+
+/// The configured Slack webhooks and the alert jobs waiting or dead.
+#[server(endpoint = "alerting")]
+pub async fn alerting_status() -> Result<AlertsStatus, ServerFnError> {
+    let console = server::console()?;
+    let now = Utc::now();
+    let webhooks = triage::alert_webhooks(&console.pool).await.map_err(AppError::from)?;
+    let kind = JobSearch { kind: Some(ALERT_KIND.to_owned()), ..JobSearch::default() };
+    let pending = admin::count_jobs(&console.pool, None, &kind, 10_000).await.map_err(AppError::from)?;
+    let dead = admin::count_dead_jobs(&console.pool, &kind, false, 10_000).await.map_err(AppError::from)?;
+    Ok(AlertsStatus {
+        webhooks: webhooks.iter().map(|w| server::webhook_row(w, now)).collect(),
+        pending,
+        dead,
+    })
+}
+
+/// Sends a test alert to every working webhook. Operators only; audited. Returns how many.
+#[server(endpoint = "send_test_alert")]
+pub async fn send_test_alert() -> Result<u64, ServerFnError> {
+    let user = server::require_operator().await?;
+    let console = server::console()?;
+    let mut tx = console.pool.begin().await.map_err(AppError::internal)?;
+    let queued = triage::enqueue_test_alerts(&mut *tx, &user.name).await.map_err(AppError::from)?;
+    if queued == 0 {
+        return Err(AppError::BadRequest(
+            "No working Slack webhook is configured: start the console with --slack-webhook.".into(),
+        )
+        .into());
+    }
+    admin::record_action(&mut *tx, &user.name, "test_alert", &serde_json::json!({}), queued, queued)
+        .await
+        .map_err(AppError::from)?;
+    tx.commit().await.map_err(AppError::internal)?;
+    Ok(queued)
+}
