@@ -71,6 +71,9 @@ create table backstop.alert_webhooks (
     broken_reason text,
     sent          bigint      not null default 0,
     last_sent_at  timestamptz,
+    -- Refreshed every minute by each console process configured with this webhook. Alerts are
+    -- only routed to webhooks some running console has: one dropped from every console's
+    -- configuration stops getting alerts a few minutes after the last of them stops.
     configured_at timestamptz not null default now()
 );
 
@@ -128,6 +131,7 @@ begin
                12
         from backstop.alert_webhooks w
         where w.broken_at is null
+          and w.configured_at > now() - interval '5 minutes'
           and (w.queues is null or p_queue = any (w.queues))
           and (w.kinds is null or p_kind = any (w.kinds));
         if found then

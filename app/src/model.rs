@@ -513,6 +513,8 @@ pub struct WebhookRow {
     pub label: String,
     /// "all", or the queues and kinds it is routed.
     pub routes: String,
+    /// Whether a running console is configured with it (only those get alerts).
+    pub active: bool,
     /// Why Slack refused it for good, if it did.
     pub broken: Option<String>,
     /// Messages delivered.

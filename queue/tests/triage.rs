@@ -107,6 +107,14 @@ async fn a_group_alerts_when_new_reopened_or_unignored_and_folds_the_rest(
     let pool = pool(opts).await;
     add_webhook(&pool, "all", None).await;
     add_webhook(&pool, "billing-only", Some(&["billing"])).await;
+    // No running console has confirmed this one for ten minutes: it gets nothing.
+    add_webhook(&pool, "stale", None).await;
+    sqlx::query(
+        "update backstop.alert_webhooks set configured_at = now() - interval '10 minutes' where id = 'stale'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
 
     let (group, alert) =
         arrive(&pool, "send_email", "emails", "smtp: 421 try again at 2026-11-25 10:00:00").await;

@@ -82,6 +82,11 @@ fn AlertsPanel() -> impl IntoView {
                                         <span class="font-mono">{hook.label}</span>
                                         <span class="text-slate-500 dark:text-slate-400">{hook.routes}</span>
                                         {match hook.broken {
+                                            None if !hook.active => view! {
+                                                <span class="rounded-full bg-slate-100 px-2 py-0.5 text-xs font-medium text-slate-600 dark:bg-slate-800 dark:text-slate-400">
+                                                    "Inactive: no running console is configured with it"
+                                                </span>
+                                            }.into_any(),
                                             Some(reason) => view! {
                                                 <span data-testid="webhook-broken" class="rounded-full bg-red-100 px-2 py-0.5 text-xs font-medium text-red-800 dark:bg-red-950 dark:text-red-300">
                                                     {format!("Broken: {reason}. Fix the URL and restart the console.")}

@@ -328,6 +328,7 @@ pub fn webhook_row(webhook: &AlertWebhook, now: DateTime<Utc>) -> WebhookRow {
     }
     WebhookRow {
         label: webhook.label.clone(),
+        active: webhook.active,
         routes: if routes.is_empty() { "every dead job".into() } else { routes.join("; ") },
         broken: webhook
             .broken_at

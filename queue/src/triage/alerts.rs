@@ -34,26 +34,36 @@ pub struct AlertWebhook {
     pub sent: i64,
     /// The latest delivery.
     pub last_sent_at: Option<DateTime<Utc>>,
+    /// Whether a running console is configured with it (it said so within
+    /// [`WEBHOOK_STALE_AFTER_SECS`]); only those get alerts.
+    pub active: bool,
 }
+
+/// A webhook no running console has confirmed for this long gets no more alerts (the same
+/// five minutes as in `backstop.record_error_arrival`).
+pub const WEBHOOK_STALE_AFTER_SECS: i64 = 300;
 
 /// Every configured webhook.
 pub async fn alert_webhooks<'e, E: PgExecutor<'e>>(executor: E) -> Result<Vec<AlertWebhook>> {
     Ok(sqlx::query_as(
-        "select id, label, queues, kinds, broken_at, broken_reason, blocked_until, sent, last_sent_at
+        "select id, label, queues, kinds, broken_at, broken_reason, blocked_until, sent, last_sent_at,
+                configured_at > now() - make_interval(secs => $1) as active
          from backstop.alert_webhooks order by label, id",
     )
+    .bind(WEBHOOK_STALE_AFTER_SECS as f64)
     .fetch_all(executor)
     .await?)
 }
 
-/// Enqueues a test alert to every webhook that is not broken, recording who asked. Returns how
+/// Enqueues a test alert to every active webhook that is not broken, recording who asked. Returns how
 /// many were enqueued.
 pub async fn enqueue_test_alerts<'e, E: PgExecutor<'e>>(executor: E, requested_by: &str) -> Result<u64> {
     let (enqueued, _notified): (i64, i64) = sqlx::query_as(
         "with queued as (
              insert into backstop.jobs (queue, kind, payload, max_attempts)
              select $1, $2, jsonb_build_object('webhook', id, 'reason', 'test', 'requested_by', $3::text), 3
-             from backstop.alert_webhooks where broken_at is null
+             from backstop.alert_webhooks
+             where broken_at is null and configured_at > now() - make_interval(secs => $4)
              returning queue
          ),
          notified as (select pg_notify('backstop_jobs', queue) from (select distinct queue from queued) q)
@@ -62,6 +72,7 @@ pub async fn enqueue_test_alerts<'e, E: PgExecutor<'e>>(executor: E, requested_b
     .bind(ALERT_QUEUE)
     .bind(ALERT_KIND)
     .bind(requested_by)
+    .bind(WEBHOOK_STALE_AFTER_SECS as f64)
     .fetch_one(executor)
     .await?;
     Ok(enqueued.try_into().unwrap_or(0))

@@ -20,7 +20,9 @@ mod alerts;
 mod groups;
 mod normalize;
 
-pub use alerts::{ALERT_KIND, ALERT_QUEUE, AlertWebhook, alert_webhooks, enqueue_test_alerts};
+pub use alerts::{
+    ALERT_KIND, ALERT_QUEUE, AlertWebhook, WEBHOOK_STALE_AFTER_SECS, alert_webhooks, enqueue_test_alerts,
+};
 
 pub use groups::{
     ErrorGroup, GroupArrivals, GroupFilter, GroupStatus, NEW_GROUP_HOURS, error_group, error_groups,

@@ -98,11 +98,13 @@ impl Worker for SlackAlertWorker {
 
     async fn work(&self, alert: SlackAlert, _ctx: JobContext) -> Result<(), JobError> {
         let Some(url) = self.webhooks.get(&alert.webhook) else {
-            return Err(JobError::fail_now("this webhook is no longer configured in the console"));
+            // Another console may have it (consoles should share one list, but may not while
+            // a change rolls out): back to the queue, where its backoff gives that one a turn.
+            return Err(JobError::retry("this console is not configured with the alert's webhook"));
         };
         let webhooks = triage::alert_webhooks(&self.pool).await.map_err(retry_on_db)?;
         let Some(state) = webhooks.into_iter().find(|w| w.id == alert.webhook) else {
-            return Err(JobError::fail_now("this webhook is no longer configured in the console"));
+            return Err(JobError::fail_now("the alert's webhook is gone from backstop.alert_webhooks"));
         };
         if state.broken_at.is_some() {
             let reason = state.broken_reason.unwrap_or_default();

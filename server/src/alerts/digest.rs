@@ -60,7 +60,7 @@ pub async fn enqueue_digests(pool: &PgPool, since: chrono::DateTime<Utc>) -> Res
     }
     let webhooks = backstop::triage::alert_webhooks(&mut *tx).await?;
     let mut alerts = Vec::new();
-    for webhook in webhooks.into_iter().filter(|w| w.broken_at.is_none()) {
+    for webhook in webhooks.into_iter().filter(|w| w.active && w.broken_at.is_none()) {
         let routed =
             |names: &Option<Vec<String>>, name: &String| names.as_ref().is_none_or(|n| n.contains(name));
         let groups: Vec<DigestEntry> = due

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use deliver::{Pace, SlackAlertWorker};
 pub use digest::{SlackDigest, SlackDigestWorker};
 pub use message::MessageContext;
-pub use webhook::{WebhookSpec, register};
+pub use webhook::{WebhookSpec, confirm, register};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AlertArgs {
@@ -74,8 +74,8 @@ impl AlertArgs {
 const ALERT_CONCURRENCY: usize = 4;
 
 /// Registers the configured webhooks and, if there are any, starts the runner that delivers
-/// alert jobs and enqueues digests, until `shutdown`. With none, alert jobs are no longer
-/// enqueued (no webhook rows to route to) and nothing runs.
+/// alert jobs and enqueues digests, and keeps confirming the webhooks, until `shutdown`. With
+/// none, nothing runs.
 pub async fn start(
     pool: &PgPool,
     args: &AlertArgs,
@@ -96,9 +96,26 @@ pub async fn start(
     let webhooks: HashMap<String, reqwest::Url> =
         ids.into_iter().zip(args.webhooks.iter().map(|spec| spec.url.clone())).collect();
     let pace = Pace { per_second: args.rate.max(0.01), burst: 1.0 };
+    let ids: Vec<String> = webhooks.keys().cloned().collect();
     let runner = alert_runner(pool, Arc::new(webhooks), messages, pace, args.digest_minutes)?;
     tracing::info!(webhooks = args.webhooks.len(), public_url, "Slack alerts on");
+    tokio::spawn(keep_confirming(pool.clone(), ids, shutdown.clone()));
     Ok(Some(tokio::spawn(runner.run(shutdown))))
+}
+
+/// How often a console confirms its webhooks (well inside the five minutes they count for).
+const CONFIRM_EVERY: Duration = Duration::from_secs(60);
+
+async fn keep_confirming(pool: PgPool, ids: Vec<String>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(CONFIRM_EVERY) => {}
+        }
+        if let Err(e) = confirm(&pool, &ids).await {
+            tracing::warn!(error = %e, "could not confirm the Slack webhooks; retrying in a minute");
+        }
+    }
 }
 
 /// The runner for queue `backstop`: alert delivery and the digest's cron.

@@ -70,9 +70,9 @@ impl WebhookSpec {
     }
 }
 
-/// Makes `backstop.alert_webhooks` match this process's configuration: configured webhooks
-/// get a row (a broken one is trusted again: restarting is how an operator says it is fixed),
-/// others lose theirs, so no new alert is routed to them. Returns each spec's id, in order.
+/// Records that this process is configured with `specs` (a broken one is trusted again:
+/// restarting is how an operator says it is fixed). Returns each spec's id, in order. Rows of
+/// webhooks only other consoles have are left alone; see [`confirm`] for how long they count.
 pub async fn register(pool: &PgPool, specs: &[WebhookSpec]) -> sqlx::Result<Vec<String>> {
     let mut tx = pool.begin().await?;
     let mut ids = Vec::with_capacity(specs.len());
@@ -94,12 +94,20 @@ pub async fn register(pool: &PgPool, specs: &[WebhookSpec]) -> sqlx::Result<Vec<
         .await?;
         ids.push(id);
     }
-    sqlx::query("delete from backstop.alert_webhooks where id <> all($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(ids)
+}
+
+/// Says again that a running console has these webhooks. Alerts are routed only to webhooks
+/// confirmed within the last five minutes, so one dropped from every console's configuration
+/// stops getting alerts soon after the last of them stops (and a console without webhooks
+/// never takes another console's away).
+pub async fn confirm(pool: &PgPool, ids: &[String]) -> sqlx::Result<()> {
+    sqlx::query("update backstop.alert_webhooks set configured_at = now() where id = any($1)")
+        .bind(ids)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]
