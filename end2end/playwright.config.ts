@@ -4,7 +4,8 @@
 //   BACKSTOP_BIN        the server binary (default target/debug/backstop)
 //   BACKSTOP_SITE_ROOT  the built site (default target/site)
 //   E2E_PORT            the demo console (no sign-in, loopback); E2E_PORT + 1 is the console
-//                       with sign-in (users vera, a viewer, and otto, an operator)
+//                       with sign-in (users vera, a viewer, and otto, an operator) and Slack
+//                       alerts to E2E_PORT + 2, a recording stand-in for Slack
 import path from 'node:path';
 import { defineConfig } from '@playwright/test';
 
@@ -15,6 +16,7 @@ const siteRoot = path.resolve(repoRoot, process.env.BACKSTOP_SITE_ROOT ?? 'targe
 
 export const demoURL = `http://127.0.0.1:${port}`;
 export const signedInURL = `http://127.0.0.1:${port + 1}`;
+export const slackURL = `http://127.0.0.1:${port + 2}`;
 
 const server = (args: string, url: string) => ({
   command: `"${binary}" ${args} --site-root "${siteRoot}"`,
@@ -61,8 +63,18 @@ export default defineConfig({
     // its console. A slow signup rate keeps the lists calm.
     server(`demo --bind 127.0.0.1:${port} --rate 1`, `${demoURL}/`),
     server(
-      `serve --bind 127.0.0.1:${port + 1} --user vera:v-pass:viewer --user otto:o-pass:operator`,
+      `serve --bind 127.0.0.1:${port + 1} --user vera:v-pass:viewer --user otto:o-pass:operator` +
+        ` --slack-webhook ${slackURL}/services/T0/B0/e2e --public-url ${signedInURL} --environment e2e`,
       `${signedInURL}/`,
     ),
+    {
+      command: `node end2end/slack-recorder.mjs ${port + 2}`,
+      cwd: repoRoot,
+      url: `${slackURL}/received`,
+      reuseExistingServer: false,
+      timeout: 10_000,
+      stdout: 'pipe' as const,
+      stderr: 'pipe' as const,
+    },
   ],
 });

@@ -116,3 +116,15 @@ fn init_tracing(default: &str) {
         .with_writer(std::io::stderr)
         .init();
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// clap checks a command's definition only when it parses one: check them all here, so a
+    /// clash (two flags of one name in `demo`, which flattens `serve`'s) fails a test, not a run.
+    #[test]
+    fn every_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

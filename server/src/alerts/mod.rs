@@ -52,8 +52,8 @@ pub struct AlertArgs {
           value_parser = clap::value_parser!(u32).range(1..=60))]
     pub digest_minutes: u32,
     /// Messages per second per webhook (Slack allows about one).
-    #[arg(long, env = "BACKSTOP_SLACK_RATE", default_value_t = 1.0)]
-    pub rate: f64,
+    #[arg(long = "slack-rate", env = "BACKSTOP_SLACK_RATE", default_value_t = 1.0)]
+    pub slack_rate: f64,
 }
 
 #[cfg(test)]
@@ -65,7 +65,7 @@ impl AlertArgs {
             public_url: None,
             environment: "production".into(),
             digest_minutes: 10,
-            rate: 1.0,
+            slack_rate: 1.0,
         }
     }
 }
@@ -95,7 +95,7 @@ pub async fn start(
     };
     let webhooks: HashMap<String, reqwest::Url> =
         ids.into_iter().zip(args.webhooks.iter().map(|spec| spec.url.clone())).collect();
-    let pace = Pace { per_second: args.rate.max(0.01), burst: 1.0 };
+    let pace = Pace { per_second: args.slack_rate.max(0.01), burst: 1.0 };
     let ids: Vec<String> = webhooks.keys().cloned().collect();
     let runner = alert_runner(pool, Arc::new(webhooks), messages, pace, args.digest_minutes)?;
     tracing::info!(webhooks = args.webhooks.len(), public_url, "Slack alerts on");
