@@ -46,19 +46,24 @@ fn AlertsPanel() -> impl IntoView {
             live.refresh();
         }
     });
-    let can_act = move || user.get().and_then(Result::ok).is_some_and(|u| u.can_act());
     view! {
         <section aria-labelledby="alerts-title" data-testid="alerts" class="mt-8 rounded-xl border border-slate-200 bg-white p-5 shadow-sm dark:border-slate-800 dark:bg-slate-900">
             <div class="flex flex-wrap items-baseline justify-between gap-2">
                 <h2 id="alerts-title" class="text-sm font-semibold">"Slack alerts"</h2>
                 <div class="flex items-center gap-3 text-sm">
                     <a href="/triage" class="font-medium text-indigo-600 hover:underline dark:text-indigo-400">"Triage →"</a>
-                    <Show when=can_act>
-                        <button type="button" class="rounded-md border border-slate-300 px-3 py-1 text-sm font-medium hover:bg-slate-50 disabled:opacity-40 dark:border-slate-700 dark:hover:bg-slate-800"
-                            disabled=move || test.pending().get() on:click=move |_| { test.dispatch(()); }>
-                            "Send test alert"
-                        </button>
-                    </Show>
+                    // Waits for the user like every role-dependent control, so the server and
+                    // the browser render the same thing (a mismatch breaks hydration).
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            user.await.is_ok_and(|u| u.can_act()).then(|| view! {
+                                <button type="button" class="rounded-md border border-slate-300 px-3 py-1 text-sm font-medium hover:bg-slate-50 disabled:opacity-40 dark:border-slate-700 dark:hover:bg-slate-800"
+                                    disabled=move || test.pending().get() on:click=move |_| { test.dispatch(()); }>
+                                    "Send test alert"
+                                </button>
+                            })
+                        })}
+                    </Transition>
                 </div>
             </div>
             {move || report.get().map(|report| match report {

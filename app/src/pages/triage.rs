@@ -156,7 +156,6 @@ pub fn GroupPage() -> impl IntoView {
         }
     });
     let button = "rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium shadow-sm hover:bg-slate-50 disabled:opacity-40 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800";
-    let can_act = move || user.get().and_then(Result::ok).is_some_and(|u| u.can_act());
 
     view! {
         <Title text="Error group" />
@@ -206,14 +205,18 @@ pub fn GroupPage() -> impl IntoView {
                 }
             })}
         </Transition>
-        <Show when=can_act>
-            <div class="mt-4 flex flex-wrap gap-2" role="toolbar" aria-label="Group status">
-                <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::Resolve); }>"Resolve"</button>
-                <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::IgnoreHours(24)); }>"Ignore for 24 h"</button>
-                <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::IgnoreArrivals(100)); }>"Ignore until 100 more"</button>
-                <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::Reopen); }>"Reopen"</button>
-            </div>
-        </Show>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                user.await.is_ok_and(|u| u.can_act()).then(|| view! {
+                    <div class="mt-4 flex flex-wrap gap-2" role="toolbar" aria-label="Group status">
+                        <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::Resolve); }>"Resolve"</button>
+                        <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::IgnoreHours(24)); }>"Ignore for 24 h"</button>
+                        <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::IgnoreArrivals(100)); }>"Ignore until 100 more"</button>
+                        <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::Reopen); }>"Reopen"</button>
+                    </div>
+                })
+            })}
+        </Transition>
         {move || report.get().map(|report| match report {
             Ok(text) => view! { <p role="status" data-testid="group-report" class="mt-3 text-sm font-medium text-emerald-700 dark:text-emerald-400">{text}</p> }.into_any(),
             Err(text) => view! { <p role="alert" class="mt-3 text-sm font-medium text-red-700 dark:text-red-400">{text}</p> }.into_any(),
