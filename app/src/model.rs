@@ -100,7 +100,12 @@ pub struct JobFilter {
     pub to: Option<String>,
     /// Only dead jobs of this error group (the triage page links here).
     pub group: Option<i64>,
+    /// Whose jobs: Backstop's (`None`) or graphile-worker's (`Some(GRAPHILE)`).
+    pub source: Option<String>,
 }
+
+/// The `source` of graphile-worker's jobs in URLs and filters.
+pub const GRAPHILE: &str = "graphile_worker";
 
 impl JobFilter {
     /// The filter's URL query parameters, in a fixed order, empty ones left out.
@@ -125,6 +130,9 @@ impl JobFilter {
         if let Some(group) = self.group {
             pairs.push(("group", group.to_string()));
         }
+        if let Some(source) = &self.source {
+            pairs.push(("source", source.clone()));
+        }
         pairs
     }
 
@@ -140,17 +148,23 @@ impl JobFilter {
             from: text("from"),
             to: text("to"),
             group: text("group").and_then(|g| g.parse().ok()),
+            source: text("source").filter(|s| s == GRAPHILE),
         }
     }
 
     /// Whether anything beyond the state narrows the list.
     pub fn is_narrowed(&self) -> bool {
-        self.query_pairs().iter().any(|(name, _)| *name != "state")
+        self.query_pairs().iter().any(|(name, _)| !matches!(*name, "state" | "source"))
     }
 
-    /// Whether anything beyond the state and the error group narrows the list.
+    /// Whether anything beyond the state, the error group and the source narrows the list.
     pub fn is_narrowed_beyond_group(&self) -> bool {
-        self.query_pairs().iter().any(|(name, _)| !matches!(*name, "state" | "group"))
+        self.query_pairs().iter().any(|(name, _)| !matches!(*name, "state" | "group" | "source"))
+    }
+
+    /// Whether the list is graphile-worker's jobs.
+    pub fn is_graphile(&self) -> bool {
+        self.source.as_deref() == Some(GRAPHILE)
     }
 }
 
@@ -184,8 +198,10 @@ pub struct JobRow {
     pub when: Moment,
     /// The first line of the last error, if any.
     pub error_line: Option<String>,
-    /// The payload as compact JSON, shortened for the list.
+    /// The payload as compact JSON, shortened for the list (or why it cannot be shown).
     pub payload_preview: String,
+    /// Its detail page.
+    pub href: String,
 }
 
 /// One page of a job list, and where the next page starts.
@@ -195,6 +211,9 @@ pub struct JobPage {
     pub rows: Vec<JobRow>,
     /// The `before` cursor of the next page, if there may be one.
     pub next: Option<String>,
+    /// Something the reader must know about these rows (a source read-only or its payloads
+    /// hidden).
+    pub notice: Option<String>,
 }
 
 /// One failed attempt, for the timeline.
@@ -285,7 +304,23 @@ pub struct Overview {
     pub workers: Vec<WorkerRow>,
     /// The last 60 minutes, oldest first, one point a minute.
     pub last_hour: Vec<MinutePoint>,
+    /// graphile-worker's jobs, when the database has its schema.
+    pub graphile: Option<GraphileOverview>,
 }
+
+/// graphile-worker beside Backstop, on the overview.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphileOverview {
+    /// "0.16–0.18 (migration 20)", or why it is read-only.
+    pub version: String,
+    /// Jobs per state, in [`State::ALL`] order, each counted up to [`GRAPHILE_COUNT_LIMIT`].
+    pub counts: [i64; 5],
+    /// What the console cannot see or do there, if anything.
+    pub notice: Option<String>,
+}
+
+/// Counting graphile-worker's jobs per state stops here (its table has no index for states).
+pub const GRAPHILE_COUNT_LIMIT: i64 = 10_000;
 
 impl Overview {
     /// Jobs per state over all queues, in [`State::ALL`] order.
@@ -468,6 +503,10 @@ pub struct GroupPage {
     pub next: Option<String>,
 }
 
+/// Counting a group's dead jobs for its page stops here (shown as "10,000+"): an exact count
+/// of 100,000 rows took 280 ms, a page should take a few.
+pub const GROUP_DEAD_COUNT_LIMIT: i64 = 10_000;
+
 /// The group page's header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupDetail {
@@ -477,7 +516,8 @@ pub struct GroupDetail {
     pub sample_error: String,
     /// Its latest job.
     pub sample_job_id: i64,
-    /// Its jobs still in the dead-letter table (not discarded), counted up to a cap.
+    /// Its jobs still in the dead-letter table (not discarded), counted up to
+    /// [`GROUP_DEAD_COUNT_LIMIT`].
     pub dead_now: i64,
 }
 
@@ -549,6 +589,7 @@ mod tests {
             from: Some("2026-11-25T14:30".into()),
             to: None,
             group: Some(7),
+            source: Some(GRAPHILE.into()),
         };
         let pairs = filter.query_pairs();
         let back =

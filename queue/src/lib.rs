@@ -130,6 +130,7 @@ mod runtime;
 mod sql;
 
 pub mod admin;
+pub mod graphile;
 pub mod triage;
 
 pub use cron::{CronSchedule, MissedTicks};

@@ -9,6 +9,7 @@ mod demo;
 mod embedded_pg;
 mod security;
 mod shutdown;
+mod sources;
 mod web;
 mod with_postgres;
 

@@ -73,6 +73,7 @@ pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -
     let alert_runner =
         crate::alerts::start(&pool, &args.alerts, addr, RedactKeys::new(&args.redact_keys), shutdown.clone())
             .await?;
+    let graphile_poller = tokio::spawn(crate::sources::poll_graphile(pool.clone(), shutdown.clone()));
     tracing::info!(site_root = %args.site_root.display(), "console listening on http://{addr}");
     println!("backstop: console on http://{addr}");
     // Pages stream: the shell first, then each part as its data arrives. With Nagle's algorithm
@@ -88,6 +89,7 @@ pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("serve the console")?;
+    graphile_poller.await.context("the graphile-worker poller panicked")?;
     if let Some(runner) = alert_runner {
         runner.await.context("the alert runner panicked")?.context("the alert runner failed")?;
     }

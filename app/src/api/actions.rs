@@ -7,9 +7,11 @@ use crate::model::{ActionReport, BulkProgress, JobAction, JobFilter, State};
 
 #[cfg(feature = "ssr")]
 use {
-    super::{admin_search, admin_state},
+    super::{admin_search, admin_state, graphile, with_group_source},
+    crate::model::GRAPHILE,
     crate::server::{self, AppError},
     backstop::admin::{self, DeadAction, LiveAction},
+    backstop::graphile::GraphileAction,
 };
 
 /// What `action` means for jobs in `state`, or why it does not apply.
@@ -39,6 +41,25 @@ fn target(action: JobAction, state: State) -> Result<Target, AppError> {
     })
 }
 
+/// What `action` means for graphile-worker jobs in `state`: its own admin functions.
+#[cfg(feature = "ssr")]
+fn graphile_target(action: JobAction, state: State) -> Result<GraphileAction, AppError> {
+    match (state, action) {
+        (State::Running, _) => {
+            Err(AppError::BadRequest("Running jobs cannot be changed; wait for them to finish.".into()))
+        }
+        (_, JobAction::Retry) => Ok(GraphileAction::Retry),
+        (_, JobAction::Delete) => Ok(GraphileAction::Delete),
+        // graphile-worker already keeps a failed job as it is; failing it again would only
+        // overwrite its error.
+        (State::Dead, JobAction::Discard) => Err(AppError::BadRequest(
+            "graphile-worker keeps permanently failed jobs as they are: retry or delete them.".into(),
+        )),
+        // "Fail it for good now": what cancel and discard mean to graphile-worker.
+        (_, JobAction::Cancel | JobAction::Discard) => Ok(GraphileAction::Discard),
+    }
+}
+
 /// The audit log's name for an action.
 #[cfg(feature = "ssr")]
 fn audit_action(target: &Target) -> &'static str {
@@ -58,9 +79,26 @@ pub async fn act_on_jobs(
     action: JobAction,
     state: State,
     ids: Vec<i64>,
+    source: Option<String>,
 ) -> Result<ActionReport, ServerFnError> {
     let user = server::require_operator().await?;
     let console = server::console()?;
+    if source.as_deref() == Some(GRAPHILE) {
+        let schema = graphile::schema(&console.pool).await?;
+        let graphile_action = graphile_target(action, state)?;
+        let mut tx = console.pool.begin().await.map_err(AppError::internal)?;
+        let changed =
+            backstop::graphile::act_on_graphile_jobs(&mut tx, &schema, graphile_action, &ids, &user.name)
+                .await
+                .map_err(AppError::from)?;
+        let record = serde_json::json!({ "ids": ids, "state": state, "source": GRAPHILE });
+        let name = graphile_audit_name(graphile_action);
+        admin::record_action(&mut *tx, &user.name, name, &record, ids.len() as u64, changed)
+            .await
+            .map_err(AppError::from)?;
+        tx.commit().await.map_err(AppError::internal)?;
+        return Ok(ActionReport { matched: ids.len() as u64, changed });
+    }
     let target = target(action, state)?;
     let mut tx = console.pool.begin().await.map_err(AppError::internal)?;
     let changed = match target {
@@ -94,6 +132,10 @@ pub async fn act_on_matching(
 ) -> Result<BulkProgress, ServerFnError> {
     let user = server::require_operator().await?;
     let console = server::console()?;
+    let filter = with_group_source(&console.pool, filter).await?;
+    if filter.is_graphile() {
+        return act_on_graphile_matching(&user, &console, action, filter, after, audit_id).await;
+    }
     let search = admin_search(&filter)?;
     let target = target(action, filter.state.unwrap_or(State::Queued))?;
     let bad_cursor = || AppError::BadRequest("That bulk action cannot be continued; start it again.".into());
@@ -150,6 +192,75 @@ pub async fn act_on_matching(
     };
     tracing::info!(user = %user.name, action = audit_action(&target), matched = outcome.matched, changed = outcome.changed, done = next.is_none(), "console bulk action step");
     Ok(BulkProgress { matched: outcome.matched, changed: outcome.changed, next, audit_id })
+}
+
+/// The audit log's name for a graphile-worker action.
+#[cfg(feature = "ssr")]
+fn graphile_audit_name(action: GraphileAction) -> &'static str {
+    match action {
+        GraphileAction::Retry => "retry",
+        GraphileAction::Discard => "discard",
+        GraphileAction::Delete => "delete",
+    }
+}
+
+/// `act_on_matching` for graphile-worker's jobs: the same steps, cursor and audit entry.
+#[cfg(feature = "ssr")]
+async fn act_on_graphile_matching(
+    user: &crate::model::CurrentUser,
+    console: &crate::server::Console,
+    action: JobAction,
+    filter: JobFilter,
+    after: Option<String>,
+    audit_id: Option<i64>,
+) -> Result<BulkProgress, ServerFnError> {
+    let schema = graphile::schema(&console.pool).await?;
+    let search = graphile::search(&console.pool, &filter).await?;
+    let graphile_action = graphile_target(action, filter.state.unwrap_or(State::Queued))?;
+    let after = after
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>().map_err(|_| {
+                AppError::BadRequest("That bulk action cannot be continued; start it again.".into())
+            })
+        })
+        .transpose()?;
+    let step = backstop::graphile::act_on_graphile_matching_step(
+        &console.pool,
+        &schema,
+        graphile_action,
+        &search,
+        &user.name,
+        after,
+        STEP_ROWS,
+    )
+    .await
+    .map_err(AppError::from)?;
+    let outcome = step.outcome;
+    let audit_id = match audit_id {
+        Some(id) => {
+            if !admin::add_to_action(&console.pool, id, &user.name, outcome.matched, outcome.changed)
+                .await
+                .map_err(AppError::from)?
+            {
+                return Err(AppError::BadRequest("That bulk action is not yours to continue.".into()).into());
+            }
+            id
+        }
+        None => {
+            let record = serde_json::json!({ "filter": filter });
+            let name = graphile_audit_name(graphile_action);
+            admin::record_action(&console.pool, &user.name, name, &record, outcome.matched, outcome.changed)
+                .await
+                .map_err(AppError::from)?
+        }
+    };
+    Ok(BulkProgress {
+        matched: outcome.matched,
+        changed: outcome.changed,
+        next: step.next.map(|id| id.to_string()),
+        audit_id,
+    })
 }
 
 /// Replaces a dead job's payload with `payload` (JSON text) and retries it: for a job that died

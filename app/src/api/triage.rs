@@ -2,12 +2,15 @@
 
 use leptos::prelude::*;
 
+#[cfg(feature = "ssr")]
+use crate::model::GROUP_DEAD_COUNT_LIMIT;
 use crate::model::{AlertsStatus, GroupChange, GroupDetail, GroupPage};
 
 #[cfg(feature = "ssr")]
 use {
     crate::server::{self, AppError},
     backstop::admin::{self, JobSearch},
+    backstop::graphile,
     backstop::triage::{self, ALERT_KIND, GroupFilter},
     chrono::Utc,
 };
@@ -15,10 +18,6 @@ use {
 /// Groups per page.
 #[cfg(feature = "ssr")]
 const PAGE_SIZE: i64 = 50;
-
-/// Counting a group's dead jobs stops here.
-#[cfg(feature = "ssr")]
-const DEAD_COUNT_LIMIT: i64 = 100_000;
 
 /// One page of error groups, most recently seen first. `status` is `open`, `resolved` or
 /// `ignored` (none: all); `before` is the previous page's `next`.
@@ -59,10 +58,27 @@ pub async fn get_group(id: i64) -> Result<Option<GroupDetail>, ServerFnError> {
     };
     let since = now - chrono::Duration::hours(server::SPARKLINE_HOURS);
     let arrivals = triage::group_arrivals(&console.pool, &[id], since).await.map_err(AppError::from)?;
-    let search = JobSearch { group: Some(id), ..JobSearch::default() };
-    let dead_now = admin::count_dead_jobs(&console.pool, &search, false, DEAD_COUNT_LIMIT)
-        .await
-        .map_err(AppError::from)?;
+    let dead_now = if group.source == graphile::SOURCE {
+        // graphile-worker's failed jobs stay in its table; the group knows which they were.
+        let schema = graphile::detect(&console.pool).await.map_err(AppError::from)?;
+        let ids = graphile::group_job_ids(&console.pool, id).await.map_err(AppError::from)?;
+        let search = graphile::GraphileSearch {
+            state: Some(graphile::GraphileState::Dead),
+            ids: Some(ids),
+            ..graphile::GraphileSearch::default()
+        };
+        match schema {
+            Some(schema) => graphile::count(&console.pool, &schema, &search, GROUP_DEAD_COUNT_LIMIT)
+                .await
+                .map_err(AppError::from)?,
+            None => 0,
+        }
+    } else {
+        let search = JobSearch { group: Some(id), ..JobSearch::default() };
+        admin::count_dead_jobs(&console.pool, &search, false, GROUP_DEAD_COUNT_LIMIT)
+            .await
+            .map_err(AppError::from)?
+    };
     Ok(Some(GroupDetail {
         row: server::group_row(&group, &arrivals, now),
         sample_error: group.sample_error.clone(),
@@ -107,7 +123,7 @@ pub async fn alerting_status() -> Result<AlertsStatus, ServerFnError> {
     let now = Utc::now();
     let webhooks = triage::alert_webhooks(&console.pool).await.map_err(AppError::from)?;
     let kind = JobSearch { kind: Some(ALERT_KIND.to_owned()), ..JobSearch::default() };
-    let pending = admin::count_jobs(&console.pool, None, &kind, 10_000).await.map_err(AppError::from)?;
+    let pending = triage::waiting_alert_jobs(&console.pool).await.map_err(AppError::from)?;
     let dead = admin::count_dead_jobs(&console.pool, &kind, false, 10_000).await.map_err(AppError::from)?;
     Ok(AlertsStatus {
         webhooks: webhooks.iter().map(|w| server::webhook_row(w, now)).collect(),

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::{act_on_jobs, edit_and_retry, job_detail_for};
 use crate::app::use_user;
@@ -40,27 +40,30 @@ type JobActionRun = Action<(Command, State, i64), (Command, Result<ActionReport,
 #[component]
 pub fn JobDetailPage() -> impl IntoView {
     let params = use_params_map();
+    let query = use_query_map();
     let id = Memo::new(move |_| params.read().get("id").and_then(|id| id.parse::<i64>().ok()));
+    // `?source=graphile_worker` for graphile-worker's jobs.
+    let source = Memo::new(move |_| query.read().get("source"));
     let live = use_live();
     // While the payload is being edited the job is not re-read: a refresh would rebuild the
     // editor under the operator's cursor.
     let editing = RwSignal::new(false);
     let draft = RwSignal::new(String::new());
     let job = Resource::new(
-        move || (id.get(), (!editing.get()).then(|| live.tick.get())),
-        |(id, _)| async move {
+        move || (id.get(), source.get(), (!editing.get()).then(|| live.tick.get())),
+        |(id, source, _)| async move {
             match id {
-                Some(id) => job_detail_for(id).await,
+                Some(id) => job_detail_for(id, source).await,
                 None => Ok(None),
             }
         },
     );
 
-    let run: JobActionRun = Action::new(|(command, state, id): &(Command, State, i64)| {
-        let (command, state, id) = (command.clone(), *state, *id);
+    let run: JobActionRun = Action::new(move |(command, state, id): &(Command, State, i64)| {
+        let (command, state, id, source) = (command.clone(), *state, *id, source.get_untracked());
         async move {
             let result = match &command {
-                Command::Act(action) => act_on_jobs(*action, state, vec![id]).await,
+                Command::Act(action) => act_on_jobs(*action, state, vec![id], source).await,
                 Command::EditAndRetry(payload) => edit_and_retry(id, payload.clone()).await,
             };
             (command, result)
@@ -225,6 +228,8 @@ fn PayloadSection(
 ) -> impl IntoView {
     let user = use_user();
     let (id, state) = (job.row.id, job.row.state);
+    // Only Backstop's own dead jobs can be edited (other sources' have no such function).
+    let editable = !job.row.href.contains("?source=");
     let payload = job.payload.clone();
     let start_editing = {
         let payload = payload.clone();
@@ -241,7 +246,7 @@ fn PayloadSection(
                     {move || {
                         let start_editing = start_editing.clone();
                         Suspend::new(async move {
-                        let can_edit = state == State::Dead && user.await.is_ok_and(|u| u.can_act());
+                        let can_edit = editable && state == State::Dead && user.await.is_ok_and(|u| u.can_act());
                         (can_edit && !editing.get()).then(|| view! {
                             <button type="button" on:click=start_editing
                                 class="text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">

@@ -10,7 +10,7 @@ use super::PageHeading;
 use crate::api::{act_on_jobs, act_on_matching, count_matching, list_jobs};
 use crate::app::use_user;
 use crate::components::{ErrorNotice, Loading, StateBadge, Time, thousands, urlencode, use_live};
-use crate::model::{ActionReport, JobAction, JobFilter, JobPage, JobRow, State};
+use crate::model::{ActionReport, GRAPHILE, JobAction, JobFilter, JobPage, JobRow, State};
 
 /// Counting what a filter matches stops here; above it the console says "100,000+".
 const COUNT_LIMIT: i64 = 100_000;
@@ -110,6 +110,13 @@ fn FilterForm(base: &'static str, dead: bool, filter: Memo<JobFilter>) -> impl I
                 </div>
             })}
             <div>
+                <label for="filter-source" class=label>"Source"</label>
+                <select id="filter-source" name="source" class=field prop:value=move || current().source.unwrap_or_default()>
+                    <option value="" selected=move || !current().is_graphile()>"Backstop"</option>
+                    <option value=GRAPHILE selected=move || current().is_graphile()>"graphile-worker"</option>
+                </select>
+            </div>
+            <div>
                 <label for="filter-queue" class=label>"Queue"</label>
                 <input id="filter-queue" name="queue" class=field prop:value=move || current().queue.unwrap_or_default() placeholder="any" />
             </div>
@@ -167,7 +174,7 @@ pub(super) fn ActionBar(filter: Memo<JobFilter>, selected: RwSignal<Vec<i64>>) -
         let state = filter.state.unwrap_or(State::Queued);
         async move {
             let result: Result<ActionReport, ServerFnError> = match scope {
-                Scope::Selected(ids) => act_on_jobs(action, state, ids).await,
+                Scope::Selected(ids) => act_on_jobs(action, state, ids, filter.source.clone()).await,
                 Scope::Matching(_) => act_on_all_matching(action, filter, progress).await,
             };
             (action, result)
@@ -319,17 +326,25 @@ pub(super) fn JobTable(
     filter: JobFilter,
     selected: RwSignal<Vec<i64>>,
 ) -> impl IntoView {
+    let notice = page.notice.clone().map(|text| view! {
+        <p data-testid="source-notice" role="note" class="mt-4 rounded-lg border border-amber-300 bg-amber-50 p-3 text-sm text-amber-900 dark:border-amber-800 dark:bg-amber-950 dark:text-amber-200">{text}</p>
+    });
     if page.rows.is_empty() {
         let text = if filter.group.is_some() && !filter.is_narrowed_beyond_group() {
             "No dead jobs left in this group: they were retried, discarded or deleted."
         } else if filter.is_narrowed() {
             "No jobs match this filter. Clear it, or check the spelling of the queue or kind."
+        } else if filter.is_graphile() && filter.state == Some(State::Dead) {
+            "No permanently failed graphile-worker jobs: none has used up its attempts."
+        } else if filter.is_graphile() {
+            "No graphile-worker jobs here: graphile-worker deletes jobs when they succeed."
         } else if filter.state == Some(State::Dead) {
             "The dead-letter table is empty: no job has run out of attempts. Jobs land here after their last retry fails."
         } else {
             "No live jobs. Every job enqueued so far has completed or died."
         };
         return view! {
+            {notice}
             <p data-testid="empty" class="mt-6 rounded-xl border border-dashed border-slate-300 p-10 text-center text-sm text-slate-500 dark:border-slate-700 dark:text-slate-400">{text}</p>
         }
         .into_any();
@@ -351,6 +366,7 @@ pub(super) fn JobTable(
     let first = list_href(base, &filter, None);
     let dead = filter.state == Some(State::Dead);
     view! {
+        {notice}
         <div class="mt-4 overflow-x-auto rounded-xl border border-slate-200 bg-white shadow-sm dark:border-slate-800 dark:bg-slate-900">
             <table class="w-full text-left text-sm" data-testid="job-table">
                 <thead class="border-b border-slate-200 text-xs text-slate-500 uppercase dark:border-slate-800 dark:text-slate-400">
@@ -406,7 +422,7 @@ fn JobRowView(
                 </Show>
             </td>
             <td class="px-3 py-2">
-                <a href=format!("/jobs/{id}") data-job-link="" class="font-medium text-indigo-600 hover:underline focus:outline-2 focus:outline-indigo-500 dark:text-indigo-400">
+                <a href=row.href data-job-link="" class="font-medium text-indigo-600 hover:underline focus:outline-2 focus:outline-indigo-500 dark:text-indigo-400">
                     {format!("#{id}")}
                 </a>
                 <div class="font-mono text-xs">{row.kind}</div>

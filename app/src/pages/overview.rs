@@ -5,7 +5,10 @@ use super::PageHeading;
 use crate::api::{alerting_status, overview_data, send_test_alert};
 use crate::app::use_user;
 use crate::components::{ErrorNotice, Loading, Time, thousands, urlencode, use_live};
-use crate::model::{MinutePoint, Overview as OverviewModel, QueueRow, State, WorkerRow};
+use crate::model::{
+    GRAPHILE, GRAPHILE_COUNT_LIMIT, GraphileOverview, MinutePoint, Overview as OverviewModel, QueueRow,
+    State, WorkerRow,
+};
 
 /// The landing page: jobs per state and queue, the last hour's throughput, worker processes.
 #[component]
@@ -25,6 +28,42 @@ pub fn Overview() -> impl IntoView {
             })}
         </Transition>
         <AlertsPanel />
+    }
+}
+
+/// Where graphile-worker's jobs of a state are listed.
+fn graphile_href(state: State) -> String {
+    match state {
+        State::Dead => format!("/dead-letters?source={GRAPHILE}"),
+        other => format!("/jobs?source={GRAPHILE}&state={}", other.as_str()),
+    }
+}
+
+/// graphile-worker's jobs per state, beside Backstop's, each linking to its list.
+#[component]
+fn GraphileCard(graphile: GraphileOverview) -> impl IntoView {
+    view! {
+        <section aria-labelledby="graphile-title" data-testid="graphile" class="mt-6 rounded-xl border border-slate-200 bg-white p-5 shadow-sm dark:border-slate-800 dark:bg-slate-900">
+            <div class="flex flex-wrap items-baseline justify-between gap-2">
+                <h2 id="graphile-title" class="text-sm font-semibold">"graphile-worker"</h2>
+                <span class="text-xs text-slate-500 dark:text-slate-400">{graphile.version}</span>
+            </div>
+            {graphile.notice.map(|text| view! { <p role="note" class="mt-2 text-sm text-amber-800 dark:text-amber-300">{text}</p> })}
+            <div class="mt-3 grid grid-cols-2 gap-3 sm:grid-cols-5">
+                {State::ALL.into_iter().zip(graphile.counts).map(|(state, count)| {
+                    let shown = if count >= GRAPHILE_COUNT_LIMIT { format!("{}+", thousands(count)) } else { thousands(count) };
+                    view! {
+                        <a href=graphile_href(state) data-testid=format!("graphile-{}", state.as_str())
+                            class="rounded-lg border border-slate-200 p-3 hover:border-indigo-300 dark:border-slate-800 dark:hover:border-indigo-700">
+                            <div class="text-xs font-semibold tracking-wide text-slate-500 uppercase dark:text-slate-400">
+                                {if state == State::Dead { "Failed for good" } else { state.label() }}
+                            </div>
+                            <div class="mt-1 text-xl font-semibold tabular-nums">{shown}</div>
+                        </a>
+                    }
+                }).collect_view()}
+            </div>
+        </section>
     }
 }
 
@@ -167,6 +206,7 @@ fn OverviewBody(overview: OverviewModel) -> impl IntoView {
                 "≈ The tables are large: counts are estimated from a sample, not counted row by row."
             </p>
         })}
+        {overview.graphile.map(|graphile| view! { <GraphileCard graphile /> })}
         <ThroughputChart points=overview.last_hour />
         <QueueTable queues=overview.queues />
         <WorkerList workers=overview.workers />

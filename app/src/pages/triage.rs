@@ -10,7 +10,7 @@ use super::jobs::{ActionBar, JobTable};
 use crate::api::{change_group, get_group, list_groups, list_jobs};
 use crate::app::use_user;
 use crate::components::{ErrorNotice, GroupBadge, Loading, Sparkline, Time, thousands, use_live};
-use crate::model::{GroupChange, GroupRow, JobFilter, State};
+use crate::model::{GRAPHILE, GROUP_DEAD_COUNT_LIMIT, GroupChange, GroupRow, JobFilter, State};
 
 /// The status tabs: URL value and label.
 const TABS: [(&str, &str); 4] =
@@ -120,8 +120,23 @@ pub fn GroupPage() -> impl IntoView {
             }
         },
     );
-    let filter =
-        Memo::new(move |_| JobFilter { state: Some(State::Dead), group: id.get(), ..JobFilter::default() });
+    // Whose jobs the group holds (Backstop's or graphile-worker's), known once it loads; the
+    // server works it out from the group too, for the first render.
+    let source = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        if let Some(Ok(Some(detail))) = group.get() {
+            let of_group = (detail.row.source == GRAPHILE).then(|| GRAPHILE.to_owned());
+            if source.get_untracked() != of_group {
+                source.set(of_group);
+            }
+        }
+    });
+    let filter = Memo::new(move |_| JobFilter {
+        state: Some(State::Dead),
+        group: id.get(),
+        source: source.get(),
+        ..JobFilter::default()
+    });
     let jobs = Resource::new(move || (filter.get(), live.tick.get()), |(filter, _)| list_jobs(filter, None));
     let selected = RwSignal::new(Vec::<i64>::new());
 
@@ -182,7 +197,7 @@ pub fn GroupPage() -> impl IntoView {
                                 </div>
                             </div>
                             <dl class="mt-4 grid gap-4 rounded-xl border border-slate-200 bg-white p-4 text-sm shadow-sm sm:grid-cols-5 dark:border-slate-800 dark:bg-slate-900">
-                                <div><dt class="text-xs text-slate-500">"Dead now"</dt><dd data-testid="group-dead-now" class="text-xl font-semibold tabular-nums">{thousands(detail.dead_now)}</dd></div>
+                                <div><dt class="text-xs text-slate-500">"Dead now"</dt><dd data-testid="group-dead-now" class="text-xl font-semibold tabular-nums">{if detail.dead_now >= GROUP_DEAD_COUNT_LIMIT { format!("{}+", thousands(detail.dead_now)) } else { thousands(detail.dead_now) }}</dd></div>
                                 <div><dt class="text-xs text-slate-500">"Joined, ever"</dt><dd class="text-xl font-semibold tabular-nums">{thousands(row.total)}</dd></div>
                                 <div><dt class="text-xs text-slate-500">"First seen"</dt><dd><Time moment=row.first_seen /></dd></div>
                                 <div><dt class="text-xs text-slate-500">"Last seen"</dt><dd><Time moment=row.last_seen /></dd></div>

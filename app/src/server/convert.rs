@@ -2,6 +2,7 @@
 //! shortened, errors cut to their first line for lists.
 
 use backstop::admin::{AuditEntry, DeadJob, JobRecord, QueueCounts, StatsRow, WorkerProcess};
+use backstop::graphile::{GraphileJob, GraphileState};
 use backstop::triage::{AlertWebhook, ErrorGroup, GroupArrivals, GroupStatus};
 use chrono::{DateTime, DurationRound as _, Utc};
 use serde_json::Value;
@@ -161,6 +162,7 @@ pub fn live_row(job: &JobRecord, now: DateTime<Utc>, redact: &RedactKeys) -> Job
         when: moment(job.run_at, now),
         error_line: job.last_error.as_deref().map(first_line),
         payload_preview: preview(&job.payload, redact),
+        href: format!("/jobs/{}", job.id),
     }
 }
 
@@ -177,6 +179,66 @@ pub fn dead_row(job: &DeadJob, now: DateTime<Utc>, redact: &RedactKeys) -> JobRo
         when: moment(job.died_at, now),
         error_line: job.last_error.as_deref().map(first_line),
         payload_preview: preview(&job.payload, redact),
+        href: format!("/jobs/{}", job.id),
+    }
+}
+
+/// What the console says instead of a payload its role cannot read.
+pub const PAYLOAD_HIDDEN: &str = "(payload not readable by the console's database role)";
+
+fn graphile_state(state: GraphileState) -> State {
+    match state {
+        GraphileState::Scheduled => State::Scheduled,
+        GraphileState::Queued => State::Queued,
+        GraphileState::Running => State::Running,
+        GraphileState::Retrying => State::Retrying,
+        GraphileState::Dead => State::Dead,
+    }
+}
+
+/// A graphile-worker job's list row. Its queue is its named queue, or "(none)": graphile-worker
+/// jobs without a queue name run in parallel.
+pub fn graphile_row(job: &GraphileJob, now: DateTime<Utc>, redact: &RedactKeys) -> JobRow {
+    let state = graphile_state(job.state(now));
+    JobRow {
+        id: job.id,
+        queue: job.queue_name.clone().unwrap_or_else(|| "(no queue name)".into()),
+        kind: job.task_identifier.clone(),
+        state,
+        attempts: job.attempts,
+        max_attempts: job.max_attempts,
+        created_at: moment(job.created_at, now),
+        when: moment(if state == State::Dead { job.updated_at } else { job.run_at }, now),
+        error_line: job.last_error.as_deref().map(first_line),
+        payload_preview: job
+            .payload
+            .as_ref()
+            .map_or_else(|| PAYLOAD_HIDDEN.to_owned(), |p| preview(p, redact)),
+        href: format!("/jobs/{}?source={}", job.id, backstop::graphile::SOURCE),
+    }
+}
+
+/// Everything about a graphile-worker job. graphile-worker keeps only the latest error, so the
+/// timeline has one entry.
+pub fn graphile_detail(job: &GraphileJob, now: DateTime<Utc>, redact: &RedactKeys) -> JobDetail {
+    JobDetail {
+        row: graphile_row(job, now, redact),
+        payload: job.payload.as_ref().map_or_else(|| PAYLOAD_HIDDEN.to_owned(), |p| pretty(p, redact)),
+        priority: i16::try_from(job.priority).unwrap_or(i16::MAX),
+        unique_key: job.key.clone(),
+        locked_by: job.locked_by.clone(),
+        dead_reason: None,
+        discarded: false,
+        attempts: job
+            .last_error
+            .iter()
+            .map(|error| AttemptRow {
+                attempt: job.attempts,
+                at: moment(job.updated_at, now),
+                worker: "graphile-worker".into(),
+                message: error.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -62,6 +62,8 @@ async fn main() -> anyhow::Result<()> {
 
     let port = free_port()?;
     let server = Server::start(&args.backstop, &db_url, port)?;
+    // reqwest is built without a default TLS provider (see the workspace's Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     server.wait_ready(&http, &base).await?;
@@ -254,7 +256,9 @@ impl Ids {
         .fetch_one(pool)
         .await?;
         let group_of = |kind: &'static str| {
-            sqlx::query_scalar::<_, i64>("select id from backstop.error_groups where kind = $1").bind(kind).fetch_one(pool)
+            sqlx::query_scalar::<_, i64>("select id from backstop.error_groups where kind = $1")
+                .bind(kind)
+                .fetch_one(pool)
         };
         let (group, group_to_retry) = (group_of("charge_card").await?, group_of("send_email").await?);
         // The console's dead-job cursor: died_at in microseconds, then the id.

@@ -55,6 +55,18 @@ pub async fn alert_webhooks<'e, E: PgExecutor<'e>>(executor: E) -> Result<Vec<Al
     .await?)
 }
 
+/// Alert jobs waiting to be sent (not running now): counted on the claim index (queue
+/// `backstop`), so it stays cheap however large the rest of the live table is.
+pub async fn waiting_alert_jobs<'e, E: PgExecutor<'e>>(executor: E) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "select count(*) from backstop.jobs where queue = $1 and locked_by is null and kind = $2",
+    )
+    .bind(ALERT_QUEUE)
+    .bind(ALERT_KIND)
+    .fetch_one(executor)
+    .await?)
+}
+
 /// Enqueues a test alert to every active webhook that is not broken, recording who asked. Returns how
 /// many were enqueued.
 pub async fn enqueue_test_alerts<'e, E: PgExecutor<'e>>(executor: E, requested_by: &str) -> Result<u64> {

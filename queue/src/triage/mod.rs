@@ -22,6 +22,7 @@ mod normalize;
 
 pub use alerts::{
     ALERT_KIND, ALERT_QUEUE, AlertWebhook, WEBHOOK_STALE_AFTER_SECS, alert_webhooks, enqueue_test_alerts,
+    waiting_alert_jobs,
 };
 
 pub use groups::{

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backstop::admin;
+use backstop::graphile;
 use backstop::triage::{self, ALERT_KIND, ALERT_QUEUE};
 use backstop::{Job, JobContext, JobError, RetryPolicy, Worker};
 use chrono::{DateTime, Utc};
@@ -202,15 +203,28 @@ impl SlackAlertWorker {
             return Ok(None);
         };
         let job = match alert.job_id {
+            Some(id) if group.source == graphile::SOURCE => self.graphile_job(id).await?,
             Some(id) => admin::dead_job(&self.pool, id).await.map_err(retry_on_db)?.map(|dead| AlertJob {
                 id: dead.id,
                 attempts: dead.attempts,
                 max_attempts: dead.max_attempts,
-                payload: dead.payload,
+                payload: Some(dead.payload),
             }),
             None => None,
         };
         Ok(Some(self.messages.group_alert(reason, &group, job.as_ref())))
+    }
+
+    /// A graphile-worker job for an alert, if it is still there.
+    async fn graphile_job(&self, id: i64) -> Result<Option<AlertJob>, JobError> {
+        let Some(schema) = graphile::detect(&self.pool).await.map_err(retry_on_db)? else { return Ok(None) };
+        let job = graphile::graphile_job(&self.pool, &schema, id).await.map_err(retry_on_db)?;
+        Ok(job.map(|job| AlertJob {
+            id: job.id,
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            payload: job.payload,
+        }))
     }
 
     /// Takes a token from the webhook's bucket, waiting for one if the bucket is empty. Tokens

@@ -61,7 +61,8 @@ pub struct AlertJob {
     pub id: i64,
     pub attempts: i32,
     pub max_attempts: i32,
-    pub payload: Value,
+    /// `None` when this console's role cannot read it (graphile-worker's private rows).
+    pub payload: Option<Value>,
 }
 
 /// One group in a digest: arrivals since the last digest.
@@ -72,6 +73,15 @@ pub struct DigestLine {
 }
 
 impl MessageContext {
+    /// A job's page: Backstop's own, or another source's (`?source=`).
+    fn job_link(&self, source: &str, job_id: i64) -> String {
+        if source == backstop::graphile::SOURCE {
+            format!("{}/jobs/{job_id}?source={source}", self.public_url)
+        } else {
+            format!("{}/jobs/{job_id}", self.public_url)
+        }
+    }
+
     fn group_link(&self, group_id: i64) -> String {
         format!("{}/triage/{group_id}", self.public_url)
     }
@@ -100,7 +110,7 @@ impl MessageContext {
             ("Source", escape(&group.source)),
             ("Attempts", attempts),
             ("Dead jobs in group", group.total.to_string()),
-            ("Job", format!("<{}/jobs/{job_id}|#{job_id}>", self.public_url)),
+            ("Job", format!("<{}|#{job_id}>", self.job_link(&group.source, job_id))),
             ("First seen", slack_time(group.first_seen)),
             ("Last seen", slack_time(group.last_seen)),
         ];
@@ -112,8 +122,8 @@ impl MessageContext {
                 "text": clip(&format!("*{name}*\n{value}"), FIELD_CHARS),
             })).collect::<Vec<_>>()}),
         ];
-        if let Some(job) = job {
-            let payload = clip(&self.redact.apply(&job.payload).to_string(), PAYLOAD_CHARS);
+        if let Some(payload) = job.and_then(|j| j.payload.as_ref()) {
+            let payload = clip(&self.redact.apply(payload).to_string(), PAYLOAD_CHARS);
             blocks.push(json!({"type": "context", "elements": [
                 {"type": "mrkdwn", "text": clip(&format!("Payload: `{}`", escape(&payload)), SECTION_CHARS)}
             ]}));
@@ -284,7 +294,7 @@ mod tests {
             id: 42,
             attempts: 5,
             max_attempts: 5,
-            payload: json!({"card_number": "4242424242424242", "note": "<b>hi</b>"}),
+            payload: Some(json!({"card_number": "4242424242424242", "note": "<b>hi</b>"})),
         };
         let message = context().group_alert(Reason::New, &group(&huge), Some(&job));
         let blocks = message["blocks"].as_array().unwrap();

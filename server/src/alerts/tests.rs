@@ -387,3 +387,64 @@ async fn a_test_alert_reaches_every_working_webhook(_: PgPoolOptions, opts: PgCo
     assert!(text(&received[0]).contains("Test alert from Backstop, sent by otto"));
     h.stop().await;
 }
+
+/// graphile-worker (the real npm package) working the test database; killed when dropped.
+struct GraphileWorker(std::process::Child);
+
+impl Drop for GraphileWorker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_graphile_worker_job_that_fails_for_good_alerts_slack_once(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port(),
+        opts.get_database().unwrap_or("postgres")
+    );
+    let h = Harness::start(opts, vec![], 1).await;
+    let _worker = GraphileWorker(
+        std::process::Command::new("node")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../queue/tests/graphile-worker.mjs"))
+            .env("DATABASE_URL", url)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("node runs graphile-worker (installed by ./dev test)"),
+    );
+    // graphile-worker migrates its schema on start (to migration 20, 0.18.0's last).
+    let start = Instant::now();
+    while !backstop::graphile::detect(&h.pool)
+        .await
+        .unwrap()
+        .is_some_and(|s| s.migration.as_deref() == Some("20"))
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "graphile-worker's schema within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::spawn(crate::sources::poll_graphile(h.pool.clone(), h.shutdown.clone()));
+    sqlx::query("select graphile_worker.add_job('always_fails', '{\"message\": \"ledger 4411 unreachable\"}', max_attempts := 1)")
+        .execute(&h.pool)
+        .await
+        .unwrap();
+
+    let received = h.recorder.wait_for(1, Duration::from_secs(60)).await;
+    assert!(text(&received[0]).starts_with("[test] New failure: always_fails"), "{}", text(&received[0]));
+    let all = received[0].body.to_string();
+    assert!(all.contains("graphile_worker"), "the source is named: {all}");
+    assert!(all.contains("ledger &lt;n&gt; unreachable"), "the normalised error, escaped: {all}");
+    assert!(all.contains("?source=graphile_worker"), "the job link opens graphile-worker's job: {all}");
+    // Polled again and again: still one group, one arrival, one message.
+    h.wait_alerts_settled(Duration::from_secs(10)).await;
+    assert_eq!(h.count("select count(*) from backstop.source_watermarks where seen_id > 0").await, 1);
+    assert_eq!(h.count("select total from backstop.error_groups where source = 'graphile_worker'").await, 1);
+    assert_eq!(h.recorder.received().len(), 1);
+    h.stop().await;
+}

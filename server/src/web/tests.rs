@@ -159,7 +159,7 @@ async fn hostile_payloads_and_errors_render_as_text(pool: PgPool) {
 async fn viewers_read_but_cannot_act(pool: PgPool) {
     let id = dead_job(&pool, "charge", serde_json::json!({}), "declined").await;
     let router = console(pool.clone(), &["vera:v-pass:viewer", "otto:o-pass:operator"]);
-    let retry = ActOnJobs { action: JobAction::Retry, state: State::Dead, ids: vec![id] };
+    let retry = ActOnJobs { action: JobAction::Retry, state: State::Dead, ids: vec![id], source: None };
 
     let (status, headers, _) = send(&router, get("/dead-letters")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "no credentials");
@@ -194,7 +194,7 @@ async fn viewers_read_but_cannot_act(pool: PgPool) {
 async fn cross_site_writes_are_refused_even_with_credentials(pool: PgPool) {
     let id = dead_job(&pool, "charge", serde_json::json!({}), "declined").await;
     let router = console(pool.clone(), &["otto:o-pass:operator"]);
-    let delete = ActOnJobs { action: JobAction::Delete, state: State::Dead, ids: vec![id] };
+    let delete = ActOnJobs { action: JobAction::Delete, state: State::Dead, ids: vec![id], source: None };
     for (name, value) in [("sec-fetch-site", "cross-site"), ("origin", "https://evil.example")] {
         let mut request = form_post("act_on_jobs", &delete, name, value);
         request.headers_mut().insert(header::HOST, "127.0.0.1:8080".parse().unwrap());

@@ -1,0 +1,71 @@
+//! The server half of graphile-worker as a source: the console's filter in its terms, and what
+//! to tell the reader about what this role can see and do.
+
+use backstop::graphile::{self, GraphileSchema, GraphileSearch, GraphileState};
+use sqlx::PgPool;
+
+use crate::model::{JobFilter, State};
+use crate::server::AppError;
+
+/// The database's graphile-worker schema, or a clear error when it has none.
+pub(super) async fn schema(pool: &PgPool) -> Result<GraphileSchema, AppError> {
+    graphile::detect(pool).await.map_err(AppError::from)?.ok_or_else(|| {
+        AppError::NotFound(
+            "This database has no graphile_worker schema: graphile-worker has not run here.".into(),
+        )
+    })
+}
+
+/// The filter as graphile-worker's search takes it. Payload and time filters are Backstop's
+/// only (graphile-worker has no index for them, and its payload may be unreadable).
+pub(super) async fn search(pool: &PgPool, filter: &JobFilter) -> Result<GraphileSearch, AppError> {
+    if filter.payload.is_some() || filter.from.is_some() || filter.to.is_some() {
+        return Err(AppError::BadRequest(
+            "graphile-worker's jobs filter by state, queue, kind (task) and error text; clear the payload and time filters."
+                .into(),
+        ));
+    }
+    let ids = match filter.group {
+        Some(group) => Some(graphile::group_job_ids(pool, group).await.map_err(AppError::from)?),
+        None => None,
+    };
+    Ok(GraphileSearch {
+        state: state(filter.state),
+        task: filter.kind.clone(),
+        queue: filter.queue.clone(),
+        error_text: filter.error.clone(),
+        ids,
+    })
+}
+
+fn state(state: Option<State>) -> Option<GraphileState> {
+    state.map(|state| match state {
+        State::Scheduled => GraphileState::Scheduled,
+        State::Queued => GraphileState::Queued,
+        State::Running => GraphileState::Running,
+        State::Retrying => GraphileState::Retrying,
+        State::Dead => GraphileState::Dead,
+    })
+}
+
+/// What the reader must know about what the console can see and do here.
+pub(super) fn notice(schema: &GraphileSchema) -> Option<String> {
+    if !schema.supported && !schema.has_view {
+        Some(format!(
+            "graphile-worker {}: Backstop does not know this schema and it has no public jobs view, so its jobs cannot be listed.",
+            schema.version_label()
+        ))
+    } else if !schema.supported {
+        Some(format!(
+            "graphile-worker {}: Backstop does not know this schema, so it shows the public graphile_worker.jobs view, read-only and without payloads.",
+            schema.version_label()
+        ))
+    } else if !schema.payloads_readable {
+        Some(
+            "The console's database role cannot read graphile-worker's private tables (row-level security shows it no rows): jobs are listed from the public graphile_worker.jobs view, without payloads. Connect as the role that owns graphile_worker's tables to see payloads."
+                .into(),
+        )
+    } else {
+        None
+    }
+}

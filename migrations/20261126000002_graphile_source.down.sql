@@ -1,0 +1,2 @@
+drop table if exists backstop.source_job_groups;
+drop table if exists backstop.source_watermarks;

@@ -1,0 +1,116 @@
+//! Acting on graphile-worker's jobs through its own admin functions, which skip jobs a worker
+//! has locked; the caller reports the difference as skipped.
+
+use sqlx::{PgConnection, PgPool};
+
+use super::{GraphileSchema, GraphileSearch, search};
+use crate::admin::BulkOutcome;
+use crate::{Error, Result};
+
+/// What to do to graphile-worker jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum GraphileAction {
+    /// `reschedule_jobs(ids, run_at := now(), attempts := 0)`, then wake its workers.
+    Retry,
+    /// `permanently_fail_jobs(ids, reason)`: no more attempts.
+    Discard,
+    /// `complete_jobs(ids)`: the row is deleted, as when a job succeeds.
+    Delete,
+}
+
+/// Applies `action` to the jobs `ids` and returns how many changed (locked jobs are skipped).
+/// Call it in a transaction: a retry's `jobs:insert` notification is sent in the same
+/// transaction, so graphile-worker's workers wake exactly when the retry commits.
+pub async fn act_on_graphile_jobs(
+    conn: &mut PgConnection,
+    schema: &GraphileSchema,
+    action: GraphileAction,
+    ids: &[i64],
+    actor: &str,
+) -> Result<u64> {
+    if !schema.supported {
+        return Err(Error::InvalidOption(format!(
+            "Backstop does not know this graphile-worker schema ({}); it can only read it",
+            schema.version_label()
+        )));
+    }
+    if !schema.payloads_readable {
+        // Its functions would run as this role and, under row-level security, change nothing.
+        return Err(Error::InvalidOption(
+            "this database role cannot see graphile-worker's private job rows, so it cannot change them"
+                .into(),
+        ));
+    }
+    let changed: i64 =
+        match action {
+            GraphileAction::Retry => sqlx::query_scalar(
+                "select count(*) from graphile_worker.reschedule_jobs($1, run_at := now(), attempts := 0)",
+            )
+            .bind(ids)
+            .fetch_one(&mut *conn)
+            .await?,
+            GraphileAction::Discard => {
+                sqlx::query_scalar("select count(*) from graphile_worker.permanently_fail_jobs($1, $2)")
+                    .bind(ids)
+                    .bind(format!("Discarded in the Backstop console by {actor}"))
+                    .fetch_one(&mut *conn)
+                    .await?
+            }
+            GraphileAction::Delete => {
+                sqlx::query_scalar("select count(*) from graphile_worker.complete_jobs($1)")
+                    .bind(ids)
+                    .fetch_one(&mut *conn)
+                    .await?
+            }
+        };
+    if action == GraphileAction::Retry && changed > 0 {
+        // The payload graphile-worker's own add_jobs sends.
+        sqlx::query(
+            "select pg_notify('jobs:insert', json_build_object('r', random(), 'count', $1::int)::text)",
+        )
+        .bind(changed as i32)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(changed.max(0) as u64)
+}
+
+/// One step of a bulk action on everything a filter matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphileStep {
+    /// Rows matched and changed in this step.
+    pub outcome: BulkOutcome,
+    /// Where the next step starts (`before` id), or `None`: done.
+    pub next: Option<i64>,
+}
+
+/// Rows per transaction within a step.
+const PAGE: i64 = 1_000;
+
+/// Re-runs the filter from `before` (exclusive, newest first) and applies `action` page by
+/// page, each page in its own short transaction, until about `budget` rows are done.
+pub async fn act_on_graphile_matching_step(
+    pool: &PgPool,
+    schema: &GraphileSchema,
+    action: GraphileAction,
+    filter: &GraphileSearch,
+    actor: &str,
+    mut before: Option<i64>,
+    budget: u64,
+) -> Result<GraphileStep> {
+    let mut outcome = BulkOutcome::default();
+    while outcome.matched < budget {
+        let page = search(pool, schema, filter, before, PAGE).await?;
+        let Some(last) = page.last() else { return Ok(GraphileStep { outcome, next: None }) };
+        before = Some(last.id);
+        let ids: Vec<i64> = page.iter().map(|job| job.id).collect();
+        let mut tx = pool.begin().await?;
+        let changed = act_on_graphile_jobs(&mut tx, schema, action, &ids, actor).await?;
+        tx.commit().await?;
+        outcome.add(BulkOutcome { matched: ids.len() as u64, changed });
+        if (page.len() as i64) < PAGE {
+            return Ok(GraphileStep { outcome, next: None });
+        }
+    }
+    Ok(GraphileStep { outcome, next: before })
+}

@@ -1,0 +1,228 @@
+//! graphile-worker's jobs in the console's states, filtered and keyset-paginated by id.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+use super::GraphileSchema;
+use crate::Result;
+
+/// The console's states, as graphile-worker's columns say them. graphile-worker has no
+/// dead-letter table: a job whose attempts reached its maximum and that no worker holds stays
+/// in its table, "permanently failed"; that is what `Dead` means here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum GraphileState {
+    /// Never tried, due later.
+    Scheduled,
+    /// Never tried, due now.
+    Queued,
+    /// A worker holds it (`locked_at` set).
+    Running,
+    /// Failed, attempts left.
+    Retrying,
+    /// Attempts used up, not locked.
+    Dead,
+}
+
+impl GraphileState {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Retrying => "retrying",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+/// One graphile-worker job.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct GraphileJob {
+    /// Its id.
+    pub id: i64,
+    /// Its named queue, if any (graphile-worker runs queued jobs of one name in series).
+    pub queue_name: Option<String>,
+    /// Its task identifier (the console's "kind").
+    pub task_identifier: String,
+    /// Its payload; `None` when it cannot be read (the public view has none, and row-level
+    /// security hides the private table's rows from roles that do not own it).
+    pub payload: Option<serde_json::Value>,
+    /// Lower runs first.
+    pub priority: i32,
+    /// When it may run next.
+    pub run_at: DateTime<Utc>,
+    /// Attempts made.
+    pub attempts: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// The latest attempt's error.
+    pub last_error: Option<String>,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed (a failure sets it).
+    pub updated_at: DateTime<Utc>,
+    /// Its job key, if any.
+    pub key: Option<String>,
+    /// When a worker locked it, if one holds it.
+    pub locked_at: Option<DateTime<Utc>>,
+    /// Which worker holds it.
+    pub locked_by: Option<String>,
+}
+
+impl GraphileJob {
+    /// Its state as of `now`.
+    pub fn state(&self, now: DateTime<Utc>) -> GraphileState {
+        if self.locked_at.is_some() {
+            GraphileState::Running
+        } else if self.attempts >= self.max_attempts {
+            GraphileState::Dead
+        } else if self.attempts > 0 {
+            GraphileState::Retrying
+        } else if self.run_at > now {
+            GraphileState::Scheduled
+        } else {
+            GraphileState::Queued
+        }
+    }
+}
+
+/// What to look for.
+#[derive(Debug, Clone, Default)]
+pub struct GraphileSearch {
+    /// Only jobs in this state.
+    pub state: Option<GraphileState>,
+    /// Only this task identifier.
+    pub task: Option<String>,
+    /// Only this queue name.
+    pub queue: Option<String>,
+    /// Only jobs whose last error has these words (full-text, as for Backstop's jobs).
+    pub error_text: Option<String>,
+    /// Only these ids (an error group's jobs).
+    pub ids: Option<Vec<i64>>,
+}
+
+/// The same columns from the private tables (payload included) ...
+macro_rules! private_source {
+    () => {
+        "select j.id, q.queue_name, t.identifier as task_identifier, j.payload::jsonb as payload,
+                j.priority::int as priority, j.run_at, j.attempts::int as attempts,
+                j.max_attempts::int as max_attempts, j.last_error, j.created_at, j.updated_at, j.key,
+                j.locked_at, j.locked_by
+         from graphile_worker._private_jobs j
+         join graphile_worker._private_tasks t on t.id = j.task_id
+         left join graphile_worker._private_job_queues q on q.id = j.job_queue_id"
+    };
+}
+
+/// ... or from the public view (no payload).
+macro_rules! view_source {
+    () => {
+        "select id, queue_name, task_identifier, null::jsonb as payload, priority::int as priority,
+                run_at, attempts::int as attempts, max_attempts::int as max_attempts, last_error,
+                created_at, updated_at, key, locked_at, locked_by
+         from graphile_worker.jobs"
+    };
+}
+
+/// Filters over either source's columns: `$1` state, `$2` task, `$3` queue, `$4` error
+/// words, `$5` ids, `$6` before id; `$7` the page size.
+macro_rules! filtered {
+    ($source:expr) => {
+        concat!(
+            "select * from (",
+            $source,
+            ") g
+             where case $1::text
+                     when 'running'   then locked_at is not null
+                     when 'dead'      then locked_at is null and attempts >= max_attempts
+                     when 'retrying'  then locked_at is null and attempts > 0 and attempts < max_attempts
+                     when 'scheduled' then locked_at is null and attempts = 0 and run_at > now()
+                     when 'queued'    then locked_at is null and attempts = 0 and run_at <= now()
+                     else true
+                   end
+               and ($2::text is null or task_identifier = $2)
+               and ($3::text is null or queue_name = $3)
+               and ($4::text is null
+                    or to_tsvector('simple', coalesce(last_error, '')) @@ websearch_to_tsquery('simple', $4))
+               and ($5::bigint[] is null or id = any($5))
+               and ($6::bigint is null or id < $6)
+             order by id desc
+             limit $7"
+        )
+    };
+}
+
+/// Jobs newest first (highest id first), one keyset page at a time: pass the last id as
+/// `before`. Reads the private tables when the schema is supported and readable, else the
+/// public view (payloads `None`).
+pub async fn search<'e, E: PgExecutor<'e>>(
+    executor: E,
+    schema: &GraphileSchema,
+    search: &GraphileSearch,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<GraphileJob>> {
+    if !schema.readable() {
+        return Ok(Vec::new());
+    }
+    let sql =
+        if schema.reads_private_tables() { filtered!(private_source!()) } else { filtered!(view_source!()) };
+    Ok(sqlx::query_as(sql)
+        .bind(search.state.map(GraphileState::name))
+        .bind(search.task.as_deref())
+        .bind(search.queue.as_deref())
+        .bind(search.error_text.as_deref().filter(|t| !t.trim().is_empty()))
+        .bind(search.ids.as_deref())
+        .bind(before)
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(executor)
+        .await?)
+}
+
+/// How many jobs match, counted up to `cap`.
+pub async fn count<'e, E: PgExecutor<'e>>(
+    executor: E,
+    schema: &GraphileSchema,
+    search: &GraphileSearch,
+    cap: i64,
+) -> Result<i64> {
+    if !schema.readable() {
+        return Ok(0);
+    }
+    let sql = if schema.reads_private_tables() {
+        concat!("select count(*) from (", filtered!(private_source!()), ") c")
+    } else {
+        concat!("select count(*) from (", filtered!(view_source!()), ") c")
+    };
+    Ok(sqlx::query_scalar(sql)
+        .bind(search.state.map(GraphileState::name))
+        .bind(search.task.as_deref())
+        .bind(search.queue.as_deref())
+        .bind(search.error_text.as_deref().filter(|t| !t.trim().is_empty()))
+        .bind(search.ids.as_deref())
+        .bind(None::<i64>)
+        .bind(cap.max(1))
+        .fetch_one(executor)
+        .await?)
+}
+
+/// The ids of the jobs of an error group (as recorded when they failed).
+pub async fn group_job_ids<'e, E: PgExecutor<'e>>(executor: E, group_id: i64) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "select job_id from backstop.source_job_groups where source = $1 and group_id = $2 order by job_id",
+    )
+    .bind(super::SOURCE)
+    .bind(group_id)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// One job by id.
+pub async fn graphile_job<'e, E: PgExecutor<'e>>(
+    executor: E,
+    schema: &GraphileSchema,
+    id: i64,
+) -> Result<Option<GraphileJob>> {
+    let search = GraphileSearch { ids: Some(vec![id]), ..GraphileSearch::default() };
+    Ok(self::search(executor, schema, &search, None, 1).await?.pop())
+}
