@@ -421,10 +421,10 @@ async fn a_graphile_worker_job_that_fails_for_good_alerts_slack_once(
     );
     // graphile-worker migrates its schema on start (to migration 20, 0.18.0's last).
     let start = Instant::now();
-    while !backstop::graphile::detect(&h.pool)
+    while backstop::graphile::detect(&h.pool)
         .await
         .unwrap()
-        .is_some_and(|s| s.migration.as_deref() == Some("20"))
+        .is_none_or(|s| s.migration.as_deref() != Some("20"))
     {
         assert!(start.elapsed() < Duration::from_secs(60), "graphile-worker's schema within 60 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
