@@ -129,7 +129,10 @@ async fn a_failing_task_is_dead_grouped_once_and_retried_through_graphile_worker
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
-async fn bulk_retry_by_filter_skips_jobs_a_worker_holds(_: PgPoolOptions, opts: PgConnectOptions) {
+async fn bulk_retry_by_filter_skips_jobs_a_worker_holds_and_graphile_worker_runs_the_rest(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
     let pool = pool(opts.clone()).await;
     let (_worker, schema) = NodeWorker::start(&opts, &pool).await;
     let mut failing = Vec::new();
@@ -149,10 +152,11 @@ async fn bulk_retry_by_filter_skips_jobs_a_worker_holds(_: PgPoolOptions, opts: 
     })
     .await;
 
+    let retried_at = chrono::Utc::now();
     let step = graphile::act_on_graphile_matching_step(
         &pool,
         &schema,
-        GraphileAction::Delete,
+        GraphileAction::Retry,
         &GraphileSearch::default(),
         "otto",
         None,
@@ -167,9 +171,19 @@ async fn bulk_retry_by_filter_skips_jobs_a_worker_holds(_: PgPoolOptions, opts: 
         Some(GraphileState::Running),
         "the running job is untouched"
     );
-    for id in failing {
-        assert_eq!(job_state(&pool, &schema, id).await, None, "deleted through complete_jobs");
-    }
+    // graphile-worker ran the three again (retry reset their attempts to 0): each failed once
+    // more, after the retry.
+    wait_for("the retried jobs to run and fail again", Duration::from_secs(30), || async {
+        let mut all = true;
+        for id in &failing {
+            let job = graphile::graphile_job(&pool, &schema, *id).await.unwrap().unwrap();
+            all &= job.state(chrono::Utc::now()) == GraphileState::Dead
+                && job.attempts == 1
+                && job.updated_at > retried_at;
+        }
+        all.then_some(())
+    })
+    .await;
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
