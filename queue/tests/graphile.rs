@@ -81,6 +81,7 @@ async fn a_failing_task_is_dead_grouped_once_and_retried_through_graphile_worker
     let (_worker, schema) = NodeWorker::start(&opts, &pool).await;
     assert_eq!(schema.flavour, graphile::Flavour::Node);
     assert_eq!(schema.migration.as_deref(), Some("20"), "graphile-worker 0.18.0's last migration");
+    assert_eq!(schema.version_label(), "0.18 (migration 20)");
     assert!(schema.payloads_readable);
 
     let id = add_job(&pool, "until_fixed", serde_json::json!({"name": "invoice-7"}), 2).await;
@@ -197,14 +198,17 @@ async fn a_role_without_access_to_private_rows_reads_the_view_and_is_told(
     // A console role granted the tables but not their owner: row-level security on the private
     // tables shows it zero rows, without an error.
     for statement in [
-        "create role console_reader login",
-        "grant usage on schema graphile_worker to console_reader",
-        "grant select on all tables in schema graphile_worker to console_reader",
+        "create role queue_console_reader login",
+        "grant usage on schema graphile_worker to queue_console_reader",
+        "grant select on all tables in schema graphile_worker to queue_console_reader",
     ] {
         sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await.unwrap();
     }
-    let reader =
-        PgPoolOptions::new().max_connections(2).connect_with(opts.username("console_reader")).await.unwrap();
+    let reader = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(opts.username("queue_console_reader"))
+        .await
+        .unwrap();
     let schema = graphile::detect(&reader).await.unwrap().expect("schema found");
     assert!(schema.supported);
     assert!(!schema.payloads_readable, "row-level security detected");

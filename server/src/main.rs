@@ -7,6 +7,8 @@ mod auth;
 mod database;
 mod demo;
 mod embedded_pg;
+#[cfg(test)]
+mod graphile_test_worker;
 mod security;
 mod shutdown;
 mod sources;

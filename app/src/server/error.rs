@@ -50,6 +50,14 @@ impl AppError {
 
 impl From<backstop::Error> for AppError {
     fn from(error: backstop::Error) -> Self {
+        // The request asked for something that cannot be done: say what, as the queue said it.
+        if let backstop::Error::InvalidOption(reason) = &error {
+            let mut sentence = reason.clone();
+            if let Some(first) = sentence.get_mut(0..1) {
+                first.make_ascii_uppercase();
+            }
+            return AppError::BadRequest(format!("{sentence}."));
+        }
         // 57014 query_canceled: the console pool's statement timeout stopped the query.
         let cancelled = match &error {
             backstop::Error::Database(e) => {

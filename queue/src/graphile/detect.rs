@@ -7,8 +7,19 @@ use sqlx::PgExecutor;
 use crate::Result;
 
 /// The migrations of graphile-worker 0.16 to 0.18 (the Node package numbers them 1, 2, ...):
-/// from 16 on, jobs live in `_private_jobs` behind the admin functions Backstop calls.
+/// from 16 on, jobs live in `_private_jobs` behind the admin functions Backstop calls. The
+/// releases end at 18 (0.16.x), 19 (0.17.x) and 20 (0.18.0), as read from the npm packages.
 pub const SUPPORTED_NODE_MIGRATIONS: RangeInclusive<i64> = 16..=20;
+
+/// The Node release a schema's last migration belongs to.
+fn node_release(migration: &str) -> Option<&'static str> {
+    match migration {
+        "16" | "17" | "18" => Some("0.16"),
+        "19" => Some("0.17"),
+        "20" => Some("0.18"),
+        _ => None,
+    }
+}
 
 /// Which implementation created the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -40,11 +51,14 @@ pub struct GraphileSchema {
 }
 
 impl GraphileSchema {
-    /// "0.16–0.18 (migration 20)", "Rust port (migration ...)", "unknown (migration 9)".
+    /// "0.18 (migration 20)", "Rust port (migration ...)", "unknown version (migration 9)".
     pub fn version_label(&self) -> String {
         let migration = self.migration.as_deref().unwrap_or("none");
         match (self.flavour, self.supported) {
-            (Flavour::Node, true) => format!("0.16–0.18 (migration {migration})"),
+            (Flavour::Node, true) => match node_release(migration) {
+                Some(release) => format!("{release} (migration {migration})"),
+                None => format!("0.16–0.18 (migration {migration})"),
+            },
             (Flavour::RustPort, true) => format!("Rust port (migration {migration})"),
             (_, false) => format!("unknown version (migration {migration})"),
         }

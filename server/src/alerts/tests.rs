@@ -388,47 +388,13 @@ async fn a_test_alert_reaches_every_working_webhook(_: PgPoolOptions, opts: PgCo
     h.stop().await;
 }
 
-/// graphile-worker (the real npm package) working the test database; killed when dropped.
-struct GraphileWorker(std::process::Child);
-
-impl Drop for GraphileWorker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn a_graphile_worker_job_that_fails_for_good_alerts_slack_once(
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        opts.get_username(),
-        opts.get_host(),
-        opts.get_port(),
-        opts.get_database().unwrap_or("postgres")
-    );
     let h = Harness::start(opts, vec![], 1).await;
-    let _worker = GraphileWorker(
-        std::process::Command::new("node")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../queue/tests/graphile-worker.mjs"))
-            .env("DATABASE_URL", url)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("node runs graphile-worker (installed by ./dev test)"),
-    );
-    // graphile-worker migrates its schema on start (to migration 20, 0.18.0's last).
-    let start = Instant::now();
-    while backstop::graphile::detect(&h.pool)
-        .await
-        .unwrap()
-        .is_none_or(|s| s.migration.as_deref() != Some("20"))
-    {
-        assert!(start.elapsed() < Duration::from_secs(60), "graphile-worker's schema within 60 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let _worker = crate::graphile_test_worker::GraphileWorker::start(&h.pool).await;
     tokio::spawn(crate::sources::poll_graphile(h.pool.clone(), h.shutdown.clone()));
     sqlx::query("select graphile_worker.add_job('always_fails', '{\"message\": \"ledger 4411 unreachable\"}', max_attempts := 1)")
         .execute(&h.pool)

@@ -399,3 +399,49 @@ async fn the_overview_shows_a_broken_webhook_and_never_its_url(pool: PgPool) {
     assert!(html.contains("hooks.slack.com …oken"), "the label identifies it");
     assert!(!html.contains("very-secret-token"), "the URL is a secret");
 }
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_role_that_cannot_read_graphile_worker_s_rows_gets_a_notice_not_a_crash(pool: PgPool) {
+    let _worker = crate::graphile_test_worker::GraphileWorker::start(&pool).await;
+    let id: i64 =
+        sqlx::query_scalar("select id from graphile_worker.add_job('slow', '{\"card\": \"4242\"}')")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    // Granted everything but ownership: row-level security shows it no private rows.
+    for statement in [
+        "create role web_console_reader login",
+        "grant usage on schema graphile_worker, backstop to web_console_reader",
+        "grant select on all tables in schema graphile_worker to web_console_reader",
+        "grant select, insert, update, delete on all tables in schema backstop to web_console_reader",
+        "grant execute on all functions in schema graphile_worker to web_console_reader",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await.unwrap();
+    }
+    let options = (*pool.connect_options()).clone().username("web_console_reader");
+    let reader = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect_with(options).await.unwrap();
+    let router = console(reader, &[]);
+
+    let (status, _, html) = send(&router, get("/jobs?source=graphile_worker")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(r#"data-testid="source-notice""#), "{html}");
+    assert!(html.contains("row-level security"));
+    assert!(html.contains(&format!(r#"data-job-id="{id}""#)), "the job is listed from the public view");
+    assert!(html.contains("payload not readable"), "said, rather than an empty payload");
+
+    // Acting is refused with the reason, not done as a silent no-op.
+    let retry = ActOnJobs {
+        action: JobAction::Retry,
+        state: State::Queued,
+        ids: vec![id],
+        source: Some("graphile_worker".into()),
+    };
+    let (status, _, text) = send(&router, call("act_on_jobs", &retry)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("cannot change them"), "{text}");
+
+    // The overview shows graphile-worker beside Backstop, with the same notice.
+    let (_, _, html) = send(&router, get("/")).await;
+    assert!(html.contains(r#"data-testid="graphile""#), "{html}");
+    assert!(html.contains("0.18 (migration 20)"));
+}
