@@ -1,0 +1,68 @@
+//! Beside the Rust port of graphile-worker (crate `graphile_worker`): its schema, created by
+//! its own migrations (crate `graphile_worker_migrations`), is recognised, read and acted on.
+//! No Rust-port worker runs here (building its runtime would double CI's build); jobs are
+//! added and failed through its own SQL functions.
+
+mod common;
+
+use backstop::graphile::{self, Flavour, GraphileAction, GraphileSearch, GraphileState};
+use backstop::triage::{self, GroupFilter};
+use common::pool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn the_rust_port_s_schema_is_read_grouped_and_acted_on(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    graphile_worker_migrations::migrate(&pool, "graphile_worker").await.expect("the Rust port migrates");
+
+    let schema = graphile::detect(&pool).await.unwrap().expect("schema found");
+    assert_eq!(schema.flavour, Flavour::RustPort, "its _private_workers table marks it");
+    assert!(schema.supported && schema.payloads_readable, "{schema:?}");
+    assert!(schema.version_label().starts_with("Rust port (migration "), "{}", schema.version_label());
+
+    let id: i64 = sqlx::query_scalar(
+        "select id from graphile_worker.add_job('sync_ledger', '{\"account\": 7}'::json, max_attempts := 3)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let queued = graphile::graphile_job(&pool, &schema, id).await.unwrap().unwrap();
+    assert_eq!(queued.state(chrono::Utc::now()), GraphileState::Queued);
+    assert_eq!(queued.payload, Some(serde_json::json!({"account": 7})));
+
+    // Failed for good, as its worker would leave it after the last attempt.
+    sqlx::query(
+        "select graphile_worker.permanently_fail_jobs(array[$1]::bigint[], 'ledger 5021 unreachable')",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let failed = GraphileSearch { state: Some(GraphileState::Dead), ..GraphileSearch::default() };
+    let dead = graphile::search(&pool, &schema, &failed, None, 10).await.unwrap();
+    assert_eq!(dead.iter().map(|j| j.id).collect::<Vec<_>>(), [id]);
+    assert_eq!(dead[0].last_error.as_deref(), Some("ledger 5021 unreachable"));
+
+    // Grouped once the failure has settled (the poller leaves the last two seconds alone).
+    sqlx::query(
+        "update graphile_worker._private_jobs set updated_at = now() - interval '1 minute' where id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(graphile::record_failures(&pool, &schema).await.unwrap(), 1);
+    let groups = triage::error_groups(&pool, &GroupFilter::default()).await.unwrap();
+    assert_eq!(
+        (groups[0].source.as_str(), groups[0].message.as_str()),
+        ("graphile_worker", "ledger <n> unreachable")
+    );
+
+    let mut tx = pool.begin().await.unwrap();
+    let changed =
+        graphile::act_on_graphile_jobs(&mut tx, &schema, GraphileAction::Retry, &[id], "otto").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(changed, 1);
+    let retried = graphile::graphile_job(&pool, &schema, id).await.unwrap().unwrap();
+    assert_eq!((retried.state(chrono::Utc::now()), retried.attempts), (GraphileState::Queued, 0));
+}
