@@ -445,3 +445,55 @@ async fn a_role_that_cannot_read_graphile_worker_s_rows_gets_a_notice_not_a_cras
     assert!(html.contains(r#"data-testid="graphile""#), "{html}");
     assert!(html.contains("0.18 (migration 20)"));
 }
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn retry_all_on_a_graphile_worker_group_goes_through_graphile_worker(pool: PgPool) {
+    let _worker = crate::graphile_test_worker::GraphileWorker::start(&pool).await;
+    // Two jobs that fail for good with one error (ids differ: one group), one with another.
+    for message in ["ledger 4411 unreachable", "ledger 5522 unreachable", "bad signature"] {
+        sqlx::query("select graphile_worker.add_job('always_fails', json_build_object('message', $1::text), max_attempts := 1)")
+            .bind(message)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let schema = backstop::graphile::detect(&pool).await.unwrap().unwrap();
+    let failed = backstop::graphile::GraphileSearch {
+        state: Some(backstop::graphile::GraphileState::Dead),
+        ..backstop::graphile::GraphileSearch::default()
+    };
+    let start = std::time::Instant::now();
+    while backstop::graphile::count(&pool, &schema, &failed, 10).await.unwrap() < 3 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "three jobs fail for good");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Settled failures (the poller leaves the latest two seconds for the next poll).
+    sqlx::query("update graphile_worker._private_jobs set updated_at = now() - interval '1 minute'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(backstop::graphile::record_failures(&pool, &schema).await.unwrap(), 3);
+    let group: i64 =
+        sqlx::query_scalar("select id from backstop.error_groups where message = 'ledger <n> unreachable'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+
+    // The group page's "Retry all matching…": the filter names only the group; the server knows
+    // its jobs are graphile-worker's.
+    let router = console(pool.clone(), &[]);
+    let (_, _, html) = send(&router, get(&format!("/triage/{group}"))).await;
+    assert_eq!(html.matches(r#"data-testid="job-row""#).count(), 2, "{html}");
+    assert!(html.contains("?source=graphile_worker"), "rows link to graphile-worker's job page");
+    let filter = JobFilter { state: Some(State::Dead), group: Some(group), ..JobFilter::default() };
+    let retry = ActOnMatching { action: JobAction::Retry, filter, after: None, audit_id: None };
+    let (status, _, text) = send(&router, call("act_on_matching", &retry)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let step: BulkProgress = serde_json::from_str(&text).unwrap();
+    assert_eq!((step.matched, step.changed), (2, 2));
+    assert_eq!(
+        count(&pool, "select count(*) from graphile_worker._private_jobs where last_error like 'bad signature%' and attempts = 1").await,
+        1,
+        "the other group's job is untouched"
+    );
+}
