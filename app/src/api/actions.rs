@@ -166,32 +166,41 @@ pub async fn act_on_matching(
             (step.outcome, step.next.map(|id| id.to_string()))
         }
     };
-    let audit_id = match audit_id {
+    let audit_id =
+        audit_step(&console.pool, &user.name, audit_id, audit_action(&target), &filter, outcome).await?;
+    tracing::info!(user = %user.name, action = audit_action(&target), matched = outcome.matched, changed = outcome.changed, done = next.is_none(), "console bulk action step");
+    Ok(BulkProgress { matched: outcome.matched, changed: outcome.changed, next, audit_id })
+}
+
+/// Records one step of a bulk action by filter: the first step writes the audit entry, later
+/// ones (carrying its id) add their counts to it. Returns the entry's id.
+#[cfg(feature = "ssr")]
+async fn audit_step(
+    pool: &sqlx::PgPool,
+    actor: &str,
+    audit_id: Option<i64>,
+    action: &str,
+    filter: &JobFilter,
+    outcome: backstop::admin::BulkOutcome,
+) -> Result<i64, AppError> {
+    match audit_id {
         Some(id) => {
-            if !admin::add_to_action(&console.pool, id, &user.name, outcome.matched, outcome.changed)
+            if admin::add_to_action(pool, id, actor, outcome.matched, outcome.changed)
                 .await
                 .map_err(AppError::from)?
             {
-                return Err(AppError::BadRequest("That bulk action is not yours to continue.".into()).into());
+                Ok(id)
+            } else {
+                Err(AppError::BadRequest("That bulk action is not yours to continue.".into()))
             }
-            id
         }
         None => {
             let record = serde_json::json!({ "filter": filter });
-            admin::record_action(
-                &console.pool,
-                &user.name,
-                audit_action(&target),
-                &record,
-                outcome.matched,
-                outcome.changed,
-            )
-            .await
-            .map_err(AppError::from)?
+            admin::record_action(pool, actor, action, &record, outcome.matched, outcome.changed)
+                .await
+                .map_err(AppError::from)
         }
-    };
-    tracing::info!(user = %user.name, action = audit_action(&target), matched = outcome.matched, changed = outcome.changed, done = next.is_none(), "console bulk action step");
-    Ok(BulkProgress { matched: outcome.matched, changed: outcome.changed, next, audit_id })
+    }
 }
 
 /// The audit log's name for a graphile-worker action.
@@ -237,24 +246,8 @@ async fn act_on_graphile_matching(
     .await
     .map_err(AppError::from)?;
     let outcome = step.outcome;
-    let audit_id = match audit_id {
-        Some(id) => {
-            if !admin::add_to_action(&console.pool, id, &user.name, outcome.matched, outcome.changed)
-                .await
-                .map_err(AppError::from)?
-            {
-                return Err(AppError::BadRequest("That bulk action is not yours to continue.".into()).into());
-            }
-            id
-        }
-        None => {
-            let record = serde_json::json!({ "filter": filter });
-            let name = graphile_audit_name(graphile_action);
-            admin::record_action(&console.pool, &user.name, name, &record, outcome.matched, outcome.changed)
-                .await
-                .map_err(AppError::from)?
-        }
-    };
+    let name = graphile_audit_name(graphile_action);
+    let audit_id = audit_step(&console.pool, &user.name, audit_id, name, &filter, outcome).await?;
     Ok(BulkProgress {
         matched: outcome.matched,
         changed: outcome.changed,
