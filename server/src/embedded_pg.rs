@@ -69,9 +69,20 @@ impl EmbeddedPostgres {
             run_checked("chown", Command::new("chown").arg("-R").arg(SERVICE_USER).arg(&pg.root))?;
         }
         pg.initdb()?;
-        pg.port = free_loopback_port()?;
-        pg.server_options = pg.options(durability);
-        pg.pg_ctl_start()?;
+        let mut tries = 1;
+        loop {
+            pg.port = free_loopback_port()?;
+            pg.server_options = pg.options(durability);
+            match pg.pg_ctl_start() {
+                Ok(()) => break,
+                // Another listener may have taken the port between the check and the start.
+                Err(e) if tries < START_TRIES => {
+                    eprintln!("backstop: PostgreSQL did not start on port {} ({e}); another port", pg.port);
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         pg.stopped = false;
         Ok(pg)
     }
@@ -209,11 +220,21 @@ fn make_temp_dir() -> Result<PathBuf, EmbeddedPgError> {
     Err(EmbeddedPgError::Step { step: "create temp dir", detail: "no free name".into() })
 }
 
-/// Asks the kernel for a free port. Another process could take it before PostgreSQL binds it;
-/// `pg_ctl start` then fails loudly rather than connecting anywhere unexpected.
+/// How many ports `start` tries before giving up.
+const START_TRIES: u32 = 3;
+
+/// A loopback port nothing listens on, below the kernel's ephemeral range (32768 and up): a
+/// kernel-picked port can be taken meanwhile as the local end of any outgoing connection (that
+/// is how the browser tests once lost a port in CI), one below it only by another listener, and
+/// then `start` tries another.
 fn free_loopback_port() -> Result<u16, EmbeddedPgError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| step_error("find a free port", e))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| step_error("find a free port", e))
+    for _ in 0..100 {
+        let port = rand::random_range(20_000..32_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(EmbeddedPgError::Step { step: "find a free port", detail: "100 ports tried, all taken".into() })
 }
 
 fn run_checked(step: &'static str, cmd: &mut Command) -> Result<Output, EmbeddedPgError> {
