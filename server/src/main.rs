@@ -7,11 +7,11 @@ mod auth;
 mod database;
 mod demo;
 mod embedded_pg;
-#[cfg(test)]
-mod graphile_test_worker;
 mod security;
 mod shutdown;
 mod sources;
+#[cfg(test)]
+mod test_support;
 mod web;
 mod with_postgres;
 

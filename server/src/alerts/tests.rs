@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::digest::enqueue_digests;
 use super::*;
+use crate::test_support::eventually;
 
 /// What the recording server answers, in order; after the script runs out, 200 "ok".
 #[derive(Debug, Clone, Copy)]
@@ -79,19 +80,11 @@ impl Recorder {
     }
 
     async fn wait_for(&self, n: usize, deadline: Duration) -> Vec<Received> {
-        let start = Instant::now();
-        loop {
+        eventually(&format!("{n} requests"), deadline, || async {
             let received = self.received();
-            if received.len() >= n {
-                return received;
-            }
-            assert!(
-                start.elapsed() < deadline,
-                "waited {deadline:?} for {n} requests, got {}",
-                received.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            (received.len() >= n).then_some(received)
+        })
+        .await
     }
 }
 
@@ -170,15 +163,10 @@ impl Harness {
 
     /// Waits until `sql` counts `expected`.
     async fn wait_count(&self, sql: &str, expected: i64, deadline: Duration) {
-        let start = Instant::now();
-        loop {
-            let now = self.count(sql).await;
-            if now == expected {
-                return;
-            }
-            assert!(start.elapsed() < deadline, "waited {deadline:?} for `{sql}` = {expected}, it is {now}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(&format!("`{sql}` = {expected}"), deadline, || async {
+            (self.count(sql).await == expected).then_some(())
+        })
+        .await;
     }
 
     /// Waits until no alert job is left (delivered, or dead).
@@ -277,15 +265,11 @@ async fn slack_failing_then_recovering_gets_each_alert_exactly_once(
     h.kill_card("processor unavailable").await;
     h.kill_card("card rejected by issuer").await;
     // Two alerts, each refused until the script runs out, then each delivered once.
-    let start = Instant::now();
-    loop {
+    eventually("both alerts delivered", Duration::from_secs(60), || async {
         let delivered = h.recorder.received().iter().filter(|r| r.answered == 200).count();
-        if delivered == 2 {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "both alerts delivered within 60 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (delivered == 2).then_some(())
+    })
+    .await;
     h.wait_alerts_settled(Duration::from_secs(10)).await;
     let received = h.recorder.received();
     assert_eq!(received.len(), 5, "3 failures + 2 deliveries, nothing after");
@@ -394,7 +378,7 @@ async fn a_graphile_worker_job_that_fails_for_good_alerts_slack_once(
     opts: PgConnectOptions,
 ) {
     let h = Harness::start(opts, vec![], 1).await;
-    let _worker = crate::graphile_test_worker::GraphileWorker::start(&h.pool).await;
+    let _worker = crate::test_support::GraphileWorker::start(&h.pool).await;
     tokio::spawn(crate::sources::poll_graphile(h.pool.clone(), h.shutdown.clone()));
     sqlx::query("select graphile_worker.add_job('always_fails', '{\"message\": \"ledger 4411 unreachable\"}', max_attempts := 1)")
         .execute(&h.pool)

@@ -402,7 +402,7 @@ async fn the_overview_shows_a_broken_webhook_and_never_its_url(pool: PgPool) {
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn a_role_that_cannot_read_graphile_worker_s_rows_gets_a_notice_not_a_crash(pool: PgPool) {
-    let _worker = crate::graphile_test_worker::GraphileWorker::start(&pool).await;
+    let _worker = crate::test_support::GraphileWorker::start(&pool).await;
     let id: i64 =
         sqlx::query_scalar("select id from graphile_worker.add_job('slow', '{\"card\": \"4242\"}')")
             .fetch_one(&pool)
@@ -448,7 +448,7 @@ async fn a_role_that_cannot_read_graphile_worker_s_rows_gets_a_notice_not_a_cras
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn retry_all_on_a_graphile_worker_group_goes_through_graphile_worker(pool: PgPool) {
-    let _worker = crate::graphile_test_worker::GraphileWorker::start(&pool).await;
+    let _worker = crate::test_support::GraphileWorker::start(&pool).await;
     // Two jobs that fail for good with one error (ids differ: one group), one with another.
     for message in ["ledger 4411 unreachable", "ledger 5522 unreachable", "bad signature"] {
         sqlx::query("select graphile_worker.add_job('always_fails', json_build_object('message', $1::text), max_attempts := 1)")
@@ -462,11 +462,14 @@ async fn retry_all_on_a_graphile_worker_group_goes_through_graphile_worker(pool:
         state: Some(backstop::graphile::GraphileState::Dead),
         ..backstop::graphile::GraphileSearch::default()
     };
-    let start = std::time::Instant::now();
-    while backstop::graphile::count(&pool, &schema, &failed, 10).await.unwrap() < 3 {
-        assert!(start.elapsed() < std::time::Duration::from_secs(30), "three jobs fail for good");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    crate::test_support::eventually(
+        "three jobs to fail for good",
+        std::time::Duration::from_secs(30),
+        || async {
+            (backstop::graphile::count(&pool, &schema, &failed, 10).await.unwrap() == 3).then_some(())
+        },
+    )
+    .await;
     // Settled failures (the poller leaves the latest two seconds for the next poll).
     sqlx::query("update graphile_worker._private_jobs set updated_at = now() - interval '1 minute'")
         .execute(&pool)

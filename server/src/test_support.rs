@@ -1,10 +1,29 @@
-//! For tests: the real graphile-worker (npm, pinned in package-lock.json) working a test
-//! database, with the tasks in `queue/tests/graphile-worker.mjs`.
+//! For tests: waiting on a condition with a deadline, and the real graphile-worker (npm,
+//! pinned in package-lock.json) working a test database with the tasks in
+//! `queue/tests/graphile-worker.mjs`.
 
+use std::future::Future;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+
+/// Polls `check` every 20 ms until it returns `Some`, failing the test after `deadline` with
+/// `what` (never a bare sleep).
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "waited {deadline:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// graphile-worker running in Node; killed when dropped.
 pub struct GraphileWorker(Child);
@@ -29,15 +48,11 @@ impl GraphileWorker {
                 .spawn()
                 .expect("node runs graphile-worker (installed by ./dev test)"),
         );
-        let start = Instant::now();
-        while backstop::graphile::detect(pool)
-            .await
-            .unwrap()
-            .is_none_or(|s| s.migration.as_deref() != Some("20"))
-        {
-            assert!(start.elapsed() < Duration::from_secs(60), "graphile-worker's schema within 60 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually("graphile-worker's schema (migration 20)", Duration::from_secs(60), || async {
+            let schema = backstop::graphile::detect(pool).await.unwrap();
+            schema.is_some_and(|s| s.migration.as_deref() == Some("20")).then_some(())
+        })
+        .await;
         worker
     }
 }
