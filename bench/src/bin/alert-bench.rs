@@ -17,7 +17,6 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -59,15 +58,8 @@ const SPACING: Duration = Duration::from_millis(1_100);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = std::env::var("DATABASE_URL")
-        .context("DATABASE_URL must be set (run through `./dev bench-alerts`)")?;
-    let admin = PgPool::connect(&url).await?;
-    sqlx::query("drop database if exists alert_bench with (force)").execute(&admin).await?;
-    sqlx::query("create database alert_bench").execute(&admin).await?;
-    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
-    let db_url = format!("{base}/alert_bench");
-    let pool = PgPoolOptions::new().max_connections(8).connect(&db_url).await?;
-    backstop::MIGRATOR.run(&pool).await?;
+    let backstop_bench::BenchDatabase { admin, url: db_url, pool } =
+        backstop_bench::fresh_database("alert_bench", "bench-alerts", 8).await?;
 
     // Slack's stand-in: every request's arrival time and body, in order.
     let (arrivals, mut received) = mpsc::unbounded_channel::<(DateTime<Utc>, String)>();

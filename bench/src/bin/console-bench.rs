@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -45,15 +44,8 @@ const KINDS: [&str; 10] = [
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = std::env::var("DATABASE_URL")
-        .context("DATABASE_URL must be set (run through `./dev bench-console`)")?;
-    let admin = PgPool::connect(&url).await?;
-    sqlx::query("drop database if exists console_bench with (force)").execute(&admin).await?;
-    sqlx::query("create database console_bench").execute(&admin).await?;
-    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
-    let db_url = format!("{base}/console_bench");
-    let pool = PgPoolOptions::new().max_connections(4).connect(&db_url).await?;
-    backstop::MIGRATOR.run(&pool).await?;
+    let backstop_bench::BenchDatabase { admin, url: db_url, pool } =
+        backstop_bench::fresh_database("console_bench", "bench-console", 4).await?;
 
     let started = Instant::now();
     seed(&pool, args.live, args.dead).await?;
