@@ -108,6 +108,26 @@ async fn migrations_apply_revert_to_zero_and_apply_again(_: PgPoolOptions, opts:
     assert_eq!(count(&pool, tables).await, 13);
 }
 
+/// Several app processes deploying at once all migrate the same fresh database. (A migration
+/// that ran `create index concurrently` deadlocked here: it waits for every older transaction,
+/// including the other process's wait for the migrator's lock.)
+#[sqlx::test(migrations = false)]
+async fn processes_starting_together_migrate_once_without_deadlock(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pools = [pool(opts.clone()).await, pool(opts.clone()).await, pool(opts).await];
+    let runs = futures::future::join_all(pools.iter().map(|pool| backstop::MIGRATOR.run(pool)));
+    // A deadlock can also leave one process holding the migrator's lock and the others waiting
+    // for ever, so the wait has a deadline.
+    let results = tokio::time::timeout(Duration::from_secs(60), runs)
+        .await
+        .expect("the processes' migrations did not all finish within 60 s");
+    for result in results {
+        result.unwrap();
+    }
+    let applied = "select count(*) from _sqlx_migrations where success";
+    let ups = backstop::MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).count();
+    assert_eq!(count(&pools[0], applied).await, ups as i64);
+}
+
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn a_bad_cron_expression_is_refused_at_build(_: PgPoolOptions, opts: PgConnectOptions) {
     let pool = pool(opts).await;
