@@ -67,10 +67,11 @@ impl From<backstop::Error> for AppError {
         };
         if cancelled {
             AppError::BadRequest(
-                "This search took too long and was stopped. The live jobs table is large, and filters by \
-                 kind, payload or error text have no index there by default (they would slow every \
-                 enqueue and claim). Narrow it by state or queue, search the dead letters (indexed), or \
-                 add the optional indexes in docs/architecture.md."
+                "This search took too long and was stopped (the console's query time limit, \
+                 --query-timeout). Kind, payload, error text and the retrying state are indexed; a \
+                 time range alone, or several common filters whose combination is rare, still scan a \
+                 large table. Add a rarer filter (a kind, a payload value, error words) or narrow the \
+                 time range."
                     .into(),
             )
         } else {
