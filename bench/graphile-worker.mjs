@@ -305,6 +305,7 @@ async function benchMode(mode) {
       concurrency: CONCURRENCY,
       seconds: round(seconds, 3),
       jobs_per_sec: round(jobsPerSec, 1),
+      enqueue_jobs_per_sec: round(JOBS / enqueueSecs, 1),
       latency_p50_ms: round(p50, 3),
       latency_p99_ms: round(p99, 3),
     };

@@ -3,7 +3,9 @@
 //! For each system and mode: enqueue N no-op jobs, start one worker process with concurrency
 //! C, and time until every job is done (throughput); then, with the worker idle, enqueue one
 //! job at a time and time enqueue-call → job start (latency, p50/p99). Each mode gets a fresh
-//! database. Run it through `backstop with-postgres --durable -- ...` (see `./dev bench`).
+//! database. Two more Backstop runs, with three-key payloads, with and without the live table's
+//! search indexes, show what those indexes cost. Run it through
+//! `backstop with-postgres --durable -- ...` (see `./dev bench`).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -43,12 +45,16 @@ struct Measurement {
     concurrency: usize,
     seconds: f64,
     jobs_per_sec: f64,
+    /// Bulk enqueue rate (batches of 10,000 per statement), before the throughput run.
+    enqueue_jobs_per_sec: f64,
     latency_p50_ms: f64,
     latency_p99_ms: f64,
 }
 
+/// A no-op job. Its payload is `{}`, like graphile-worker's side; the payload modes enqueue
+/// three keys under the same kind (the fields are ignored when it runs).
 #[derive(Serialize, Deserialize)]
-struct Noop;
+struct Noop {}
 impl Job for Noop {
     const KIND: &'static str = "noop";
 }
@@ -85,25 +91,52 @@ impl Worker for ProbeWorker {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
     Defaults,
     Tuned,
+    /// Tuned, with payloads of three keys (a user id, an order number, a reference).
+    TunedPayloads,
+    /// As `TunedPayloads`, on a live table without the console's search indexes: what those
+    /// indexes cost, measured side by side.
+    TunedPayloadsWithoutSearchIndexes,
 }
+
+/// The live table's console search indexes (migration 20261127000001_live_search).
+const LIVE_SEARCH_INDEXES: [&str; 4] =
+    ["jobs_kind_waiting", "jobs_payload_waiting", "jobs_error_text_failed", "jobs_retrying"];
 
 impl Mode {
     fn name(self) -> &'static str {
         match self {
             Self::Defaults => "defaults",
             Self::Tuned => "tuned",
+            Self::TunedPayloads => "tuned, 3-key payloads",
+            Self::TunedPayloadsWithoutSearchIndexes => "tuned, 3-key payloads, no search indexes",
         }
     }
 
     /// Tuned mirrors graphile-worker's tuned run: a local queue of 500 claimed jobs.
+    /// What the index cost is measured on: small but real payloads, as the console searches.
+    fn with_payloads(self) -> bool {
+        matches!(self, Self::TunedPayloads | Self::TunedPayloadsWithoutSearchIndexes)
+    }
+
     fn configure(self, builder: RunnerBuilder) -> RunnerBuilder {
         match self {
             Self::Defaults => builder,
-            Self::Tuned => builder.prefetch(500).claim_batch(500),
+            Self::Tuned | Self::TunedPayloads | Self::TunedPayloadsWithoutSearchIndexes => {
+                builder.prefetch(500).claim_batch(500)
+            }
+        }
+    }
+
+    fn database_name(self) -> &'static str {
+        match self {
+            Self::Defaults => "backstop_bench_defaults",
+            Self::Tuned => "backstop_bench_tuned",
+            Self::TunedPayloads => "backstop_bench_tuned_payloads",
+            Self::TunedPayloadsWithoutSearchIndexes => "backstop_bench_tuned_payloads_bare",
         }
     }
 }
@@ -117,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
     print_environment(&admin).await?;
 
     let mut results = Vec::new();
-    for mode in [Mode::Defaults, Mode::Tuned] {
+    for mode in [Mode::Defaults, Mode::Tuned, Mode::TunedPayloads, Mode::TunedPayloadsWithoutSearchIndexes] {
         results.push(measure_backstop(&admin, &url, mode, &args).await?);
     }
     if !args.skip_graphile {
@@ -139,23 +172,24 @@ async fn fresh_database(admin: &PgPool, url: &str, name: &str) -> anyhow::Result
 }
 
 async fn measure_backstop(admin: &PgPool, url: &str, mode: Mode, args: &Args) -> anyhow::Result<Measurement> {
-    let pool = fresh_database(admin, url, &format!("backstop_bench_{}", mode.name())).await?;
+    let pool = fresh_database(admin, url, mode.database_name()).await?;
+    if mode == Mode::TunedPayloadsWithoutSearchIndexes {
+        for index in LIVE_SEARCH_INDEXES {
+            sqlx::query(sqlx::AssertSqlSafe(format!("drop index backstop.{index}"))).execute(&pool).await?;
+        }
+    }
 
     // Enqueue everything first, in batches of 10,000 per statement, so the run measures the
     // workers alone.
-    let started = Instant::now();
-    let mut left = args.jobs;
-    while left > 0 {
-        let n = left.min(10_000);
-        backstop::enqueue_many(&pool, (0..n).map(|_| NewJob::new(&Noop))).await?;
-        left -= n;
+    let enqueue_started = Instant::now();
+    let mut enqueued = 0;
+    while enqueued < args.jobs {
+        let batch = enqueued..args.jobs.min(enqueued + 10_000);
+        enqueued = batch.end;
+        backstop::enqueue_many(&pool, batch.map(|i| noop_job(mode, i))).await?;
     }
-    eprintln!(
-        "backstop {}: enqueued {} jobs in {:.1}s",
-        mode.name(),
-        args.jobs,
-        started.elapsed().as_secs_f64()
-    );
+    let enqueue_seconds = enqueue_started.elapsed().as_secs_f64();
+    eprintln!("backstop {}: enqueued {} jobs in {enqueue_seconds:.1}s", mode.name(), args.jobs);
     sqlx::query("vacuum analyze backstop.jobs").execute(&pool).await?;
 
     let done = Arc::new(AtomicU64::new(0));
@@ -213,6 +247,7 @@ async fn measure_backstop(admin: &PgPool, url: &str, mode: Mode, args: &Args) ->
         concurrency: args.concurrency,
         seconds,
         jobs_per_sec,
+        enqueue_jobs_per_sec: args.jobs as f64 / enqueue_seconds,
         latency_p50_ms: p50,
         latency_p99_ms: p99,
     })
@@ -240,6 +275,15 @@ fn measure_graphile(args: &Args) -> anyhow::Result<Vec<Measurement>> {
                 .with_context(|| format!("unexpected line from the graphile-worker script: {l}"))
         })
         .collect()
+}
+
+fn noop_job(mode: Mode, i: u64) -> NewJob {
+    if mode.with_payloads() {
+        let payload = serde_json::json!({"user_id": i % 100_000, "order": i, "ref": format!("ref-{i:016x}")});
+        NewJob::from_json(Noop::KIND, &payload)
+    } else {
+        NewJob::new(&Noop {})
+    }
 }
 
 fn percentiles(samples: &mut [f64]) -> (f64, f64) {
@@ -271,17 +315,20 @@ async fn print_environment(admin: &PgPool) -> anyhow::Result<()> {
 
 fn print_table(results: &[Measurement]) {
     println!();
-    println!("| system | mode | jobs | concurrency | seconds | jobs/s | latency p50 | latency p99 |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| system | mode | jobs | concurrency | seconds | jobs/s | bulk enqueue jobs/s | latency p50 | latency p99 |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for m in results {
         println!(
-            "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} ms | {:.2} ms |",
+            "| {} | {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.2} ms | {:.2} ms |",
             m.system,
             m.mode,
             m.jobs,
             m.concurrency,
             m.seconds,
             m.jobs_per_sec,
+            m.enqueue_jobs_per_sec,
             m.latency_p50_ms,
             m.latency_p99_ms
         );
@@ -298,6 +345,22 @@ fn print_table(results: &[Measurement]) {
                 g.latency_p50_ms
             );
         }
+    }
+    if let (Some(with), Some(without)) = (
+        find("backstop", "tuned, 3-key payloads"),
+        find("backstop", "tuned, 3-key payloads, no search indexes"),
+    ) {
+        let change = |with: f64, without: f64| (with / without - 1.0) * 100.0;
+        println!(
+            "the live table's search indexes (3-key payloads): {:.0} jobs/s with them, {:.0} without ({:+.1} %); \
+             bulk enqueue {:.0} vs {:.0} jobs/s ({:+.1} %)",
+            with.jobs_per_sec,
+            without.jobs_per_sec,
+            change(with.jobs_per_sec, without.jobs_per_sec),
+            with.enqueue_jobs_per_sec,
+            without.enqueue_jobs_per_sec,
+            change(with.enqueue_jobs_per_sec, without.enqueue_jobs_per_sec)
+        );
     }
     if let (Some(b), Some(g)) = (find("backstop", "defaults"), find("graphile-worker", "tuned")) {
         println!("backstop defaults / graphile-worker tuned = {:.2}x", b.jobs_per_sec / g.jobs_per_sec);
