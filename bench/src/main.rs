@@ -116,12 +116,12 @@ impl Mode {
         }
     }
 
-    /// Tuned mirrors graphile-worker's tuned run: a local queue of 500 claimed jobs.
     /// What the index cost is measured on: small but real payloads, as the console searches.
     fn with_payloads(self) -> bool {
         matches!(self, Self::TunedPayloads | Self::TunedPayloadsWithoutSearchIndexes)
     }
 
+    /// Tuned mirrors graphile-worker's tuned run: a local queue of 500 claimed jobs.
     fn configure(self, builder: RunnerBuilder) -> RunnerBuilder {
         match self {
             Self::Defaults => builder,
