@@ -1,5 +1,7 @@
 //! What the benchmark binaries share.
 
+use std::process::{Child, Command, Stdio};
+
 use anyhow::Context as _;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -34,4 +36,17 @@ pub async fn fresh_database(
     let pool = PgPoolOptions::new().max_connections(max_connections).connect(&url).await?;
     backstop::MIGRATOR.run(&pool).await?;
     Ok(BenchDatabase { admin, url, pool })
+}
+
+/// Starts `binary serve --database-url db_url` with `args` added, quiet (errors only).
+pub fn spawn_serve(binary: &str, db_url: &str, args: &[&str]) -> anyhow::Result<Child> {
+    Command::new(binary)
+        .args(["serve", "--database-url", db_url])
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!("start {binary} serve (build it with `cargo build --release -p backstop-server`)")
+        })
 }

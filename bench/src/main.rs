@@ -17,7 +17,6 @@ use backstop::{Job, JobContext, JobError, NewJob, Runner, RunnerBuilder, Worker}
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -151,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut results = Vec::new();
     for mode in [Mode::Defaults, Mode::Tuned, Mode::TunedPayloads, Mode::TunedPayloadsWithoutSearchIndexes] {
-        results.push(measure_backstop(&admin, &url, mode, &args).await?);
+        results.push(measure_backstop(mode, &args).await?);
     }
     if !args.skip_graphile {
         results.extend(measure_graphile(&args)?);
@@ -160,19 +159,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fresh_database(admin: &PgPool, url: &str, name: &str) -> anyhow::Result<PgPool> {
-    sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists {name} with (force)")))
-        .execute(admin)
-        .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}"))).execute(admin).await?;
-    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
-    let pool = PgPoolOptions::new().max_connections(40).connect(&format!("{base}/{name}")).await?;
-    backstop::MIGRATOR.run(&pool).await?;
-    Ok(pool)
-}
-
-async fn measure_backstop(admin: &PgPool, url: &str, mode: Mode, args: &Args) -> anyhow::Result<Measurement> {
-    let pool = fresh_database(admin, url, mode.database_name()).await?;
+async fn measure_backstop(mode: Mode, args: &Args) -> anyhow::Result<Measurement> {
+    let pool = backstop_bench::fresh_database(mode.database_name(), "bench", 40).await?.pool;
     if mode == Mode::TunedPayloadsWithoutSearchIndexes {
         for index in LIVE_SEARCH_INDEXES {
             sqlx::query(sqlx::AssertSqlSafe(format!("drop index backstop.{index}"))).execute(&pool).await?;

@@ -8,7 +8,7 @@
 //! clock). Samples are spaced a little over one second apart: alerts to one webhook are paced at
 //! one per second, and this measures delivery, not the pace. Run it through `./dev bench-alerts`.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -157,16 +157,8 @@ struct Console(Child);
 
 impl Console {
     fn start(binary: &str, db_url: &str, webhook: &str) -> anyhow::Result<Console> {
-        let child = Command::new(binary)
-            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", db_url])
-            .args(["--slack-webhook", webhook, "--environment", "bench"])
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| {
-                format!("start {binary} serve (build it with `cargo build --release -p backstop-server`)")
-            })?;
-        Ok(Console(child))
+        let args = ["--bind", "127.0.0.1:0", "--slack-webhook", webhook, "--environment", "bench"];
+        Ok(Console(backstop_bench::spawn_serve(binary, db_url, &args)?))
     }
 }
 

@@ -5,10 +5,10 @@
 //! times each page and filter over HTTP (the whole server-rendered page, all its data included),
 //! then bulk retries of 100,000 dead jobs by filter and by error group. Prints a table. Run it through `./dev bench-console`.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
 use sqlx::PgPool;
 
@@ -384,15 +384,8 @@ struct Server(Child);
 
 impl Server {
     fn start(binary: &str, db_url: &str, port: u16) -> anyhow::Result<Server> {
-        let child = Command::new(binary)
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database-url", db_url])
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| {
-                format!("start {binary} serve (build it with `cargo build --release -p backstop-server`)")
-            })?;
-        Ok(Server(child))
+        let bind = format!("127.0.0.1:{port}");
+        Ok(Server(backstop_bench::spawn_serve(binary, db_url, &["--bind", &bind])?))
     }
 
     async fn wait_ready(&self, http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
