@@ -17,16 +17,22 @@
 //! ```
 
 mod alerts;
+mod grouper;
 mod groups;
 mod normalize;
+mod signature;
+mod template;
 
 pub use alerts::{
     ALERT_KIND, ALERT_QUEUE, AlertWebhook, WEBHOOK_STALE_AFTER_SECS, alert_webhooks, enqueue_test_alerts,
     waiting_alert_jobs,
 };
 
+pub use grouper::Grouper;
 pub use groups::{
     ErrorGroup, GroupArrivals, GroupFilter, GroupStatus, NEW_GROUP_HOURS, error_group, error_groups,
     group_arrivals, ignore_group, reopen_group, resolve_group,
 };
 pub use normalize::normalize_error;
+pub use signature::{LINE_BREAK, MAX_TOKENS, Signature};
+pub use template::{Learned, MAX_CANDIDATES, Placement, SIMILARITY_THRESHOLD, Template, WILDCARD, place};
