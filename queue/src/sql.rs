@@ -210,19 +210,12 @@ pub(crate) async fn job_move_to_dead(
             returning id, queue, kind, payload, priority, attempts, max_attempts, errors,
                       unique_key, created_at
         ),
-        -- A failure (not a cancellation) joins its error group, which may enqueue alerts.
-        grouped as (
-            select g.group_id
-            from moved m
-            cross join lateral backstop.record_error_arrival('backstop', m.kind, m.queue, $6, $3, m.id) g
-            where $5 <> 'cancelled'
-        ),
         dead as (
             insert into backstop.dead_jobs (id, queue, kind, payload, priority, attempts,
                 max_attempts, errors, last_error, unique_key, created_at, died_at, reason, group_id)
             select id, queue, kind, payload, priority, attempts, max_attempts,
                    case when $4::jsonb is null then errors else errors || jsonb_build_array($4::jsonb) end,
-                   $3, unique_key, created_at, now(), $5, (select group_id from grouped)
+                   $3, unique_key, created_at, now(), $5, null
             from moved
             returning *
         ),
@@ -244,9 +237,18 @@ pub(crate) async fn job_move_to_dead(
     .bind(error)
     .bind(history_entry)
     .bind(reason)
-    .bind(crate::triage::normalize_error(error))
     .fetch_optional(conn)
     .await
+}
+
+/// Records which error group a dead job joined (in the transaction that dead-lettered it).
+pub(crate) async fn dead_job_set_group(conn: &mut PgConnection, id: i64, group_id: i64) -> sqlx::Result<()> {
+    sqlx::query("update backstop.dead_jobs set group_id = $2 where id = $1")
+        .bind(id)
+        .bind(group_id)
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// Hands claimed jobs back without running them (graceful shutdown): the claim's attempt is

@@ -55,7 +55,7 @@ async fn the_rust_port_s_schema_is_read_grouped_and_acted_on(_: PgPoolOptions, o
     let groups = triage::error_groups(&pool, &GroupFilter::default()).await.unwrap();
     assert_eq!(
         (groups[0].source.as_str(), groups[0].message.as_str()),
-        ("graphile_worker", "ledger <n> unreachable")
+        ("graphile_worker", "ledger 5021 unreachable")
     );
 
     let mut tx = pool.begin().await.unwrap();

@@ -1,5 +1,6 @@
-//! Error groups: dead jobs grouped by normalised error in the dead-letter transaction, and the
-//! alert jobs a new, reopened or unignored group enqueues.
+//! Error groups: dead jobs grouped by their learned error template in the dead-letter
+//! transaction, merges when a template widens, and the alert jobs a new, reopened or unignored
+//! group enqueues.
 
 mod common;
 
@@ -11,16 +12,13 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::time::Duration;
 
-/// Records one arrival the way the runner does, returning the alert reason it called for.
+/// Records one arrival the way the runner does (learning templates), returning the group and
+/// the alert reason it called for.
 async fn arrive(pool: &PgPool, kind: &str, queue: &str, error: &str) -> (i64, Option<String>) {
-    sqlx::query_as("select group_id, alert from backstop.record_error_arrival('backstop', $1, $2, $3, $4, 1)")
-        .bind(kind)
-        .bind(queue)
-        .bind(triage::normalize_error(error))
-        .bind(error)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    let mut tx = pool.begin().await.unwrap();
+    let arrival = triage::record_arrival(&mut tx, "backstop", kind, queue, error, 1).await.unwrap();
+    tx.commit().await.unwrap();
+    (arrival.group_id, arrival.alert)
 }
 
 async fn add_webhook(pool: &PgPool, id: &str, queues: Option<&[&str]>) {
@@ -206,4 +204,211 @@ async fn concurrent_first_arrivals_make_one_group_and_one_alert(_: PgPoolOptions
     assert_eq!(alerts(&pool).await.len(), 1);
     let group = triage::error_group(&pool, results[0].0).await.unwrap().unwrap();
     assert_eq!(group.total, 20);
+}
+
+/// The live groups' messages (templates as people read them), sorted.
+async fn group_messages(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("select message from backstop.error_groups where merged_into is null order by message")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn the_demo_workload_makes_two_groups(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    // The demo's two failures, as its workers word them (server/src/demo.rs).
+    for invoice in [26, 52, 78, 104, 130, 156, 182] {
+        let error = format!(
+            "card_declined: card ending 0002 was declined (insufficient_funds) for invoice {invoice}"
+        );
+        arrive(&pool, "charge_card", "payments", &error).await;
+        arrive(
+            &pool,
+            "deliver_webhook",
+            "webhooks",
+            "POST https://partner.example.com/hooks returned 503 Service Unavailable",
+        )
+        .await;
+    }
+    assert_eq!(
+        group_messages(&pool).await,
+        [
+            "POST https://partner.example.com/<path> returned 503 Service Unavailable",
+            "card_declined: card ending 0002 was declined (insufficient_funds) for invoice <*>",
+        ]
+    );
+    assert_eq!(count(&pool, "select count(*) from backstop.error_groups where merged_into is null").await, 2);
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn different_constraint_names_stay_apart(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    let violation = |constraint: &str, key: &str| {
+        format!(
+            "error returned from database: duplicate key value violates unique constraint \"{constraint}\"\nDETAIL: Key {key} already exists."
+        )
+    };
+    for i in 0..5 {
+        arrive(
+            &pool,
+            "signup",
+            "default",
+            &violation("users_email_key", &format!("(email)=(user{i}@example.com)")),
+        )
+        .await;
+        arrive(&pool, "signup", "default", &violation("orders_pkey", &format!("(id)=({})", 100 + i))).await;
+        arrive(
+            &pool,
+            "signup",
+            "default",
+            &violation("users_username_key", &format!("(username)=(name{i})")),
+        )
+        .await;
+    }
+    let messages = group_messages(&pool).await;
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    for constraint in ["users_email_key", "orders_pkey", "users_username_key"] {
+        assert!(
+            messages.iter().any(|m| m.contains(constraint)),
+            "{constraint} lost its group: {messages:#?}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_merge_keeps_the_old_link_and_enqueues_no_alert(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    add_webhook(&pool, "hook", None).await;
+    // 26 twice: a number seen twice looks constant, so 52 starts a group of its own...
+    let (older, alert) = arrive(&pool, "charge", "default", "invoice 26 declined").await;
+    assert_eq!(alert.as_deref(), Some("new"));
+    arrive(&pool, "charge", "default", "invoice 26 declined").await;
+    let (younger, _) = arrive(&pool, "charge", "default", "invoice 52 declined").await;
+    assert_ne!(older, younger);
+    triage::ignore_group(&pool, older, Some(chrono::Utc::now() + chrono::Duration::days(7)), None)
+        .await
+        .unwrap();
+    let alerts_before = alerts(&pool).await.len();
+
+    // ... until 78 shows the number varies: `invoice <*> declined` covers both, and the younger
+    // group merges into the older, which keeps its id and its status.
+    let (joined, alert) = arrive(&pool, "charge", "default", "invoice 78 declined").await;
+    assert_eq!(joined, older);
+    assert_eq!(alert, None, "joining through a merge alerts nothing");
+    assert_eq!(alerts(&pool).await.len(), alerts_before, "a merge enqueues no alert");
+    let group = triage::error_group(&pool, younger).await.unwrap().expect("the old id still answers");
+    assert_eq!(group.id, older);
+    assert_eq!(group.message, "invoice <*> declined");
+    assert_eq!(group.total, 4);
+    assert_eq!(group.status, "ignored", "the survivor keeps its status");
+    let listed = triage::error_groups(&pool, &GroupFilter::default()).await.unwrap();
+    assert_eq!(listed.iter().map(|g| g.id).collect::<Vec<_>>(), [older]);
+    assert_eq!(
+        count(
+            &pool,
+            &format!(
+                "select sum(arrivals)::bigint from backstop.error_group_arrivals where group_id = {older}"
+            )
+        )
+        .await,
+        4
+    );
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn dead_jobs_of_a_merged_group_follow_it(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    let mut jobs: Vec<NewJob> = Vec::new();
+    for message in ["sync alice stopped", "sync bob stopped", "sync carol stopped", "sync dave stopped"] {
+        jobs.push(NewJob::new(&Scripted::new(message, Action::FailNow)));
+    }
+    backstop::enqueue_many(&pool, jobs).await.unwrap();
+    let runner = RunningRunner::start(test_runner(&pool).register(ScriptedWorker::default()));
+    wait_for_count(&pool, "select count(*) from backstop.dead_jobs", 4, Duration::from_secs(30)).await;
+    runner.stop().await;
+    // Three different names, each seen once: a variable. One group holds all four dead jobs.
+    assert_eq!(group_messages(&pool).await.len(), 1);
+    assert_eq!(
+        count(&pool, "select count(distinct group_id) from backstop.dead_jobs where group_id is not null")
+            .await,
+        1
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from backstop.dead_jobs d join backstop.error_groups g on g.id = d.group_id where g.merged_into is null").await,
+        4
+    );
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_storm_of_ten_thousand_deaths_is_one_group_and_one_alert(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    add_webhook(&pool, "hook", None).await;
+    // Four connections at once, as several workers would dead-letter.
+    let tasks: Vec<_> = (0..4)
+        .map(|worker| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for i in (worker..10_000).step_by(4) {
+                    arrive(
+                        &pool,
+                        "sync_crm",
+                        "default",
+                        &format!("contact {i} rejected by CRM: 422 Unprocessable Entity"),
+                    )
+                    .await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let groups = triage::error_groups(&pool, &GroupFilter::default()).await.unwrap();
+    assert_eq!(groups.len(), 1, "{:#?}", groups.iter().map(|g| &g.message).collect::<Vec<_>>());
+    assert_eq!(groups[0].total, 10_000);
+    assert_eq!(alerts(&pool).await, [("hook".to_owned(), "new".to_owned())]);
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn three_processes_learning_at_once_agree(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts.clone()).await;
+    let messages: Vec<String> = (0..300)
+        .map(|i| match i % 3 {
+            0 => format!("invoice {i} declined: insufficient_funds"),
+            1 => format!("webhook to hooks.partner.example returned 503 after {i} ms"),
+            // A name made of letters only, a different one each time.
+            _ => format!(
+                "no such user {}",
+                i.to_string().chars().map(|d| (b'a' + d as u8 - b'0') as char).collect::<String>()
+            ),
+        })
+        .collect();
+    // Three pools, as three processes: each dead-letters every third message, all at once.
+    let tasks: Vec<_> = (0..3)
+        .map(|process| {
+            let opts = opts.clone();
+            let messages = messages.clone();
+            tokio::spawn(async move {
+                let pool = PgPoolOptions::new().max_connections(2).connect_with(opts).await.unwrap();
+                for message in messages.iter().skip(process).step_by(3) {
+                    arrive(&pool, "work", "default", message).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut expected = triage::Grouper::default();
+    for message in &messages {
+        expected.learn(message);
+    }
+    let mut expected: Vec<String> = expected.templates().map(|(_, t)| t.render()).collect();
+    expected.sort();
+    assert_eq!(group_messages(&pool).await, expected);
+    assert_eq!(
+        count(&pool, "select sum(total)::bigint from backstop.error_groups where merged_into is null").await,
+        300
+    );
 }

@@ -7,6 +7,7 @@ mod auth;
 mod database;
 mod demo;
 mod embedded_pg;
+mod group_errors;
 mod security;
 mod shutdown;
 mod sources;
@@ -39,6 +40,9 @@ enum Command {
     /// (or at the existing `DATABASE_URL`, if one is set). The cluster is stopped and deleted
     /// when the command exits; the command's exit code is passed through.
     WithPostgres(with_postgres::Args),
+    /// Group error messages read from stdin, one per line, with the console's error grouper
+    /// (learning as it goes, in input order); print each line's group key.
+    GroupErrors(group_errors::Args),
     /// A live demo: workers processing welcome emails, card charges and a flaky webhook, with
     /// retries and dead letters, printing progress, and the console serving it. Uses
     /// `--database-url` (or `DATABASE_URL`), else a private PostgreSQL started for the demo.
@@ -76,6 +80,13 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }),
         Command::WithPostgres(args) => with_postgres::run(args),
+        Command::GroupErrors(args) => match group_errors::run(args) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("backstop: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Demo { args, console, no_console, db } => run_async(async move {
             let database = database::connect_or_start(db.database_url, 30).await?;
             let shutdown = shutdown::on_signal();

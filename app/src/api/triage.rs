@@ -56,6 +56,11 @@ pub async fn get_group(id: i64) -> Result<Option<GroupDetail>, ServerFnError> {
     let Some(group) = triage::error_group(&console.pool, id).await.map_err(AppError::from)? else {
         return Ok(None);
     };
+    if group.id != id {
+        // Merged into an older group (one problem, seen late): the old link goes on to it.
+        leptos_axum::redirect(&format!("/triage/{}", group.id));
+    }
+    let id = group.id;
     let since = now - chrono::Duration::hours(server::SPARKLINE_HOURS);
     let arrivals = triage::group_arrivals(&console.pool, &[id], since).await.map_err(AppError::from)?;
     let dead_now = if group.source == graphile::SOURCE {

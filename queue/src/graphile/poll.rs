@@ -6,7 +6,7 @@ use sqlx::PgPool;
 
 use super::{GraphileSchema, SOURCE};
 use crate::Result;
-use crate::triage::normalize_error;
+use crate::triage;
 
 /// Failures recorded per poll at most (the next poll continues).
 const BATCH: i64 = 500;
@@ -68,17 +68,15 @@ pub async fn record_failures(pool: &PgPool, schema: &GraphileSchema) -> Result<u
     for job in &failed {
         let error = job.last_error.as_deref().unwrap_or("(no error recorded)");
         let queue = job.queue_name.as_deref().unwrap_or("default");
+        let arrival =
+            triage::record_arrival(&mut tx, SOURCE, &job.task_identifier, queue, error, job.id).await?;
         sqlx::query(
-            "insert into backstop.source_job_groups (source, job_id, group_id)
-             select $1, $6, g.group_id from backstop.record_error_arrival($1, $2, $3, $4, $5, $6) g
+            "insert into backstop.source_job_groups (source, job_id, group_id) values ($1, $2, $3)
              on conflict (source, job_id) do update set group_id = excluded.group_id",
         )
         .bind(SOURCE)
-        .bind(&job.task_identifier)
-        .bind(queue)
-        .bind(normalize_error(error))
-        .bind(error)
         .bind(job.id)
+        .bind(arrival.group_id)
         .execute(&mut *tx)
         .await?;
     }

@@ -6,7 +6,10 @@ use sqlx::PgConnection;
 
 use crate::admin::DeadJob;
 use crate::job::Decision;
-use crate::sql;
+use crate::{sql, triage};
+
+/// Backstop's own dead jobs, as error groups name their source.
+const SOURCE: &str = "backstop";
 
 /// What to do with one failed attempt.
 #[derive(Debug)]
@@ -55,7 +58,18 @@ pub(crate) async fn record_failure(conn: &mut PgConnection, failure: &Failure<'_
             reason,
         )
         .await?;
-        return Ok(dead.map_or(Recorded::NotOurs, |d| Recorded::Dead(Box::new(d))));
+        let Some(mut dead) = dead else {
+            return Ok(Recorded::NotOurs);
+        };
+        // A failure (not a cancellation) joins its error group, in this same transaction.
+        if reason != "cancelled" {
+            let arrival =
+                triage::record_arrival(conn, SOURCE, &dead.kind, &dead.queue, failure.message, dead.id)
+                    .await?;
+            sql::dead_job_set_group(conn, dead.id, arrival.group_id).await?;
+            dead.group_id = Some(arrival.group_id);
+        }
+        return Ok(Recorded::Dead(Box::new(dead)));
     }
     let run_at = match failure.decision {
         Decision::RetryAt(at) => at,

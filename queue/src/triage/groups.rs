@@ -8,8 +8,8 @@ use crate::Result;
 /// A group counts as new for this many hours after it first appears (or reappears).
 pub const NEW_GROUP_HOURS: i64 = 24;
 
-/// One error group: every dead job of one source and kind whose error normalises to the same
-/// message.
+/// One error group: every dead job of one source and kind whose error fits one learned
+/// template.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct ErrorGroup {
     /// Its id.
@@ -20,7 +20,7 @@ pub struct ErrorGroup {
     pub kind: String,
     /// The queue of its latest job.
     pub queue: String,
-    /// The normalised error (see [`crate::triage::normalize_error`]).
+    /// The learned template of its errors, wildcards as `<*>` (see [`crate::triage::Template`]).
     pub message: String,
     /// The latest job's real error.
     pub sample_error: String,
@@ -104,7 +104,8 @@ pub async fn error_groups<'e, E: PgExecutor<'e>>(
     let (before_seen, before_id) = filter.before.unzip();
     Ok(sqlx::query_as(
         "select * from backstop.error_groups
-         where ($1::text is null or status = $1)
+         where merged_into is null
+           and ($1::text is null or status = $1)
            and ($2::text is null or source = $2)
            and ($3::text is null or kind = $3)
            and ($4::timestamptz is null or (last_seen, id) < ($4, $5))
@@ -121,12 +122,16 @@ pub async fn error_groups<'e, E: PgExecutor<'e>>(
     .await?)
 }
 
-/// One group by id.
+/// One group by id. A group merged into another is that other group now (its id is a redirect,
+/// so links in old alerts keep working): the result's `id` says which group it is.
 pub async fn error_group<'e, E: PgExecutor<'e>>(executor: E, id: i64) -> Result<Option<ErrorGroup>> {
-    Ok(sqlx::query_as("select * from backstop.error_groups where id = $1")
-        .bind(id)
-        .fetch_optional(executor)
-        .await?)
+    Ok(sqlx::query_as(
+        "select g.* from backstop.error_groups g
+         where g.id = coalesce((select merged_into from backstop.error_groups where id = $1), $1)",
+    )
+    .bind(id)
+    .fetch_optional(executor)
+    .await?)
 }
 
 /// Arrivals per group and hour since `since`, for sparklines: `(group, hour, arrivals)`, hours
@@ -165,7 +170,7 @@ pub async fn resolve_group<'e, E: PgExecutor<'e>>(executor: E, id: i64) -> Resul
         "update backstop.error_groups
          set status = 'resolved', resolved_at = now(), ignored_until = null, ignored_until_total = null,
              digested_total = total
-         where id = $1",
+         where id = coalesce((select merged_into from backstop.error_groups where id = $1), $1)",
     )
     .bind(id)
     .execute(executor)
@@ -189,7 +194,7 @@ pub async fn ignore_group<'e, E: PgExecutor<'e>>(
         "update backstop.error_groups
          set status = 'ignored', ignored_until = $2, ignored_until_total = total + $3,
              digested_total = total
-         where id = $1",
+         where id = coalesce((select merged_into from backstop.error_groups where id = $1), $1)",
     )
     .bind(id)
     .bind(until)
@@ -204,7 +209,7 @@ pub async fn reopen_group<'e, E: PgExecutor<'e>>(executor: E, id: i64) -> Result
     let result = sqlx::query(
         "update backstop.error_groups
          set status = 'open', ignored_until = null, ignored_until_total = null
-         where id = $1",
+         where id = coalesce((select merged_into from backstop.error_groups where id = $1), $1)",
     )
     .bind(id)
     .execute(executor)

@@ -1,10 +1,14 @@
-//! Dead-letter triage: dead jobs grouped by their normalised error, so a thousand failures of
-//! one bug are one line to act on, not a thousand.
+//! Dead-letter triage: dead jobs grouped by the problem their error shows, so a thousand
+//! failures of one bug are one line to act on, and one alert, not a thousand.
 //!
-//! Grouping happens in the transaction that dead-letters a job (the runner calls the
-//! `backstop.record_error_arrival` SQL function): a group's counts are never behind its dead
-//! jobs, and the Slack alert a new group calls for is enqueued as a Backstop job in that same
-//! transaction. Cancelled jobs are not failures and join no group.
+//! Grouping learns which parts of a message vary ([`Signature`] masks the shapes that always
+//! do, [`place`] learns the rest as wildcards of a [`Template`]). It happens in the transaction
+//! that dead-letters a job: a group's counts are never behind its dead jobs, and the Slack alert
+//! a new group calls for is enqueued as a Backstop job in that same transaction (the
+//! `backstop.record_error_arrival` SQL function). When a template widens over another group's,
+//! the younger group merges into the older one, which keeps its id; the younger id redirects.
+//! Cancelled jobs are not failures and join no group. [`Grouper`] runs the same decisions in
+//! memory (`backstop group-errors`).
 //!
 //! ```no_run
 //! # async fn example(pool: sqlx::PgPool) -> Result<(), backstop::Error> {
@@ -19,7 +23,7 @@
 mod alerts;
 mod grouper;
 mod groups;
-mod normalize;
+mod learn;
 mod signature;
 mod template;
 
@@ -33,6 +37,6 @@ pub use groups::{
     ErrorGroup, GroupArrivals, GroupFilter, GroupStatus, NEW_GROUP_HOURS, error_group, error_groups,
     group_arrivals, ignore_group, reopen_group, resolve_group,
 };
-pub use normalize::normalize_error;
+pub use learn::{Arrival, record_arrival};
 pub use signature::{LINE_BREAK, MAX_TOKENS, Signature};
 pub use template::{Learned, MAX_CANDIDATES, Placement, SIMILARITY_THRESHOLD, Template, WILDCARD, place};

@@ -110,19 +110,34 @@ fn mask_ids(pattern: &Regex, text: &str) -> String {
         .into_owned()
 }
 
-/// A run of at least eight letters, digits, `_` and `-` is a random id when, after any
-/// `prefix_`, it mixes letters and digits: two digits or more (`a1b2c3d4`, `1608999687919862906`
-/// has no letters but is long enough for the number rule), or one digit among upper and lower
-/// case letters (`snuyJnTyoFru8V`). `utf8mb4`, `x86_64` and `sha256` stay words.
+/// A run of at least eight letters, digits, `_` and `-` is a random id when it mixes letters
+/// and digits (two digits or more: `a1b2c3d4`; one among upper and lower case letters:
+/// `snuyJnTyoFru8V`), when it is an API-style `prefix_` and a long mixed-case tail
+/// (`req_KWpotspeVLrhdk`, `cus_NffrFeUfNVHib`), or when it is a long run of capitals and digits
+/// with few vowels, as random ids have and words do not (`BHYRTVVROWFGWKGI`; `ECONNREFUSED`
+/// stays). `utf8mb4`, `x86_64`, `sha256` and `TypeError` stay words.
 fn is_random_id(run: &str) -> bool {
-    let body = run.rsplit(['_', '-']).find(|part| !part.is_empty()).unwrap_or(run);
+    if run.chars().count() < MIN_ID_CHARS || !run.chars().any(|c| c.is_ascii_alphabetic()) {
+        return false;
+    }
+    let tail = run.rsplit(['_', '-']).find(|part| !part.is_empty()).unwrap_or(run);
     let digits = run.chars().filter(char::is_ascii_digit).count();
-    let letters = run.chars().any(|c| c.is_ascii_alphabetic());
-    let mixed_case =
-        body.chars().any(|c| c.is_ascii_uppercase()) && body.chars().any(|c| c.is_ascii_lowercase());
-    run.chars().count() >= MIN_ID_CHARS
-        && letters
-        && (digits >= 2 || (digits == 1 && mixed_case && body.len() >= MIN_ID_CHARS))
+    let upper = tail.chars().filter(char::is_ascii_uppercase).count();
+    let lower = tail.chars().filter(char::is_ascii_lowercase).count();
+    let mixed_case = upper > 0 && lower > 0;
+    let prefixed = run.len() > tail.len() && tail.len() >= 10;
+    // A word in CamelCase starts each capital with a run of small letters; a random tail
+    // puts capitals together or scatters them (`KWpotspeVLrhdk`).
+    let scattered =
+        tail.as_bytes().windows(2).filter(|w| w[0].is_ascii_uppercase() && w[1].is_ascii_uppercase()).count()
+            + usize::from(tail.starts_with(|c: char| c.is_ascii_lowercase()) && upper > 0)
+            >= 1;
+    let letters = upper + lower;
+    let vowels = tail.chars().filter(|c| "AEIOUaeiou".contains(*c)).count();
+    digits >= 2
+        || (digits == 1 && mixed_case && tail.len() >= MIN_ID_CHARS)
+        || (prefixed && mixed_case && scattered)
+        || (lower == 0 && letters >= 12 && vowels * 4 < letters)
 }
 
 /// The lines that say what went wrong, cleaned of characters that are not text. Most errors
@@ -151,8 +166,8 @@ const TRACE_MACHINERY: &[&str] =
     &["stack backtrace:", "note: run with `RUST_BACKTRACE", "note: Some details are omitted"];
 
 /// Splits on whitespace, keeping as one token a quoted string (after a non-word character)
-/// and a bracketed list of values (`(611, 149, pending)`, `{"error": "gone"}`): a value's
-/// spaces must not change how many tokens a message has.
+/// and a bracketed value (`(611, 149, pending)`, `=(Jane Doe)`): a value's spaces must not
+/// change how many tokens a message has.
 fn split_tokens(line: &str) -> Vec<String> {
     let chars: Vec<char> = line.chars().collect();
     let mut tokens = Vec::new();
@@ -172,7 +187,7 @@ fn split_tokens(line: &str) -> Vec<String> {
             '"' | '\'' | '`' if !after_word => {
                 chars[i + 1..].iter().position(|&d| d == c).map(|at| i + 1 + at)
             }
-            '(' | '[' | '{' => list_end(&chars, i),
+            '(' | '[' | '{' => list_end(&chars, i, i > 0 && chars[i - 1] == '='),
             _ => None,
         };
         let end = glued_end.unwrap_or(i);
@@ -191,9 +206,10 @@ fn split_tokens(line: &str) -> Vec<String> {
         .collect()
 }
 
-/// Where the bracket opened at `open` closes, if what it encloses is a list of values: it
-/// holds ", " (a tuple, an array). `(503 Service Unavailable)` is words.
-fn list_end(chars: &[char], open: usize) -> Option<usize> {
+/// Where the bracket opened at `open` closes, if what it encloses is a value: a list (it holds
+/// ", ": a tuple, an array), or anything right after `=` (`Key (name)=(Jane Doe)`).
+/// `(503 Service Unavailable)` is words.
+fn list_end(chars: &[char], open: usize, assigned: bool) -> Option<usize> {
     let close = match chars[open] {
         '(' => ')',
         '[' => ']',
@@ -207,7 +223,7 @@ fn list_end(chars: &[char], open: usize) -> Option<usize> {
             depth -= 1;
             if depth == 0 {
                 let inside: String = chars[open + 1..at].iter().collect();
-                return inside.contains(", ").then_some(at);
+                return (assigned || inside.contains(", ")).then_some(at);
             }
         }
     }

@@ -114,7 +114,7 @@ impl Template {
                     match number_shape(word) {
                         Some(shape) if number_shape(theirs).as_ref() == Some(&shape) => {
                             d.numbers += 1;
-                            d.numbers_masked &= is_masked(word);
+                            d.numbers_masked &= is_masked(word) || is_masked(theirs);
                         }
                         _ => d.words |= 1 << i,
                     }
@@ -225,7 +225,8 @@ pub fn place(candidates: &[Learned], signature: &Signature) -> Placement {
     // 1. A template the message fits once its numbers may vary: every word of it is in the
     //    message, and where they differ both have a number of the same shape (`(id)=(26)`,
     //    `(id)=(<n>)`) that is not yet known to be constant. A number seen twice in a template
-    //    is known to be constant (an HTTP status, an SMTP code); a masked one never is.
+    //    is known to be constant (an HTTP status, an SMTP code), unless one side is masked (a
+    //    place that has held a long id holds ids).
     //    The most similar template wins, then the most specific, then the oldest.
     let joinable = comparable
         .iter()
@@ -312,8 +313,8 @@ struct Difference {
     words: u64,
     /// How many positions differ only in a number of the same shape.
     numbers: u32,
-    /// Whether each of those has a masked value (`<n>`, `<id>`) in the template: a place
-    /// that already varies.
+    /// Whether each of those has, on one side, a value that varies by nature (see
+    /// [`is_masked`]).
     numbers_masked: bool,
     /// The share of the template's words the message has.
     similarity: f64,
@@ -327,8 +328,13 @@ fn number_shape(token: &str) -> Option<String> {
     SHAPE.is_match(token).then(|| SHAPE.replace_all(token, "0").into_owned())
 }
 
+/// Whether a number-shaped token holds a value that varies by nature: a masked one (`<n>`,
+/// `<id>`), or a measurement with a fraction (`10.003s`, `0.75`): codes are whole numbers.
 fn is_masked(token: &str) -> bool {
-    token.contains('<') && number_shape(token).is_some() && !token.chars().any(|c| c.is_ascii_digit())
+    static MEASUREMENT: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\d[.,]\d").expect("measurement pattern"));
+    let masked = token.contains('<') && !token.chars().any(|c| c.is_ascii_digit());
+    (masked && number_shape(token).is_some()) || MEASUREMENT.is_match(token)
 }
 
 #[cfg(test)]

@@ -202,6 +202,11 @@ impl SlackAlertWorker {
         let Some(group) = triage::error_group(&self.pool, group_id).await.map_err(retry_on_db)? else {
             return Ok(None);
         };
+        if group.id != group_id && reason == Reason::New {
+            // Merged into an older group before this alert went out: that group's own alert
+            // said "new" already, and a merge never does.
+            return Ok(None);
+        }
         let job = match alert.job_id {
             Some(id) if group.source == graphile::SOURCE => self.graphile_job(id).await?,
             Some(id) => admin::dead_job(&self.pool, id).await.map_err(retry_on_db)?.map(|dead| AlertJob {

@@ -1,0 +1,148 @@
+//! Grouping in the database: the dead-letter transaction places the failure among the
+//! templates learned so far (the same [`place`] as [`super::Grouper`]), stores what it learned,
+//! and records the arrival, with the alerts a new or returning group calls for.
+//!
+//! Every process agrees because the decision is serialised: a transaction-scoped advisory lock
+//! per (source, kind, length) is taken before the templates are read, so two processes
+//! dead-lettering similar failures at once decide one after the other, each seeing the other's
+//! templates. The lock is held to the end of the dead-letter transaction (about a millisecond).
+
+use sqlx::PgConnection;
+
+use super::signature::Signature;
+use super::template::{Learned, MAX_CANDIDATES, Template, place};
+
+/// The advisory lock space of template learning (the first of the two-key form), so its keys
+/// never meet another use of advisory locks in the same database. "BSTG" in ASCII.
+const LOCK_SPACE: i32 = 0x4253_5447;
+
+/// What recording an arrival did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    /// The group the failure joined.
+    pub group_id: i64,
+    /// The alert it enqueued: `new`, `reopened`, `unignored`, or none.
+    pub alert: Option<String>,
+    /// Groups merged into it because its template widened over theirs.
+    pub merged: Vec<i64>,
+}
+
+/// Records one failure in its error group, learning templates as it goes, in the caller's
+/// transaction (which should be the one that records the failure, so the two commit together).
+/// Backstop's runner and the graphile-worker poller call it; so can anything that brings
+/// failures of another source into triage.
+///
+/// ```no_run
+/// # async fn example(pool: sqlx::PgPool) -> Result<(), sqlx::Error> {
+/// let mut tx = pool.begin().await?;
+/// let arrival = backstop::triage::record_arrival(&mut tx, "cron_box", "nightly_export", "default",
+///     "export 812 failed: disk full", 812).await?;
+/// tx.commit().await?;
+/// println!("group {} (alert: {:?})", arrival.group_id, arrival.alert);
+/// # Ok(()) }
+/// ```
+pub async fn record_arrival(
+    conn: &mut PgConnection,
+    source: &str,
+    kind: &str,
+    queue: &str,
+    error: &str,
+    job_id: i64,
+) -> sqlx::Result<Arrival> {
+    let signature = Signature::of(error);
+    let length = i32::try_from(signature.tokens.len()).unwrap_or(i32::MAX);
+    sqlx::query("select pg_advisory_xact_lock($1, hashtext($2 || E'\\x1f' || $3 || E'\\x1f' || $4::text))")
+        .bind(LOCK_SPACE)
+        .bind(source)
+        .bind(kind)
+        .bind(length)
+        .execute(&mut *conn)
+        .await?;
+    let rows: Vec<(i64, Vec<Option<String>>, i64)> = sqlx::query_as(
+        "select id, template, total from backstop.error_groups
+         where source = $1 and kind = $2 and cardinality(template) = $3
+           and merged_into is null and template is not null
+         order by last_seen desc
+         limit $4",
+    )
+    .bind(source)
+    .bind(kind)
+    .bind(length)
+    .bind(MAX_CANDIDATES as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    let learned: Vec<Learned> = rows
+        .into_iter()
+        .map(|(id, tokens, seen)| Learned { id, template: Template { tokens }, seen })
+        .collect();
+    let placement = place(&learned, &signature);
+
+    if let Some(survivor) = placement.group {
+        for victim in &placement.absorbed {
+            sqlx::query("select backstop.merge_error_groups($1, $2)")
+                .bind(survivor)
+                .bind(victim)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if placement.template_changed {
+            set_template(conn, survivor, source, kind, &placement.template).await?;
+        }
+    }
+    let (group_id, alert): (i64, Option<String>) = sqlx::query_as(
+        "select group_id, alert from backstop.record_error_arrival($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(source)
+    .bind(kind)
+    .bind(queue)
+    .bind(placement.template.render())
+    .bind(error)
+    .bind(job_id)
+    .bind(&placement.template.tokens)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Arrival { group_id, alert, merged: placement.absorbed })
+}
+
+/// Gives a group its widened template (and the message and fingerprint that follow from it).
+/// A group from before templates whose normalised message happens to read the same holds
+/// that fingerprint: it is the same problem, and merges in first.
+async fn set_template(
+    conn: &mut PgConnection,
+    id: i64,
+    source: &str,
+    kind: &str,
+    template: &Template,
+) -> sqlx::Result<()> {
+    let message = template.render();
+    let holder: Option<i64> = sqlx::query_scalar(
+        "select id from backstop.error_groups
+         where fingerprint = md5($1 || E'\\x1f' || $2 || E'\\x1f' || $3) and id <> $4",
+    )
+    .bind(source)
+    .bind(kind)
+    .bind(&message)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(holder) = holder {
+        sqlx::query("select backstop.merge_error_groups($1, $2)")
+            .bind(id)
+            .bind(holder)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query(
+        "update backstop.error_groups
+         set template = $2, message = $3, fingerprint = md5($4 || E'\\x1f' || $5 || E'\\x1f' || $3)
+         where id = $1",
+    )
+    .bind(id)
+    .bind(&template.tokens)
+    .bind(&message)
+    .bind(source)
+    .bind(kind)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
