@@ -190,13 +190,18 @@ pub async fn retry_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) 
 
 /// Replaces a dead job's payload and moves it back to the queue, in one transaction: for a job
 /// that died of bad arguments. Returns whether it moved (`false`: no such dead job, or its
-/// unique key is held by a live job). The payload must fit `max_payload_bytes`, as at enqueue.
+/// unique key is held by a live job). The payload must fit `max_payload_bytes` and hold no NUL
+/// character, as at enqueue.
 pub async fn retry_dead_job_with_payload(
     pool: &sqlx::PgPool,
     id: JobId,
     payload: &serde_json::Value,
     max_payload_bytes: usize,
 ) -> Result<bool> {
+    if let Some(location) = crate::text::value_nul_location(payload, "$") {
+        let kind = dead_job(pool, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
+        return Err(crate::Error::UnstorablePayload { kind, location });
+    }
     let size = payload.to_string().len();
     if size > max_payload_bytes {
         let kind = dead_job(pool, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);

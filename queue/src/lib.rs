@@ -128,6 +128,7 @@ mod job;
 mod retry;
 mod runtime;
 mod sql;
+mod text;
 
 pub mod admin;
 pub mod graphile;
@@ -140,6 +141,7 @@ pub use idempotency::claim_idempotency_key;
 pub use job::{Decision, Job, JobContext, JobError, JobId, NewJob, Worker};
 pub use retry::RetryPolicy;
 pub use runtime::{DEFAULT_CONCURRENCY, Runner, RunnerBuilder};
+pub use text::MAX_ERROR_MESSAGE_BYTES;
 
 /// Backstop's migrations (schema `backstop`). Run them at start-up with
 /// `backstop::MIGRATOR.run(&pool)`, or point `#[sqlx::test(migrator = "backstop::MIGRATOR")]`

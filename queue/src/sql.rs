@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
 use crate::admin::{DeadJob, JobRecord};
+use crate::text::StoredText;
 
 /// The LISTEN/NOTIFY channel; the payload is the queue name.
 pub(crate) const NOTIFY_CHANNEL: &str = "backstop_jobs";
@@ -164,7 +165,7 @@ pub(crate) async fn job_retry_later(
     id: i64,
     worker_id: &str,
     run_at: DateTime<Utc>,
-    error: &str,
+    error: &StoredText,
     history_entry: &serde_json::Value,
 ) -> sqlx::Result<bool> {
     let row: Option<(i32,)> = sqlx::query_as(
@@ -185,7 +186,7 @@ pub(crate) async fn job_retry_later(
     .bind(id)
     .bind(worker_id)
     .bind(run_at)
-    .bind(error)
+    .bind(error.as_str())
     .bind(history_entry)
     .fetch_optional(conn)
     .await?;
@@ -198,7 +199,7 @@ pub(crate) async fn job_move_to_dead(
     conn: &mut PgConnection,
     id: i64,
     locked_by: Option<&str>,
-    error: &str,
+    error: &StoredText,
     history_entry: Option<&serde_json::Value>,
     reason: &str,
 ) -> sqlx::Result<Option<DeadJob>> {
@@ -241,10 +242,10 @@ pub(crate) async fn job_move_to_dead(
     )
     .bind(id)
     .bind(locked_by)
-    .bind(error)
+    .bind(error.as_str())
     .bind(history_entry)
     .bind(reason)
-    .bind(crate::triage::normalize_error(error))
+    .bind(crate::triage::normalize_error(error.as_str()))
     .fetch_optional(conn)
     .await
 }
@@ -268,6 +269,30 @@ pub(crate) async fn job_release_unstarted(
     .execute(conn)
     .await
     .map(|r| r.rows_affected())
+}
+
+/// Hands back a job whose failure the database refused to record: unlocked to run at
+/// `run_at`, the attempt given back (nothing about it could be kept, and counting it could take
+/// the job past its `max_attempts`). `false` if the job is no longer ours.
+pub(crate) async fn job_release_unrecorded(
+    conn: &mut PgConnection,
+    id: i64,
+    worker_id: &str,
+    run_at: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    sqlx::query(
+        r#"
+        update backstop.jobs
+        set locked_by = null, locked_at = null, attempts = greatest(attempts - 1, 0), run_at = $3
+        where id = $1 and locked_by = $2
+        "#,
+    )
+    .bind(id)
+    .bind(worker_id)
+    .bind(run_at)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected() == 1)
 }
 
 /// Jobs locked by a worker process that stopped heartbeating, locked for the caller's

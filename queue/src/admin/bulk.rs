@@ -87,9 +87,10 @@ pub async fn act_on_jobs(
 
 /// Moves unlocked jobs to the dead-letter table as `cancelled`, with `reason` as their error.
 pub(super) async fn cancel(conn: &mut PgConnection, ids: &[i64], reason: &str) -> Result<u64> {
+    let reason = crate::text::StoredText::new(reason);
     let mut cancelled = 0;
     for &id in ids {
-        let moved = sql::job_move_to_dead(conn, id, None, reason, None, "cancelled").await?;
+        let moved = sql::job_move_to_dead(conn, id, None, &reason, None, "cancelled").await?;
         cancelled += u64::from(moved.is_some());
     }
     Ok(cancelled)

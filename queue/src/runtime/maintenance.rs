@@ -7,7 +7,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::buffer::Buffer;
-use super::{Failure, Shared, record_failure, sleep_or_shutdown};
+use super::{Failure, Shared, record_failure, record_or_hand_back, sleep_or_shutdown};
 use crate::job::Decision;
 use crate::sql;
 
@@ -34,11 +34,27 @@ async fn beat_and_rescue(shared: &Shared, queues: &[(String, usize)]) -> sqlx::R
     let mut conn = shared.ack_pool.acquire().await?;
     sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues).await?;
     drop(conn);
+    record_unrecorded(shared).await;
     let rescued = rescue_stale_jobs(shared).await?;
     if rescued > 0 {
         tracing::warn!(rescued, "took back jobs from worker processes that stopped heartbeating");
     }
     Ok(())
+}
+
+/// Records the failures executors could not record while the database was unreachable; those
+/// that still fail wait for the next beat.
+pub(super) async fn record_unrecorded(shared: &Shared) {
+    let pending: Vec<Failure> = std::mem::take(&mut *shared.unrecorded.lock().expect("unrecorded lock"));
+    for failure in pending {
+        match record_or_hand_back(&shared.pool, &failure).await {
+            Ok(recorded) => super::executor::log_recorded(&recorded, &failure.message),
+            Err(e) => {
+                tracing::warn!(job_id = failure.job_id, error = %e, "still cannot record a job failure");
+                shared.unrecorded.lock().expect("unrecorded lock").push(failure);
+            }
+        }
+    }
 }
 
 /// Jobs locked by a process that has not heartbeated within the timeout count a failed
@@ -54,10 +70,10 @@ pub(crate) async fn rescue_stale_jobs(shared: &Shared) -> sqlx::Result<usize> {
         );
         let failure = Failure {
             job_id: job.id,
-            worker_id: &job.locked_by,
+            worker_id: job.locked_by.clone(),
             attempt: job.attempts,
             max_attempts: job.max_attempts,
-            message: &message,
+            message,
             decision: Decision::Retry,
             backoff_until: Utc::now(),
         };
@@ -111,20 +127,14 @@ pub(super) async fn hand_back_interrupted(shared: &Shared) {
     for (id, (attempt, max_attempts)) in interrupted {
         let failure = Failure {
             job_id: id,
-            worker_id: &shared.config.worker_id,
+            worker_id: shared.config.worker_id.clone(),
             attempt,
             max_attempts,
-            message: "interrupted: the worker shut down before the job finished",
+            message: "interrupted: the worker shut down before the job finished".to_owned(),
             decision: Decision::Retry,
             backoff_until: Utc::now(),
         };
-        let result = async {
-            let mut tx = shared.pool.begin().await?;
-            record_failure(&mut tx, &failure).await?;
-            tx.commit().await
-        }
-        .await;
-        if let Err(e) = result {
+        if let Err(e) = record_or_hand_back(&shared.pool, &failure).await {
             tracing::warn!(job_id = id, error = %e, "could not hand back an interrupted job; the heartbeat rescue will");
         }
     }

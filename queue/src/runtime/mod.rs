@@ -27,7 +27,7 @@ use crate::cron::CronSchedule;
 use crate::job::{Job, Worker};
 use crate::{Error, Result, sql};
 
-pub(crate) use failure::{Failure, Recorded, record_failure};
+pub(crate) use failure::{Failure, Recorded, record_failure, record_or_hand_back};
 use registry::{Handler, Registry};
 
 /// Builds a [`Runner`]. See [`Runner::builder`].
@@ -187,6 +187,7 @@ impl RunnerBuilder {
                 registry: self.registry,
                 config: self.config,
                 in_flight: Mutex::new(HashMap::new()),
+                unrecorded: Mutex::new(Vec::new()),
             }),
             queues: self.queues,
             cron: self.cron,
@@ -231,6 +232,9 @@ pub(crate) struct Shared {
     /// Jobs an executor has started and not yet finished recording: what a forced shutdown
     /// must hand back. Value: (attempt, max_attempts).
     pub in_flight: Mutex<HashMap<i64, (i32, i32)>>,
+    /// Failures that could not be recorded because the database was unreachable: their jobs
+    /// are still locked by this process, so the heartbeat keeps trying to record them.
+    pub unrecorded: Mutex<Vec<Failure>>,
 }
 
 impl Runner {
@@ -358,6 +362,9 @@ impl Runner {
         // it has and ends.
         let _ = completer.await;
         tracing::debug!("completions flushed");
+        // A last try at failures the database was unreachable for; what still fails is
+        // rescued by other processes once this one stops heartbeating.
+        maintenance::record_unrecorded(&shared).await;
         // Background tasks see the token between iterations. Let them finish the one they are
         // in: aborting one mid-transaction would return its connection to the pool with the
         // transaction (and its row locks) still open.
