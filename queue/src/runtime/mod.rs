@@ -282,7 +282,8 @@ impl Runner {
     }
 
     /// Runs until `shutdown` is cancelled, then stops claiming, lets running jobs finish (up
-    /// to the shutdown timeout), hands back the rest, and returns.
+    /// to the shutdown timeout), hands back the rest, and returns. It keeps heartbeating until
+    /// then, so no other process takes back a job that is still running here.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let shared = self.shared;
         let queue_names: Vec<String> = self.queues.iter().map(|(n, _)| n.clone()).collect();
@@ -337,7 +338,15 @@ impl Runner {
         drop(completions);
         let completer = tokio::spawn(completer::run(Arc::clone(&shared), completions_rx));
         background.spawn(listener::run(Arc::clone(&shared), wakers, shutdown.clone()));
-        background.spawn(maintenance::heartbeat(Arc::clone(&shared), self.queues.clone(), shutdown.clone()));
+        // The heartbeat outlives the shutdown signal: while jobs run to the shutdown timeout,
+        // this process must still look alive, or another one takes them back and runs them
+        // twice. It stops once every job is finished or handed back.
+        let stop_heartbeat = CancellationToken::new();
+        background.spawn(maintenance::heartbeat(
+            Arc::clone(&shared),
+            self.queues.clone(),
+            stop_heartbeat.clone(),
+        ));
         background.spawn(maintenance::cleanup(Arc::clone(&shared), shutdown.clone()));
         background.spawn(crate::cron::run(Arc::clone(&shared), self.cron, shutdown.clone()));
 
@@ -365,6 +374,7 @@ impl Runner {
         // A last try at failures the database was unreachable for; what still fails is
         // rescued by other processes once this one stops heartbeating.
         maintenance::record_unrecorded(&shared).await;
+        stop_heartbeat.cancel();
         // Background tasks see the token between iterations. Let them finish the one they are
         // in: aborting one mid-transaction would return its connection to the pool with the
         // transaction (and its row locks) still open.
