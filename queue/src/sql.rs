@@ -303,53 +303,67 @@ pub(crate) struct StaleJob {
     pub locked_by: String,
     pub attempts: i32,
     pub max_attempts: i32,
+    /// The timeout the job was judged by: its owner's own, or the rescuer's when the owner
+    /// left no row.
+    pub timeout_secs: f64,
 }
 
+/// Each job is judged by its owner's own heartbeat timeout (`backstop.workers`), so a rescuer
+/// with a shorter one never takes jobs from a live process that beats rarely. Locks of a
+/// process with no row (gone after a clean stop, or cleaned up a day later) use the rescuer's
+/// `default_timeout_secs`.
 pub(crate) async fn job_find_stale(
     conn: &mut PgConnection,
-    timeout_secs: f64,
+    default_timeout_secs: f64,
     now: Option<DateTime<Utc>>,
 ) -> sqlx::Result<Vec<StaleJob>> {
     sqlx::query_as(
         r#"
-        select j.id, j.locked_by, j.attempts, j.max_attempts
+        select j.id, j.locked_by, j.attempts, j.max_attempts,
+               extract(epoch from t.timeout)::float8 as timeout_secs
         from backstop.jobs j
+        left join backstop.workers w on w.id = j.locked_by
+        cross join lateral (
+            select coalesce(w.heartbeat_timeout, make_interval(secs => $1)) as timeout
+        ) t
         where j.locked_by is not null
-          and j.locked_at < coalesce($2, now()) - make_interval(secs => $1)
-          and not exists (
-              select 1 from backstop.workers w
-              where w.id = j.locked_by
-                and w.last_seen > coalesce($2, now()) - make_interval(secs => $1)
-          )
+          and j.locked_at < coalesce($2, now()) - t.timeout
+          and (w.id is null or w.last_seen < coalesce($2, now()) - t.timeout)
         order by j.id
         limit 1000
+        -- Only the job rows: the owner's row stays free for its own heartbeat.
         for update of j skip locked
         "#,
     )
-    .bind(timeout_secs)
+    .bind(default_timeout_secs)
     .bind(now)
     .fetch_all(conn)
     .await
 }
 
-/// Records that the worker is alive, with its queues and each queue's concurrency.
+/// Records that the worker is alive, with its queues, each queue's concurrency, and the
+/// heartbeat timeout after which its jobs may be taken back.
 pub(crate) async fn worker_heartbeat(
     conn: &mut PgConnection,
     worker_id: &str,
     queues: &[(String, usize)],
+    heartbeat_timeout_secs: f64,
 ) -> sqlx::Result<()> {
     let names: Vec<&str> = queues.iter().map(|(name, _)| name.as_str()).collect();
     let concurrency: Vec<i32> = queues.iter().map(|(_, n)| i32::try_from(*n).unwrap_or(i32::MAX)).collect();
     sqlx::query(
         r#"
-        insert into backstop.workers (id, queues, concurrency) values ($1, $2, $3)
+        insert into backstop.workers (id, queues, concurrency, heartbeat_timeout)
+        values ($1, $2, $3, make_interval(secs => $4))
         on conflict (id) do update
-        set last_seen = now(), queues = excluded.queues, concurrency = excluded.concurrency
+        set last_seen = now(), queues = excluded.queues, concurrency = excluded.concurrency,
+            heartbeat_timeout = excluded.heartbeat_timeout
         "#,
     )
     .bind(worker_id)
     .bind(names)
     .bind(concurrency)
+    .bind(heartbeat_timeout_secs)
     .execute(conn)
     .await
     .map(drop)
@@ -359,12 +373,17 @@ pub(crate) async fn worker_delete(conn: &mut PgConnection, worker_id: &str) -> s
     sqlx::query("delete from backstop.workers where id = $1").bind(worker_id).execute(conn).await.map(drop)
 }
 
-/// Forgets worker processes not seen for a day (their jobs were rescued long before).
+/// Forgets worker processes not seen for a day, or for their own heartbeat timeout if longer
+/// (their jobs were rescued long before; a row kept while a process may still be alive keeps
+/// its own timeout in force).
 pub(crate) async fn worker_delete_stale(conn: &mut PgConnection) -> sqlx::Result<u64> {
-    sqlx::query("delete from backstop.workers where last_seen < now() - interval '1 day'")
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
+    sqlx::query(
+        "delete from backstop.workers \
+         where last_seen < now() - greatest(interval '1 day', heartbeat_timeout)",
+    )
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected())
 }
 
 pub(crate) async fn queue_set_paused<'e, E: PgExecutor<'e>>(

@@ -2,6 +2,7 @@
 //! back on shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +33,8 @@ pub(super) async fn heartbeat(
 
 async fn beat_and_rescue(shared: &Shared, queues: &[(String, usize)]) -> sqlx::Result<()> {
     let mut conn = shared.ack_pool.acquire().await?;
-    sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues).await?;
+    let timeout = shared.config.heartbeat_timeout.as_secs_f64();
+    sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues, timeout).await?;
     drop(conn);
     record_unrecorded(shared).await;
     let rescued = rescue_stale_jobs(shared).await?;
@@ -57,15 +59,16 @@ pub(super) async fn record_unrecorded(shared: &Shared) {
     }
 }
 
-/// Jobs locked by a process that has not heartbeated within the timeout count a failed
-/// attempt and run again now (or move to the dead-letter table if that was their last).
+/// Jobs locked by a process that has not heartbeated within its own timeout (this process's
+/// timeout for a process that left no row) count a failed attempt and run again now (or move to the dead-letter table if that was their last).
 pub(crate) async fn rescue_stale_jobs(shared: &Shared) -> sqlx::Result<usize> {
     let timeout = shared.config.heartbeat_timeout;
     let mut tx = shared.pool.begin().await?;
     let stale = sql::job_find_stale(&mut tx, timeout.as_secs_f64(), None).await?;
     for job in &stale {
+        let owner_timeout = Duration::try_from_secs_f64(job.timeout_secs).unwrap_or(timeout);
         let message = format!(
-            "worker {} stopped heartbeating for over {timeout:?} during attempt {} (crashed, killed, or lost its database connection)",
+            "worker {} stopped heartbeating for over {owner_timeout:?} during attempt {} (crashed, killed, or lost its database connection)",
             job.locked_by, job.attempts
         );
         let failure = Failure {

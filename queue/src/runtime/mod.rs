@@ -105,7 +105,9 @@ impl RunnerBuilder {
     }
 
     /// How often this process says it is alive, and how long silence means it died and its
-    /// jobs are taken back (defaults 5 s and 30 s).
+    /// jobs are taken back (defaults 5 s and 30 s). The timeout is recorded with the process,
+    /// so every other process, whatever its own setting, waits this long before taking back
+    /// this one's jobs.
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
         self.config.heartbeat_interval = interval;
         self.config.heartbeat_timeout = timeout.max(interval);
@@ -399,7 +401,8 @@ impl Runner {
 
 async fn register(shared: &Shared, queues: &[(String, usize)], cron: &[CronSchedule]) -> Result<()> {
     let mut conn = shared.ack_pool.acquire().await?;
-    sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues).await?;
+    let timeout = shared.config.heartbeat_timeout.as_secs_f64();
+    sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues, timeout).await?;
     crate::cron::register(&mut conn, cron).await
 }
 
