@@ -182,10 +182,25 @@ pub async fn dead_jobs<'e, E: PgExecutor<'e>>(executor: E, filter: &DeadJobFilte
         .await
 }
 
-/// Moves dead jobs back to the queue to run now, attempts reset, error history kept. Returns
-/// how many moved (a job whose unique key is now held by a live job stays dead).
-pub async fn retry_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<u64> {
-    Ok(sql::dead_job_retry_many(executor, ids).await?)
+/// What [`retry_dead_jobs`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetryOutcome {
+    /// Dead jobs moved back to the queue.
+    pub retried: u64,
+    /// Dead jobs that stayed dead because a live job holds their unique key (one enqueued
+    /// since, or another dead job with the same key retried first), lowest id first. Retry
+    /// them once that job is done.
+    pub key_taken: Vec<JobId>,
+}
+
+/// Moves dead jobs back to the queue to run now, attempts reset, error history kept. A job
+/// whose unique key a live job holds stays dead and is listed in
+/// [`RetryOutcome::key_taken`]: among dead jobs that once held the same key, the lowest id is
+/// retried and the others are skipped; an enqueue that takes the key meanwhile is no error
+/// either. Ids that are not dead jobs are neither retried nor listed.
+pub async fn retry_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<RetryOutcome> {
+    let done = sql::dead_job_retry_many(executor, ids).await?;
+    Ok(RetryOutcome { retried: u64::try_from(done.retried).unwrap_or(0), key_taken: done.key_taken })
 }
 
 /// Replaces a dead job's payload and moves it back to the queue, in one transaction: for a job
@@ -209,7 +224,7 @@ pub async fn retry_dead_job_with_payload(
     }
     let mut tx = pool.begin().await?;
     let moved = sql::dead_job_set_payload(&mut *tx, id, payload).await?
-        && sql::dead_job_retry_many(&mut *tx, &[id]).await? == 1;
+        && sql::dead_job_retry_many(&mut *tx, &[id]).await?.retried == 1;
     if moved {
         tx.commit().await?;
     }

@@ -605,24 +605,30 @@ pub(crate) async fn dead_job_get<'e, E: PgExecutor<'e>>(
         .await
 }
 
+/// What [`dead_job_retry_many`] did.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct DeadJobsRetried {
+    pub retried: i64,
+    /// Dead jobs asked for that stayed dead because a live job holds their unique key, in id
+    /// order.
+    pub key_taken: Vec<i64>,
+}
+
 /// Moves dead jobs back to the live table with attempts reset and their error history kept,
-/// under the same id. A dead job whose unique key is held by a live job stays dead.
+/// under the same id. A dead job whose unique key is held by a live job stays dead and is
+/// reported: a job enqueued since, one committed while this runs, or another dead job of the
+/// same call (the lowest id goes first).
 pub(crate) async fn dead_job_retry_many<'e, E: PgExecutor<'e>>(
     executor: E,
     ids: &[i64],
-) -> sqlx::Result<u64> {
-    sqlx::query_scalar(
+) -> sqlx::Result<DeadJobsRetried> {
+    sqlx::query_as(
         r#"
         with candidates as (
-            select d.id from backstop.dead_jobs d
+            -- Locked, so two operators retrying the same job at once do it once.
+            select d.* from backstop.dead_jobs d
             where d.id = any($1)
-              and (d.unique_key is null
-                   or not exists (select 1 from backstop.jobs j where j.unique_key = d.unique_key))
             for update of d
-        ),
-        moved as (
-            delete from backstop.dead_jobs d using candidates c where d.id = c.id
-            returning d.*
         ),
         revived as (
             -- Keep the id so links and logs that name the job still find it.
@@ -631,17 +637,29 @@ pub(crate) async fn dead_job_retry_many<'e, E: PgExecutor<'e>>(
             overriding system value
             select id, queue, kind, payload, priority, now(), 0, max_attempts, errors,
                    last_error, unique_key, created_at
-            from moved
-            returning queue
+            from candidates
+            order by id
+            -- A live job holds the key (or an earlier row of this insert took it, or an enqueue
+            -- committed it while we waited on its key): skip the row, no error. Only rows
+            -- actually inserted leave the dead-letter table below.
+            on conflict do nothing
+            returning id, queue
+        ),
+        moved as (
+            delete from backstop.dead_jobs d using revived r where d.id = r.id
+            returning d.id
         ),
         notified as (select pg_notify('backstop_jobs', queue) from (select distinct queue from revived) q)
-        select count(*) from revived where (select count(*) from notified) >= 0
+        select (select count(*) from moved) as retried,
+               array(select c.id from candidates c
+                     where c.unique_key is not null and c.id not in (select id from revived)
+                     order by c.id) as key_taken
+        where (select count(*) from notified) >= 0
         "#,
     )
     .bind(ids)
     .fetch_one(executor)
     .await
-    .map(|count: i64| u64::try_from(count).unwrap_or(0))
 }
 
 /// Replaces a dead job's payload (before an operator retries it with the fix).
