@@ -158,7 +158,7 @@ impl Client {
             columns.payloads.push(payload);
             columns.priorities.push(job.priority);
             columns.run_ats.push(job.run_at);
-            columns.delays_secs.push(job.delay.map(|d| d.as_secs_f64()));
+            columns.delays_secs.push(job.delay.map(|d| crate::duration::saturate(d).as_secs_f64()));
             columns.max_attempts.push(job.max_attempts);
             columns.unique_keys.push(job.unique_key);
         }

@@ -121,6 +121,7 @@
 //! processes, with a choice for ticks missed during downtime ([`MissedTicks`]).
 
 mod cron;
+mod duration;
 mod enqueue;
 mod error;
 mod idempotency;

@@ -73,6 +73,7 @@ pub async fn act_on_dead_jobs(
     action: DeadAction,
     ids: &[i64],
 ) -> Result<BulkOutcome> {
+    super::check_ids(ids)?;
     let matched = ids.len() as u64;
     Ok(match action {
         DeadAction::Retry => {
@@ -96,6 +97,7 @@ pub async fn act_on_jobs(
     ids: &[i64],
     actor: &str,
 ) -> Result<u64> {
+    super::check_ids(ids)?;
     Ok(match action {
         LiveAction::RunNow => sql::job_run_now_many(conn, ids).await?,
         LiveAction::Delete => sql::job_delete_many(conn, ids).await?,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
-use super::{DeadJob, JobRecord, JobState};
+use super::{DeadJob, JobRecord, JobState, MAX_COUNT};
 use crate::job::JobId;
 use crate::{Result, sql};
 
@@ -71,25 +71,40 @@ pub async fn search_dead_jobs<'e, E: PgExecutor<'e>>(
 }
 
 /// How many live jobs match `state` and `search`, counted up to `cap` (so a count never
-/// costs more than reading `cap` rows): show "100,000+" when it returns `cap`.
+/// costs more than reading `cap` rows): show "100,000+" when it returns `cap`. A `cap` over
+/// [`MAX_COUNT`] is refused with [`Error::OverLimit`](crate::Error::OverLimit).
 pub async fn count_jobs<'e, E: PgExecutor<'e>>(
     executor: E,
     state: Option<JobState>,
     search: &JobSearch,
     cap: i64,
 ) -> Result<i64> {
+    check_count_cap(cap)?;
     let Some(state) = state_name(state) else { return Ok(0) };
     Ok(sql::job_count(executor, state, &search.args(), cap.max(1)).await?)
 }
 
-/// How many dead jobs match `search`, counted up to `cap`.
+/// How many dead jobs match `search`, counted up to `cap` (at most [`MAX_COUNT`]).
 pub async fn count_dead_jobs<'e, E: PgExecutor<'e>>(
     executor: E,
     search: &JobSearch,
     include_discarded: bool,
     cap: i64,
 ) -> Result<i64> {
+    check_count_cap(cap)?;
     Ok(sql::dead_job_count(executor, &search.args(), include_discarded, cap.max(1)).await?)
+}
+
+/// Refuses a count cap over [`MAX_COUNT`].
+fn check_count_cap(cap: i64) -> Result<()> {
+    if cap > MAX_COUNT {
+        return Err(crate::Error::OverLimit {
+            what: "rows one count reads",
+            given: u64::try_from(cap).unwrap_or(0),
+            limit: MAX_COUNT as u64,
+        });
+    }
+    Ok(())
 }
 
 /// The SQL name of a live state: `Some(None)` for every live state, `None` for

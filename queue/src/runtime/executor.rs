@@ -139,7 +139,7 @@ async fn record(shared: &Shared, job: &ClaimedJob, error: &JobError) {
         max_attempts: job.max_attempts,
         message: error.message().to_owned(),
         decision: error.decision().clone(),
-        backoff_until: Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
+        backoff_until: Utc::now() + crate::duration::to_chrono(delay),
     };
     let mut backoff = ErrorBackoff::default();
     for attempt in 1..=MAX_RECORD_TRIES {

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::buffer::Buffer;
 use super::{Failure, Shared, record_failure, record_or_hand_back, sleep_or_shutdown};
+use crate::duration::to_chrono;
 use crate::job::Decision;
 use crate::sql;
 
@@ -99,10 +100,8 @@ pub(super) async fn cleanup(shared: Arc<Shared>, shutdown: CancellationToken) {
 }
 
 pub(crate) async fn cleanup_once(shared: &Shared) -> sqlx::Result<()> {
-    let key_cutoff = Utc::now()
-        - chrono::Duration::from_std(shared.config.idempotency_key_max_age).unwrap_or(chrono::Duration::MAX);
-    let stats_cutoff =
-        Utc::now() - chrono::Duration::from_std(shared.config.stats_max_age).unwrap_or(chrono::Duration::MAX);
+    let key_cutoff = Utc::now() - to_chrono(shared.config.idempotency_key_max_age);
+    let stats_cutoff = Utc::now() - to_chrono(shared.config.stats_max_age);
     loop {
         let mut tx = shared.pool.begin().await?;
         if !sql::maintenance_try_lock(&mut tx).await? {

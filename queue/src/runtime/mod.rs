@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cron::CronSchedule;
+use crate::duration::saturate;
 use crate::job::{Job, Worker};
 use crate::{Error, Result, sql};
 
@@ -31,6 +32,9 @@ pub(crate) use failure::{Failure, Recorded, record_failure, record_or_hand_back}
 use registry::{Handler, Registry};
 
 /// Builds a [`Runner`]. See [`Runner::builder`].
+///
+/// Every duration saturates at 100 years: `Duration::MAX` is a fine way to say "never" (keep
+/// idempotency keys for ever, never time a job out), not a panic or a database error.
 #[derive(Debug)]
 pub struct RunnerBuilder {
     pool: PgPool,
@@ -100,7 +104,7 @@ impl RunnerBuilder {
     /// How often an idle queue checks for work when no notification arrives: the fallback
     /// for missed notifications and the resolution of scheduled jobs (default 1 s).
     pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.config.poll_interval = interval;
+        self.config.poll_interval = saturate(interval);
         self
     }
 
@@ -109,33 +113,33 @@ impl RunnerBuilder {
     /// so every other process, whatever its own setting, waits this long before taking back
     /// this one's jobs.
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.config.heartbeat_interval = interval;
-        self.config.heartbeat_timeout = timeout.max(interval);
+        self.config.heartbeat_interval = saturate(interval);
+        self.config.heartbeat_timeout = saturate(timeout.max(interval));
         self
     }
 
     /// How long one attempt may run when its kind sets no [`Job::timeout`] (default 5 min).
     pub fn job_timeout(mut self, timeout: Duration) -> Self {
-        self.config.job_timeout = timeout;
+        self.config.job_timeout = saturate(timeout);
         self
     }
 
     /// On shutdown, how long running jobs get to finish before they are interrupted and
     /// handed back (default 30 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.config.shutdown_timeout = timeout;
+        self.config.shutdown_timeout = saturate(timeout);
         self
     }
 
     /// How old an idempotency key gets before maintenance deletes it (default 30 days).
     pub fn idempotency_key_max_age(mut self, age: Duration) -> Self {
-        self.config.idempotency_key_max_age = age;
+        self.config.idempotency_key_max_age = saturate(age);
         self
     }
 
     /// How often maintenance (key and counter cleanup) runs (default 1 min).
     pub fn maintenance_interval(mut self, interval: Duration) -> Self {
-        self.config.maintenance_interval = interval;
+        self.config.maintenance_interval = saturate(interval);
         self
     }
 
