@@ -133,6 +133,8 @@ mod text;
 
 pub mod admin;
 pub mod graphile;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod triage;
 
 pub use cron::{CronSchedule, MissedTicks};

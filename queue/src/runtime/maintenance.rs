@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::buffer::Buffer;
@@ -38,7 +39,7 @@ async fn beat_and_rescue(shared: &Shared, queues: &[(String, usize)]) -> sqlx::R
     sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues, timeout).await?;
     drop(conn);
     record_unrecorded(shared).await;
-    let rescued = rescue_stale_jobs(shared).await?;
+    let rescued = rescue_stale_jobs(&shared.pool, shared.config.heartbeat_timeout, None).await?;
     if rescued > 0 {
         tracing::warn!(rescued, "took back jobs from worker processes that stopped heartbeating");
     }
@@ -60,12 +61,17 @@ pub(super) async fn record_unrecorded(shared: &Shared) {
     }
 }
 
-/// Jobs locked by a process that has not heartbeated within its own timeout (this process's
-/// timeout for a process that left no row) count a failed attempt and run again now (or move to the dead-letter table if that was their last).
-pub(crate) async fn rescue_stale_jobs(shared: &Shared) -> sqlx::Result<usize> {
-    let timeout = shared.config.heartbeat_timeout;
-    let mut tx = shared.pool.begin().await?;
-    let stale = sql::job_find_stale(&mut tx, timeout.as_secs_f64(), None).await?;
+/// Jobs locked by a process that has not heartbeated within its own timeout (`timeout`, the
+/// rescuer's, for a process that left no row) count a failed attempt and run again now, or
+/// move to the dead-letter table if that was their last. `now` is for tests (`None`: the
+/// database's clock).
+pub(crate) async fn rescue_stale_jobs(
+    pool: &PgPool,
+    timeout: Duration,
+    now: Option<DateTime<Utc>>,
+) -> sqlx::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let stale = sql::job_find_stale(&mut tx, timeout.as_secs_f64(), now).await?;
     for job in &stale {
         let owner_timeout = Duration::try_from_secs_f64(job.timeout_secs).unwrap_or(timeout);
         let message = format!(

@@ -14,6 +14,9 @@ mod listener;
 mod maintenance;
 mod registry;
 
+#[cfg(feature = "testing")]
+pub(crate) use maintenance::rescue_stale_jobs;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
