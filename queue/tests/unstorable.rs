@@ -174,3 +174,24 @@ async fn a_job_whose_failure_the_database_refuses_is_handed_back_not_held(
     // The attempt whose outcome was lost is given back, so attempts never pass max_attempts.
     assert_eq!(*worker.attempts.lock().unwrap(), [1, 1]);
 }
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_runner_refuses_names_and_cron_payloads_postgres_cannot_store(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    // Each of these would otherwise fail at the first statement, over and over: a runner
+    // whose registration never succeeds retries it as if the database were down.
+    let pool = pool(opts).await;
+    let refused = |builder: backstop::RunnerBuilder| match builder.build() {
+        Ok(_) => panic!("built a runner PostgreSQL cannot register"),
+        Err(e) => e,
+    };
+    let err = refused(test_runner(&pool).worker_id("host\u{0}1"));
+    assert!(matches!(&err, Error::InvalidOption(m) if m.contains("worker id")), "{err:?}");
+    let err = refused(test_runner(&pool).queue("q\u{0}", 1));
+    assert!(matches!(&err, Error::InvalidOption(m) if m.contains("queue")), "{err:?}");
+    let nightly = NewJob::from_json("report", &json!({"title": "a\u{0}b"}));
+    let err = refused(test_runner(&pool).cron(backstop::CronSchedule::new("nightly", "0 3 * * *", nightly)));
+    assert!(matches!(&err, Error::UnstorablePayload { location, .. } if location == "$.title"), "{err:?}");
+}

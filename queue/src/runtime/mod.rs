@@ -184,6 +184,17 @@ impl RunnerBuilder {
             if name.is_empty() || !seen.insert(name.clone()) {
                 return Err(Error::InvalidOption(format!("queue {name:?} is empty or listed twice")));
             }
+            // PostgreSQL refuses NUL in text: registration would fail for ever, looking like an
+            // unreachable database.
+            if name.contains('\0') {
+                return Err(Error::InvalidOption(format!("queue {name:?} contains the NUL character")));
+            }
+        }
+        if self.config.worker_id.contains('\0') {
+            return Err(Error::InvalidOption(format!(
+                "worker id {:?} contains the NUL character",
+                self.config.worker_id
+            )));
         }
         for schedule in &self.cron {
             schedule.validate()?;
