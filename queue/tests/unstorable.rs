@@ -195,3 +195,19 @@ async fn a_runner_refuses_names_and_cron_payloads_postgres_cannot_store(
     let err = refused(test_runner(&pool).cron(backstop::CronSchedule::new("nightly", "0 3 * * *", nightly)));
     assert!(matches!(&err, Error::UnstorablePayload { location, .. } if location == "$.title"), "{err:?}");
 }
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_search_with_nul_is_a_clear_error_not_a_database_one(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    let searches = [
+        admin::JobSearch { kind: Some("k\u{0}".into()), ..Default::default() },
+        admin::JobSearch { error_text: Some("oops\u{0}".into()), ..Default::default() },
+        admin::JobSearch { payload_contains: Some(json!({"a": "\u{0}"})), ..Default::default() },
+    ];
+    for search in &searches {
+        let err = admin::search_jobs(&pool, None, search, None, 10).await.unwrap_err();
+        assert!(matches!(&err, Error::InvalidOption(m) if m.contains("NUL")), "{search:?}: {err:?}");
+        let err = admin::count_dead_jobs(&pool, search, false, 10).await.unwrap_err();
+        assert!(matches!(&err, Error::InvalidOption(m) if m.contains("NUL")), "{search:?}: {err:?}");
+    }
+}
