@@ -1,7 +1,8 @@
 //! Reading and acting on jobs, for consoles and scripts: list, retry, discard, delete.
 //!
-//! Every bulk action takes ids and returns how many rows actually changed, so a caller can
-//! report "retried 98 of 100 (2 were running)". Jobs a worker holds are never touched.
+//! Every bulk action takes ids (at most [`MAX_IDS_PER_ACTION`]) and returns how many rows
+//! actually changed, so a caller can report "retried 98 of 100 (2 were running)". Jobs a
+//! worker holds are never touched.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
@@ -26,6 +27,28 @@ pub use search::{
     EXACT_COUNT_LIMIT, JobSearch, QueueCounts, WorkerProcess, count_dead_jobs, count_jobs, queue_counts,
     search_dead_jobs, search_jobs, workers,
 };
+
+/// The most ids one action takes (retry, discard, delete, run now, cancel): each is one
+/// statement holding locks on every row it touches, so a bigger request is refused with
+/// [`Error::OverLimit`](crate::Error::OverLimit) rather than run. Act on more jobs in pages, as
+/// [`act_on_dead_matching`] and [`act_on_jobs_matching`] do.
+pub const MAX_IDS_PER_ACTION: usize = 1_000;
+
+/// The highest `cap` [`count_jobs`] and [`count_dead_jobs`] take: a count reads up to `cap`
+/// rows, so an unbounded cap is an unbounded scan. (The console counts up to 100,000.)
+pub const MAX_COUNT: i64 = 1_000_000;
+
+/// Refuses more than [`MAX_IDS_PER_ACTION`] ids.
+pub(crate) fn check_ids(ids: &[JobId]) -> Result<()> {
+    if ids.len() > MAX_IDS_PER_ACTION {
+        return Err(crate::Error::OverLimit {
+            what: "job ids in one action",
+            given: ids.len() as u64,
+            limit: MAX_IDS_PER_ACTION as u64,
+        });
+    }
+    Ok(())
+}
 
 /// One failed attempt, as stored in a job's error history.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -182,21 +205,42 @@ pub async fn dead_jobs<'e, E: PgExecutor<'e>>(executor: E, filter: &DeadJobFilte
         .await
 }
 
-/// Moves dead jobs back to the queue to run now, attempts reset, error history kept. Returns
-/// how many moved (a job whose unique key is now held by a live job stays dead).
-pub async fn retry_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<u64> {
-    Ok(sql::dead_job_retry_many(executor, ids).await?)
+/// What [`retry_dead_jobs`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetryOutcome {
+    /// Dead jobs moved back to the queue.
+    pub retried: u64,
+    /// Dead jobs that stayed dead because a live job holds their unique key (one enqueued
+    /// since, or another dead job with the same key retried first), lowest id first. Retry
+    /// them once that job is done.
+    pub key_taken: Vec<JobId>,
+}
+
+/// Moves dead jobs back to the queue to run now, attempts reset, error history kept. A job
+/// whose unique key a live job holds stays dead and is listed in
+/// [`RetryOutcome::key_taken`]: among dead jobs that once held the same key, the lowest id is
+/// retried and the others are skipped; an enqueue that takes the key meanwhile is no error
+/// either. Ids that are not dead jobs are neither retried nor listed.
+pub async fn retry_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<RetryOutcome> {
+    check_ids(ids)?;
+    let done = sql::dead_job_retry_many(executor, ids).await?;
+    Ok(RetryOutcome { retried: u64::try_from(done.retried).unwrap_or(0), key_taken: done.key_taken })
 }
 
 /// Replaces a dead job's payload and moves it back to the queue, in one transaction: for a job
 /// that died of bad arguments. Returns whether it moved (`false`: no such dead job, or its
-/// unique key is held by a live job). The payload must fit `max_payload_bytes`, as at enqueue.
+/// unique key is held by a live job). The payload must fit `max_payload_bytes` and hold no NUL
+/// character, as at enqueue.
 pub async fn retry_dead_job_with_payload(
     pool: &sqlx::PgPool,
     id: JobId,
     payload: &serde_json::Value,
     max_payload_bytes: usize,
 ) -> Result<bool> {
+    if let Some(location) = crate::text::value_nul_location(payload, "$") {
+        let kind = dead_job(pool, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
+        return Err(crate::Error::UnstorablePayload { kind, location });
+    }
     let size = payload.to_string().len();
     if size > max_payload_bytes {
         let kind = dead_job(pool, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
@@ -204,7 +248,7 @@ pub async fn retry_dead_job_with_payload(
     }
     let mut tx = pool.begin().await?;
     let moved = sql::dead_job_set_payload(&mut *tx, id, payload).await?
-        && sql::dead_job_retry_many(&mut *tx, &[id]).await? == 1;
+        && sql::dead_job_retry_many(&mut *tx, &[id]).await?.retried == 1;
     if moved {
         tx.commit().await?;
     }
@@ -213,27 +257,32 @@ pub async fn retry_dead_job_with_payload(
 
 /// Marks dead jobs as discarded: kept for the record, hidden from default lists.
 pub async fn discard_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<u64> {
+    check_ids(ids)?;
     Ok(sql::dead_job_discard_many(executor, ids).await?)
 }
 
 /// Deletes dead jobs for good.
 pub async fn delete_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<u64> {
+    check_ids(ids)?;
     Ok(sql::dead_job_delete_many(executor, ids).await?)
 }
 
 /// Makes waiting, scheduled or retrying jobs run now. Running jobs are skipped.
 pub async fn run_jobs_now<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<u64> {
+    check_ids(ids)?;
     Ok(sql::job_run_now_many(executor, ids).await?)
 }
 
 /// Deletes live jobs that are not running.
 pub async fn delete_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> Result<u64> {
+    check_ids(ids)?;
     Ok(sql::job_delete_many(executor, ids).await?)
 }
 
 /// Cancels live jobs that are not running: each moves to the dead-letter table marked
 /// `cancelled`, so nothing vanishes without a trace.
 pub async fn cancel_jobs(pool: &sqlx::PgPool, ids: &[JobId], reason: &str) -> Result<u64> {
+    check_ids(ids)?;
     let mut tx = pool.begin().await?;
     let cancelled = bulk::cancel(&mut tx, ids, reason).await?;
     tx.commit().await?;

@@ -77,6 +77,19 @@ impl CronSchedule {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        // Stored at registration: what PostgreSQL refuses must be refused here, not at every
+        // start-up attempt.
+        if let Ok(payload) = &self.job.payload
+            && let Some(location) = crate::text::json_nul_location(payload)
+        {
+            return Err(Error::UnstorablePayload { kind: self.job.kind.clone(), location });
+        }
+        if self.name.contains('\0') || self.job.kind.contains('\0') || self.job.queue.contains('\0') {
+            return Err(Error::InvalidOption(format!(
+                "cron schedule {:?}: its name, kind and queue must not contain the NUL character",
+                self.name
+            )));
+        }
         self.parse().map(drop)
     }
 

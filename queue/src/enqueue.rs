@@ -130,6 +130,23 @@ impl Client {
                     limit: self.max_payload_bytes,
                 });
             }
+            if let Some(location) = crate::text::json_nul_location(&payload) {
+                return Err(Error::UnstorablePayload { kind: job.kind, location });
+            }
+            // PostgreSQL's text columns refuse NUL too: say which option, not "invalid byte
+            // sequence".
+            for (what, value) in [
+                ("job kind", Some(&job.kind)),
+                ("queue name", Some(&job.queue)),
+                ("unique key", job.unique_key.as_ref()),
+            ] {
+                if value.is_some_and(|v| v.contains('\0')) {
+                    return Err(Error::InvalidOption(format!(
+                        "a {what} must not contain the NUL character (a `{}` job)",
+                        job.kind.replace('\0', "\u{FFFD}")
+                    )));
+                }
+            }
             if job.max_attempts < 1 {
                 return Err(Error::InvalidOption(format!(
                     "max_attempts must be at least 1 (got {} for a `{}` job)",
@@ -141,7 +158,7 @@ impl Client {
             columns.payloads.push(payload);
             columns.priorities.push(job.priority);
             columns.run_ats.push(job.run_at);
-            columns.delays_secs.push(job.delay.map(|d| d.as_secs_f64()));
+            columns.delays_secs.push(job.delay.map(|d| crate::duration::saturate(d).as_secs_f64()));
             columns.max_attempts.push(job.max_attempts);
             columns.unique_keys.push(job.unique_key);
         }

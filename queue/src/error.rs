@@ -35,6 +35,31 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The payload holds a NUL character (`\u0000`) in a string or a key, which PostgreSQL's
+    /// `jsonb` cannot store. Nothing was written.
+    #[error(
+        "the payload of a `{kind}` job cannot be stored: PostgreSQL refuses the NUL character (\\u0000), found in {location}"
+    )]
+    UnstorablePayload {
+        /// The job kind.
+        kind: String,
+        /// Where in the payload: a path such as `$.user.names[2]`, or `a key of $.user`.
+        location: String,
+    },
+
+    /// A request asked for more than one call does (see
+    /// [`admin::MAX_IDS_PER_ACTION`](crate::admin::MAX_IDS_PER_ACTION) and
+    /// [`admin::MAX_COUNT`](crate::admin::MAX_COUNT)). Nothing was done: split the request.
+    #[error("{what}: {given} is over the limit of {limit} per call")]
+    OverLimit {
+        /// What was too many.
+        what: &'static str,
+        /// How many were asked for.
+        given: u64,
+        /// The most one call takes.
+        limit: u64,
+    },
+
     /// A job option is out of range (for example `max_attempts(0)`).
     #[error("invalid job option: {0}")]
     InvalidOption(String),

@@ -269,6 +269,7 @@ impl NewJob {
     }
 
     /// Do not run before `delay` from now (measured by the database's clock at enqueue).
+    /// Delays over 100 years (`Duration::MAX`, say) count as 100 years.
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
         self.run_at = None;

@@ -121,6 +121,7 @@
 //! processes, with a choice for ticks missed during downtime ([`MissedTicks`]).
 
 mod cron;
+mod duration;
 mod enqueue;
 mod error;
 mod idempotency;
@@ -128,9 +129,12 @@ mod job;
 mod retry;
 mod runtime;
 mod sql;
+mod text;
 
 pub mod admin;
 pub mod graphile;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod triage;
 
 pub use cron::{CronSchedule, MissedTicks};
@@ -140,6 +144,7 @@ pub use idempotency::claim_idempotency_key;
 pub use job::{Decision, Job, JobContext, JobError, JobId, NewJob, Worker};
 pub use retry::RetryPolicy;
 pub use runtime::{DEFAULT_CONCURRENCY, Runner, RunnerBuilder};
+pub use text::MAX_ERROR_MESSAGE_BYTES;
 
 /// Backstop's migrations (schema `backstop`). Run them at start-up with
 /// `backstop::MIGRATOR.run(&pool)`, or point `#[sqlx::test(migrator = "backstop::MIGRATOR")]`

@@ -100,11 +100,12 @@ impl RetryPolicy {
         }
     }
 
-    /// The delay after failed attempt `attempt`, with jitter applied.
+    /// The delay after failed attempt `attempt`, with jitter applied. Saturates at
+    /// `Duration::MAX` (a schedule of `Duration::MAX` means "retry never, in practice").
     pub fn delay(&self, attempt: u32) -> Duration {
         let base = self.base_delay(attempt).as_secs_f64();
         let spread = (rand::random::<f64>() * 2.0 - 1.0) * self.jitter;
-        Duration::from_secs_f64((base * (1.0 + spread)).max(0.0))
+        Duration::try_from_secs_f64((base * (1.0 + spread)).max(0.0)).unwrap_or(Duration::MAX)
     }
 }
 
@@ -138,6 +139,14 @@ mod tests {
         assert_eq!(p.base_delay(2), Duration::from_secs(10));
         assert_eq!(p.base_delay(3), Duration::from_secs(60));
         assert_eq!(p.base_delay(400), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_longest_delays_saturate_instead_of_panicking() {
+        let p = RetryPolicy::schedule(vec![Duration::MAX]);
+        assert!(p.delay(1) >= Duration::from_secs(u64::MAX / 2));
+        let p = RetryPolicy::exponential(Duration::MAX, f64::MAX, Duration::MAX);
+        assert!(p.delay(3) >= Duration::from_secs(u64::MAX / 2));
     }
 
     #[test]

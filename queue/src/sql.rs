@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
 use crate::admin::{DeadJob, JobRecord};
+use crate::text::StoredText;
 
 /// The LISTEN/NOTIFY channel; the payload is the queue name.
 pub(crate) const NOTIFY_CHANNEL: &str = "backstop_jobs";
@@ -164,7 +165,7 @@ pub(crate) async fn job_retry_later(
     id: i64,
     worker_id: &str,
     run_at: DateTime<Utc>,
-    error: &str,
+    error: &StoredText,
     history_entry: &serde_json::Value,
 ) -> sqlx::Result<bool> {
     let row: Option<(i32,)> = sqlx::query_as(
@@ -185,7 +186,7 @@ pub(crate) async fn job_retry_later(
     .bind(id)
     .bind(worker_id)
     .bind(run_at)
-    .bind(error)
+    .bind(error.as_str())
     .bind(history_entry)
     .fetch_optional(conn)
     .await?;
@@ -198,7 +199,7 @@ pub(crate) async fn job_move_to_dead(
     conn: &mut PgConnection,
     id: i64,
     locked_by: Option<&str>,
-    error: &str,
+    error: &StoredText,
     history_entry: Option<&serde_json::Value>,
     reason: &str,
 ) -> sqlx::Result<Option<DeadJob>> {
@@ -234,7 +235,7 @@ pub(crate) async fn job_move_to_dead(
     )
     .bind(id)
     .bind(locked_by)
-    .bind(error)
+    .bind(error.as_str())
     .bind(history_entry)
     .bind(reason)
     .fetch_optional(conn)
@@ -272,6 +273,30 @@ pub(crate) async fn job_release_unstarted(
     .map(|r| r.rows_affected())
 }
 
+/// Hands back a job whose failure the database refused to record: unlocked to run at
+/// `run_at`, the attempt given back (nothing about it could be kept, and counting it could take
+/// the job past its `max_attempts`). `false` if the job is no longer ours.
+pub(crate) async fn job_release_unrecorded(
+    conn: &mut PgConnection,
+    id: i64,
+    worker_id: &str,
+    run_at: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    sqlx::query(
+        r#"
+        update backstop.jobs
+        set locked_by = null, locked_at = null, attempts = greatest(attempts - 1, 0), run_at = $3
+        where id = $1 and locked_by = $2
+        "#,
+    )
+    .bind(id)
+    .bind(worker_id)
+    .bind(run_at)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected() == 1)
+}
+
 /// Jobs locked by a worker process that stopped heartbeating, locked for the caller's
 /// transaction so two rescuers never take the same job.
 #[derive(Debug, sqlx::FromRow)]
@@ -280,53 +305,67 @@ pub(crate) struct StaleJob {
     pub locked_by: String,
     pub attempts: i32,
     pub max_attempts: i32,
+    /// The timeout the job was judged by: its owner's own, or the rescuer's when the owner
+    /// left no row.
+    pub timeout_secs: f64,
 }
 
+/// Each job is judged by its owner's own heartbeat timeout (`backstop.workers`), so a rescuer
+/// with a shorter one never takes jobs from a live process that beats rarely. Locks of a
+/// process with no row (gone after a clean stop, or cleaned up a day later) use the rescuer's
+/// `default_timeout_secs`.
 pub(crate) async fn job_find_stale(
     conn: &mut PgConnection,
-    timeout_secs: f64,
+    default_timeout_secs: f64,
     now: Option<DateTime<Utc>>,
 ) -> sqlx::Result<Vec<StaleJob>> {
     sqlx::query_as(
         r#"
-        select j.id, j.locked_by, j.attempts, j.max_attempts
+        select j.id, j.locked_by, j.attempts, j.max_attempts,
+               extract(epoch from t.timeout)::float8 as timeout_secs
         from backstop.jobs j
+        left join backstop.workers w on w.id = j.locked_by
+        cross join lateral (
+            select coalesce(w.heartbeat_timeout, make_interval(secs => $1)) as timeout
+        ) t
         where j.locked_by is not null
-          and j.locked_at < coalesce($2, now()) - make_interval(secs => $1)
-          and not exists (
-              select 1 from backstop.workers w
-              where w.id = j.locked_by
-                and w.last_seen > coalesce($2, now()) - make_interval(secs => $1)
-          )
+          and j.locked_at < coalesce($2, now()) - t.timeout
+          and (w.id is null or w.last_seen < coalesce($2, now()) - t.timeout)
         order by j.id
         limit 1000
+        -- Only the job rows: the owner's row stays free for its own heartbeat.
         for update of j skip locked
         "#,
     )
-    .bind(timeout_secs)
+    .bind(default_timeout_secs)
     .bind(now)
     .fetch_all(conn)
     .await
 }
 
-/// Records that the worker is alive, with its queues and each queue's concurrency.
+/// Records that the worker is alive, with its queues, each queue's concurrency, and the
+/// heartbeat timeout after which its jobs may be taken back.
 pub(crate) async fn worker_heartbeat(
     conn: &mut PgConnection,
     worker_id: &str,
     queues: &[(String, usize)],
+    heartbeat_timeout_secs: f64,
 ) -> sqlx::Result<()> {
     let names: Vec<&str> = queues.iter().map(|(name, _)| name.as_str()).collect();
     let concurrency: Vec<i32> = queues.iter().map(|(_, n)| i32::try_from(*n).unwrap_or(i32::MAX)).collect();
     sqlx::query(
         r#"
-        insert into backstop.workers (id, queues, concurrency) values ($1, $2, $3)
+        insert into backstop.workers (id, queues, concurrency, heartbeat_timeout)
+        values ($1, $2, $3, make_interval(secs => $4))
         on conflict (id) do update
-        set last_seen = now(), queues = excluded.queues, concurrency = excluded.concurrency
+        set last_seen = now(), queues = excluded.queues, concurrency = excluded.concurrency,
+            heartbeat_timeout = excluded.heartbeat_timeout
         "#,
     )
     .bind(worker_id)
     .bind(names)
     .bind(concurrency)
+    .bind(heartbeat_timeout_secs)
     .execute(conn)
     .await
     .map(drop)
@@ -336,12 +375,17 @@ pub(crate) async fn worker_delete(conn: &mut PgConnection, worker_id: &str) -> s
     sqlx::query("delete from backstop.workers where id = $1").bind(worker_id).execute(conn).await.map(drop)
 }
 
-/// Forgets worker processes not seen for a day (their jobs were rescued long before).
+/// Forgets worker processes not seen for a day, or for their own heartbeat timeout if longer
+/// (their jobs were rescued long before; a row kept while a process may still be alive keeps
+/// its own timeout in force).
 pub(crate) async fn worker_delete_stale(conn: &mut PgConnection) -> sqlx::Result<u64> {
-    sqlx::query("delete from backstop.workers where last_seen < now() - interval '1 day'")
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
+    sqlx::query(
+        "delete from backstop.workers \
+         where last_seen < now() - greatest(interval '1 day', heartbeat_timeout)",
+    )
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected())
 }
 
 pub(crate) async fn queue_set_paused<'e, E: PgExecutor<'e>>(
@@ -563,24 +607,30 @@ pub(crate) async fn dead_job_get<'e, E: PgExecutor<'e>>(
         .await
 }
 
+/// What [`dead_job_retry_many`] did.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct DeadJobsRetried {
+    pub retried: i64,
+    /// Dead jobs asked for that stayed dead because a live job holds their unique key, in id
+    /// order.
+    pub key_taken: Vec<i64>,
+}
+
 /// Moves dead jobs back to the live table with attempts reset and their error history kept,
-/// under the same id. A dead job whose unique key is held by a live job stays dead.
+/// under the same id. A dead job whose unique key is held by a live job stays dead and is
+/// reported: a job enqueued since, one committed while this runs, or another dead job of the
+/// same call (the lowest id goes first).
 pub(crate) async fn dead_job_retry_many<'e, E: PgExecutor<'e>>(
     executor: E,
     ids: &[i64],
-) -> sqlx::Result<u64> {
-    sqlx::query_scalar(
+) -> sqlx::Result<DeadJobsRetried> {
+    sqlx::query_as(
         r#"
         with candidates as (
-            select d.id from backstop.dead_jobs d
+            -- Locked, so two operators retrying the same job at once do it once.
+            select d.* from backstop.dead_jobs d
             where d.id = any($1)
-              and (d.unique_key is null
-                   or not exists (select 1 from backstop.jobs j where j.unique_key = d.unique_key))
             for update of d
-        ),
-        moved as (
-            delete from backstop.dead_jobs d using candidates c where d.id = c.id
-            returning d.*
         ),
         revived as (
             -- Keep the id so links and logs that name the job still find it.
@@ -589,17 +639,29 @@ pub(crate) async fn dead_job_retry_many<'e, E: PgExecutor<'e>>(
             overriding system value
             select id, queue, kind, payload, priority, now(), 0, max_attempts, errors,
                    last_error, unique_key, created_at
-            from moved
-            returning queue
+            from candidates
+            order by id
+            -- A live job holds the key (or an earlier row of this insert took it, or an enqueue
+            -- committed it while we waited on its key): skip the row, no error. Only rows
+            -- actually inserted leave the dead-letter table below.
+            on conflict do nothing
+            returning id, queue
+        ),
+        moved as (
+            delete from backstop.dead_jobs d using revived r where d.id = r.id
+            returning d.id
         ),
         notified as (select pg_notify('backstop_jobs', queue) from (select distinct queue from revived) q)
-        select count(*) from revived where (select count(*) from notified) >= 0
+        select (select count(*) from moved) as retried,
+               array(select c.id from candidates c
+                     where c.unique_key is not null and c.id not in (select id from revived)
+                     order by c.id) as key_taken
+        where (select count(*) from notified) >= 0
         "#,
     )
     .bind(ids)
     .fetch_one(executor)
     .await
-    .map(|count: i64| u64::try_from(count).unwrap_or(0))
 }
 
 /// Replaces a dead job's payload (before an operator retries it with the fix).

@@ -426,7 +426,7 @@ async fn dead_jobs_can_be_listed_retried_discarded_and_deleted(_: PgPoolOptions,
     assert_eq!(admin::delete_dead_jobs(&pool, &ids[4..5]).await.unwrap(), 1);
 
     // Retry moves the job back under the same id, attempts reset, history kept.
-    assert_eq!(admin::retry_dead_jobs(&pool, &[ids[2], ids[3], 999_999]).await.unwrap(), 2);
+    assert_eq!(admin::retry_dead_jobs(&pool, &[ids[2], ids[3], 999_999]).await.unwrap().retried, 2);
     let back = admin::job(&pool, ids[2]).await.unwrap().unwrap();
     assert_eq!((back.attempts, back.errors.0.len()), (0, 1));
     // Attempts were reset, so it is a fresh start: queued, with its old history still shown.

@@ -102,7 +102,7 @@ pub async fn act_on_jobs(
     let target = target(action, state)?;
     let mut tx = console.pool.begin().await.map_err(AppError::internal)?;
     let changed = match target {
-        Target::Dead(action) => admin::act_on_dead_jobs(&mut tx, action, &ids).await,
+        Target::Dead(action) => admin::act_on_dead_jobs(&mut tx, action, &ids).await.map(|done| done.changed),
         Target::Live(action) => admin::act_on_jobs(&mut tx, action, &ids, &user.name).await,
     }
     .map_err(AppError::from)?;

@@ -9,14 +9,18 @@ use crate::job::JobId;
 use crate::{Result, sql};
 
 /// What a bulk action matched and what it changed. Jobs that matched but were not changed
-/// (running meanwhile, or a dead job whose unique key a live job now holds) are
-/// `matched - changed`.
+/// (running meanwhile, changed or gone meanwhile, or a dead job whose unique key a live job
+/// holds) are `matched - changed`; `key_taken` says how many of those were the last kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BulkOutcome {
-    /// Rows the search matched when each page was read.
+    /// Rows the search matched when each page was read (for an action by ids: the ids given).
     pub matched: u64,
     /// Rows the action changed.
     pub changed: u64,
+    /// Dead jobs a retry skipped because a live job holds their unique key (see
+    /// [`retry_dead_jobs`](super::retry_dead_jobs)). Always 0 for other actions.
+    #[serde(default)]
+    pub key_taken: u64,
 }
 
 impl BulkOutcome {
@@ -24,6 +28,7 @@ impl BulkOutcome {
     pub fn add(&mut self, other: BulkOutcome) {
         self.matched += other.matched;
         self.changed += other.changed;
+        self.key_taken += other.key_taken;
     }
 
     /// Matched but left alone.
@@ -60,13 +65,27 @@ pub enum LiveAction {
 /// 100,000 jobs never holds locks on all of them at once.
 const PAGE: i64 = 1000;
 
-/// Applies `action` to dead jobs by id. Returns how many changed. Takes a connection so the
-/// caller can record the action (see [`super::record_action`]) in the same transaction.
-pub async fn act_on_dead_jobs(conn: &mut PgConnection, action: DeadAction, ids: &[i64]) -> Result<u64> {
+/// Applies `action` to dead jobs by id. Returns the ids given as `matched`, how many changed,
+/// and for a retry how many stayed dead because their unique key is taken. Takes a connection
+/// so the caller can record the action (see [`super::record_action`]) in the same transaction.
+pub async fn act_on_dead_jobs(
+    conn: &mut PgConnection,
+    action: DeadAction,
+    ids: &[i64],
+) -> Result<BulkOutcome> {
+    super::check_ids(ids)?;
+    let matched = ids.len() as u64;
     Ok(match action {
-        DeadAction::Retry => sql::dead_job_retry_many(conn, ids).await?,
-        DeadAction::Discard => sql::dead_job_discard_many(conn, ids).await?,
-        DeadAction::Delete => sql::dead_job_delete_many(conn, ids).await?,
+        DeadAction::Retry => {
+            let done = super::retry_dead_jobs(conn, ids).await?;
+            BulkOutcome { matched, changed: done.retried, key_taken: done.key_taken.len() as u64 }
+        }
+        DeadAction::Discard => {
+            BulkOutcome { matched, changed: sql::dead_job_discard_many(conn, ids).await?, key_taken: 0 }
+        }
+        DeadAction::Delete => {
+            BulkOutcome { matched, changed: sql::dead_job_delete_many(conn, ids).await?, key_taken: 0 }
+        }
     })
 }
 
@@ -78,6 +97,7 @@ pub async fn act_on_jobs(
     ids: &[i64],
     actor: &str,
 ) -> Result<u64> {
+    super::check_ids(ids)?;
     Ok(match action {
         LiveAction::RunNow => sql::job_run_now_many(conn, ids).await?,
         LiveAction::Delete => sql::job_delete_many(conn, ids).await?,
@@ -87,9 +107,10 @@ pub async fn act_on_jobs(
 
 /// Moves unlocked jobs to the dead-letter table as `cancelled`, with `reason` as their error.
 pub(super) async fn cancel(conn: &mut PgConnection, ids: &[i64], reason: &str) -> Result<u64> {
+    let reason = crate::text::StoredText::new(reason);
     let mut cancelled = 0;
     for &id in ids {
-        let moved = sql::job_move_to_dead(conn, id, None, reason, None, "cancelled").await?;
+        let moved = sql::job_move_to_dead(conn, id, None, &reason, None, "cancelled").await?;
         cancelled += u64::from(moved.is_some());
     }
     Ok(cancelled)
@@ -143,9 +164,8 @@ pub async fn act_on_dead_matching_step(
         let Some(last) = page.last() else { return Ok(BulkStep { outcome, next: None }) };
         before = Some((last.died_at, last.id));
         let ids: Vec<i64> = page.iter().map(|job| job.id).collect();
-        outcome.matched += ids.len() as u64;
         let mut conn = pool.acquire().await?;
-        outcome.changed += act_on_dead_jobs(&mut conn, action, &ids).await?;
+        outcome.add(act_on_dead_jobs(&mut conn, action, &ids).await?);
         if (ids.len() as i64) < PAGE {
             return Ok(BulkStep { outcome, next: None });
         }

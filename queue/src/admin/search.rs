@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
-use super::{DeadJob, JobRecord, JobState};
+use super::{DeadJob, JobRecord, JobState, MAX_COUNT};
 use crate::job::JobId;
 use crate::{Result, sql};
 
@@ -30,8 +30,20 @@ pub struct JobSearch {
 }
 
 impl JobSearch {
-    fn args(&self) -> sql::FilterArgs<'_> {
-        sql::FilterArgs {
+    /// The filter's SQL arguments. A NUL character anywhere is refused here with a clear
+    /// error: PostgreSQL refuses it in text and jsonb, and no stored job can hold one.
+    fn args(&self) -> Result<sql::FilterArgs<'_>> {
+        let texts = [self.queue.as_deref(), self.kind.as_deref(), self.error_text.as_deref()];
+        let nul_in_payload = self
+            .payload_contains
+            .as_ref()
+            .is_some_and(|value| crate::text::value_nul_location(value, "$").is_some());
+        if nul_in_payload || texts.iter().flatten().any(|text| text.contains('\0')) {
+            return Err(crate::Error::InvalidOption(
+                "a search must not contain the NUL character (no job can hold one)".into(),
+            ));
+        }
+        Ok(sql::FilterArgs {
             queue: self.queue.as_deref(),
             kind: self.kind.as_deref(),
             payload_contains: self.payload_contains.as_ref().map(serde_json::Value::to_string),
@@ -39,7 +51,7 @@ impl JobSearch {
             since: self.since,
             until: self.until,
             group: self.group,
-        }
+        })
     }
 }
 
@@ -54,7 +66,7 @@ pub async fn search_jobs<'e, E: PgExecutor<'e>>(
     limit: i64,
 ) -> Result<Vec<JobRecord>> {
     let Some(state) = state_name(state) else { return Ok(Vec::new()) };
-    Ok(sql::job_search(executor, state, &search.args(), before, limit.clamp(1, 1000)).await?)
+    Ok(sql::job_search(executor, state, &search.args()?, before, limit.clamp(1, 1000)).await?)
 }
 
 /// Dead jobs newest first, one keyset page at a time: pass the last row's `(died_at, id)` as
@@ -66,30 +78,45 @@ pub async fn search_dead_jobs<'e, E: PgExecutor<'e>>(
     before: Option<(DateTime<Utc>, JobId)>,
     limit: i64,
 ) -> Result<Vec<DeadJob>> {
-    Ok(sql::dead_job_search(executor, &search.args(), include_discarded, before, limit.clamp(1, 1000))
+    Ok(sql::dead_job_search(executor, &search.args()?, include_discarded, before, limit.clamp(1, 1000))
         .await?)
 }
 
 /// How many live jobs match `state` and `search`, counted up to `cap` (so a count never
-/// costs more than reading `cap` rows): show "100,000+" when it returns `cap`.
+/// costs more than reading `cap` rows): show "100,000+" when it returns `cap`. A `cap` over
+/// [`MAX_COUNT`] is refused with [`Error::OverLimit`](crate::Error::OverLimit).
 pub async fn count_jobs<'e, E: PgExecutor<'e>>(
     executor: E,
     state: Option<JobState>,
     search: &JobSearch,
     cap: i64,
 ) -> Result<i64> {
+    check_count_cap(cap)?;
     let Some(state) = state_name(state) else { return Ok(0) };
-    Ok(sql::job_count(executor, state, &search.args(), cap.max(1)).await?)
+    Ok(sql::job_count(executor, state, &search.args()?, cap.max(1)).await?)
 }
 
-/// How many dead jobs match `search`, counted up to `cap`.
+/// How many dead jobs match `search`, counted up to `cap` (at most [`MAX_COUNT`]).
 pub async fn count_dead_jobs<'e, E: PgExecutor<'e>>(
     executor: E,
     search: &JobSearch,
     include_discarded: bool,
     cap: i64,
 ) -> Result<i64> {
-    Ok(sql::dead_job_count(executor, &search.args(), include_discarded, cap.max(1)).await?)
+    check_count_cap(cap)?;
+    Ok(sql::dead_job_count(executor, &search.args()?, include_discarded, cap.max(1)).await?)
+}
+
+/// Refuses a count cap over [`MAX_COUNT`].
+fn check_count_cap(cap: i64) -> Result<()> {
+    if cap > MAX_COUNT {
+        return Err(crate::Error::OverLimit {
+            what: "rows one count reads",
+            given: u64::try_from(cap).unwrap_or(0),
+            limit: MAX_COUNT as u64,
+        });
+    }
+    Ok(())
 }
 
 /// The SQL name of a live state: `Some(None)` for every live state, `None` for

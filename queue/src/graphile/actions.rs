@@ -107,7 +107,7 @@ pub async fn act_on_graphile_matching_step(
         let mut tx = pool.begin().await?;
         let changed = act_on_graphile_jobs(&mut tx, schema, action, &ids, actor).await?;
         tx.commit().await?;
-        outcome.add(BulkOutcome { matched: ids.len() as u64, changed });
+        outcome.add(BulkOutcome { matched: ids.len() as u64, changed, key_taken: 0 });
         if (page.len() as i64) < PAGE {
             return Ok(GraphileStep { outcome, next: None });
         }

@@ -13,13 +13,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::buffer::Buffer;
-use super::{ErrorBackoff, Failure, Recorded, Shared, record_failure};
-use crate::job::{Decision, JobContext, JobError};
+use super::{ErrorBackoff, Failure, Recorded, Shared, record_or_hand_back};
+use crate::job::{JobContext, JobError};
 use crate::sql::ClaimedJob;
 
-/// How many times recording a failure is retried while the database is unreachable. After
-/// that the job stays locked by this worker and the heartbeat rescue hands it back.
-const MAX_RECORD_TRIES: u32 = 50;
+/// How many times recording a failure is retried while the database is unreachable (about
+/// 30 s with the backoff). After that the executor moves on and the failure waits in
+/// `Shared::unrecorded` for the heartbeat to record it once the database is back.
+const MAX_RECORD_TRIES: u32 = 10;
 
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -133,45 +134,42 @@ async fn record(shared: &Shared, job: &ClaimedJob, error: &JobError) {
     let delay = policy.delay(u32::try_from(job.attempts).unwrap_or(1));
     let failure = Failure {
         job_id: job.id,
-        worker_id: &shared.config.worker_id,
+        worker_id: shared.config.worker_id.clone(),
         attempt: job.attempts,
         max_attempts: job.max_attempts,
-        message: error.message(),
+        message: error.message().to_owned(),
         decision: error.decision().clone(),
-        backoff_until: Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
+        backoff_until: Utc::now() + crate::duration::to_chrono(delay),
     };
     let mut backoff = ErrorBackoff::default();
     for attempt in 1..=MAX_RECORD_TRIES {
-        let result = async {
-            let mut tx = shared.pool.begin().await?;
-            let recorded = record_failure(&mut tx, &failure).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(recorded)
-        }
-        .await;
-        match result {
-            Ok(Recorded::RetryAt(at)) => {
-                tracing::warn!(error = %error, retry_at = %at, "job failed; will retry");
-                return;
-            }
-            Ok(Recorded::Dead(dead)) => {
-                let reason = dead.reason.as_str();
-                if *error.decision() == Decision::Cancel {
-                    tracing::info!(reason = %error, "job cancelled");
-                } else {
-                    tracing::error!(error = %error, reason, "job moved to the dead-letter table");
-                }
-                return;
-            }
-            Ok(Recorded::NotOurs) => {
-                tracing::warn!("job was taken back from this worker before its failure was recorded");
-                return;
-            }
+        match record_or_hand_back(&shared.pool, &failure).await {
+            Ok(recorded) => return log_recorded(&recorded, error),
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %e, attempt, "recording a job failure failed; retrying");
                 tokio::time::sleep(delay).await;
             }
+        }
+    }
+    tracing::warn!("could not record a job failure; the heartbeat will keep trying");
+    shared.unrecorded.lock().expect("unrecorded lock").push(failure);
+}
+
+pub(super) fn log_recorded(recorded: &Recorded, error: &impl std::fmt::Display) {
+    match recorded {
+        Recorded::RetryAt(at) => tracing::warn!(error = %error, retry_at = %at, "job failed; will retry"),
+        Recorded::Dead(dead) if dead.reason == "cancelled" => {
+            tracing::info!(reason = %error, "job cancelled")
+        }
+        Recorded::Dead(dead) => {
+            tracing::error!(error = %error, reason = dead.reason.as_str(), "job moved to the dead-letter table");
+        }
+        Recorded::NotOurs => {
+            tracing::warn!("job was taken back from this worker before its failure was recorded");
+        }
+        Recorded::HandedBack(at) => {
+            tracing::warn!(error = %error, run_at = %at, "job failure could not be recorded; handed the job back");
         }
     }
 }

@@ -2,12 +2,15 @@
 //! back on shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::buffer::Buffer;
-use super::{Failure, Shared, record_failure, sleep_or_shutdown};
+use super::{Failure, Shared, record_failure, record_or_hand_back, sleep_or_shutdown};
+use crate::duration::to_chrono;
 use crate::job::Decision;
 use crate::sql;
 
@@ -32,32 +35,55 @@ pub(super) async fn heartbeat(
 
 async fn beat_and_rescue(shared: &Shared, queues: &[(String, usize)]) -> sqlx::Result<()> {
     let mut conn = shared.ack_pool.acquire().await?;
-    sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues).await?;
+    let timeout = shared.config.heartbeat_timeout.as_secs_f64();
+    sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues, timeout).await?;
     drop(conn);
-    let rescued = rescue_stale_jobs(shared).await?;
+    record_unrecorded(shared).await;
+    let rescued = rescue_stale_jobs(&shared.pool, shared.config.heartbeat_timeout, None).await?;
     if rescued > 0 {
         tracing::warn!(rescued, "took back jobs from worker processes that stopped heartbeating");
     }
     Ok(())
 }
 
-/// Jobs locked by a process that has not heartbeated within the timeout count a failed
-/// attempt and run again now (or move to the dead-letter table if that was their last).
-pub(crate) async fn rescue_stale_jobs(shared: &Shared) -> sqlx::Result<usize> {
-    let timeout = shared.config.heartbeat_timeout;
-    let mut tx = shared.pool.begin().await?;
-    let stale = sql::job_find_stale(&mut tx, timeout.as_secs_f64(), None).await?;
+/// Records the failures executors could not record while the database was unreachable; those
+/// that still fail wait for the next beat.
+pub(super) async fn record_unrecorded(shared: &Shared) {
+    let pending: Vec<Failure> = std::mem::take(&mut *shared.unrecorded.lock().expect("unrecorded lock"));
+    for failure in pending {
+        match record_or_hand_back(&shared.pool, &failure).await {
+            Ok(recorded) => super::executor::log_recorded(&recorded, &failure.message),
+            Err(e) => {
+                tracing::warn!(job_id = failure.job_id, error = %e, "still cannot record a job failure");
+                shared.unrecorded.lock().expect("unrecorded lock").push(failure);
+            }
+        }
+    }
+}
+
+/// Jobs locked by a process that has not heartbeated within its own timeout (`timeout`, the
+/// rescuer's, for a process that left no row) count a failed attempt and run again now, or
+/// move to the dead-letter table if that was their last. `now` is for tests (`None`: the
+/// database's clock).
+pub(crate) async fn rescue_stale_jobs(
+    pool: &PgPool,
+    timeout: Duration,
+    now: Option<DateTime<Utc>>,
+) -> sqlx::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let stale = sql::job_find_stale(&mut tx, timeout.as_secs_f64(), now).await?;
     for job in &stale {
+        let owner_timeout = Duration::try_from_secs_f64(job.timeout_secs).unwrap_or(timeout);
         let message = format!(
-            "worker {} stopped heartbeating for over {timeout:?} during attempt {} (crashed, killed, or lost its database connection)",
+            "worker {} stopped heartbeating for over {owner_timeout:?} during attempt {} (crashed, killed, or lost its database connection)",
             job.locked_by, job.attempts
         );
         let failure = Failure {
             job_id: job.id,
-            worker_id: &job.locked_by,
+            worker_id: job.locked_by.clone(),
             attempt: job.attempts,
             max_attempts: job.max_attempts,
-            message: &message,
+            message,
             decision: Decision::Retry,
             backoff_until: Utc::now(),
         };
@@ -80,10 +106,8 @@ pub(super) async fn cleanup(shared: Arc<Shared>, shutdown: CancellationToken) {
 }
 
 pub(crate) async fn cleanup_once(shared: &Shared) -> sqlx::Result<()> {
-    let key_cutoff = Utc::now()
-        - chrono::Duration::from_std(shared.config.idempotency_key_max_age).unwrap_or(chrono::Duration::MAX);
-    let stats_cutoff =
-        Utc::now() - chrono::Duration::from_std(shared.config.stats_max_age).unwrap_or(chrono::Duration::MAX);
+    let key_cutoff = Utc::now() - to_chrono(shared.config.idempotency_key_max_age);
+    let stats_cutoff = Utc::now() - to_chrono(shared.config.stats_max_age);
     loop {
         let mut tx = shared.pool.begin().await?;
         if !sql::maintenance_try_lock(&mut tx).await? {
@@ -111,20 +135,14 @@ pub(super) async fn hand_back_interrupted(shared: &Shared) {
     for (id, (attempt, max_attempts)) in interrupted {
         let failure = Failure {
             job_id: id,
-            worker_id: &shared.config.worker_id,
+            worker_id: shared.config.worker_id.clone(),
             attempt,
             max_attempts,
-            message: "interrupted: the worker shut down before the job finished",
+            message: "interrupted: the worker shut down before the job finished".to_owned(),
             decision: Decision::Retry,
             backoff_until: Utc::now(),
         };
-        let result = async {
-            let mut tx = shared.pool.begin().await?;
-            record_failure(&mut tx, &failure).await?;
-            tx.commit().await
-        }
-        .await;
-        if let Err(e) = result {
+        if let Err(e) = record_or_hand_back(&shared.pool, &failure).await {
             tracing::warn!(job_id = id, error = %e, "could not hand back an interrupted job; the heartbeat rescue will");
         }
     }

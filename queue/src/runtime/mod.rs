@@ -14,6 +14,9 @@ mod listener;
 mod maintenance;
 mod registry;
 
+#[cfg(feature = "testing")]
+pub(crate) use maintenance::rescue_stale_jobs;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,13 +27,17 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cron::CronSchedule;
+use crate::duration::saturate;
 use crate::job::{Job, Worker};
 use crate::{Error, Result, sql};
 
-pub(crate) use failure::{Failure, Recorded, record_failure};
+pub(crate) use failure::{Failure, Recorded, record_failure, record_or_hand_back};
 use registry::{Handler, Registry};
 
 /// Builds a [`Runner`]. See [`Runner::builder`].
+///
+/// Every duration saturates at 100 years: `Duration::MAX` is a fine way to say "never" (keep
+/// idempotency keys for ever, never time a job out), not a panic or a database error.
 #[derive(Debug)]
 pub struct RunnerBuilder {
     pool: PgPool,
@@ -100,40 +107,42 @@ impl RunnerBuilder {
     /// How often an idle queue checks for work when no notification arrives: the fallback
     /// for missed notifications and the resolution of scheduled jobs (default 1 s).
     pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.config.poll_interval = interval;
+        self.config.poll_interval = saturate(interval);
         self
     }
 
     /// How often this process says it is alive, and how long silence means it died and its
-    /// jobs are taken back (defaults 5 s and 30 s).
+    /// jobs are taken back (defaults 5 s and 30 s). The timeout is recorded with the process,
+    /// so every other process, whatever its own setting, waits this long before taking back
+    /// this one's jobs.
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.config.heartbeat_interval = interval;
-        self.config.heartbeat_timeout = timeout.max(interval);
+        self.config.heartbeat_interval = saturate(interval);
+        self.config.heartbeat_timeout = saturate(timeout.max(interval));
         self
     }
 
     /// How long one attempt may run when its kind sets no [`Job::timeout`] (default 5 min).
     pub fn job_timeout(mut self, timeout: Duration) -> Self {
-        self.config.job_timeout = timeout;
+        self.config.job_timeout = saturate(timeout);
         self
     }
 
     /// On shutdown, how long running jobs get to finish before they are interrupted and
     /// handed back (default 30 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.config.shutdown_timeout = timeout;
+        self.config.shutdown_timeout = saturate(timeout);
         self
     }
 
     /// How old an idempotency key gets before maintenance deletes it (default 30 days).
     pub fn idempotency_key_max_age(mut self, age: Duration) -> Self {
-        self.config.idempotency_key_max_age = age;
+        self.config.idempotency_key_max_age = saturate(age);
         self
     }
 
     /// How often maintenance (key and counter cleanup) runs (default 1 min).
     pub fn maintenance_interval(mut self, interval: Duration) -> Self {
-        self.config.maintenance_interval = interval;
+        self.config.maintenance_interval = saturate(interval);
         self
     }
 
@@ -175,6 +184,17 @@ impl RunnerBuilder {
             if name.is_empty() || !seen.insert(name.clone()) {
                 return Err(Error::InvalidOption(format!("queue {name:?} is empty or listed twice")));
             }
+            // PostgreSQL refuses NUL in text: registration would fail for ever, looking like an
+            // unreachable database.
+            if name.contains('\0') {
+                return Err(Error::InvalidOption(format!("queue {name:?} contains the NUL character")));
+            }
+        }
+        if self.config.worker_id.contains('\0') {
+            return Err(Error::InvalidOption(format!(
+                "worker id {:?} contains the NUL character",
+                self.config.worker_id
+            )));
         }
         for schedule in &self.cron {
             schedule.validate()?;
@@ -187,6 +207,7 @@ impl RunnerBuilder {
                 registry: self.registry,
                 config: self.config,
                 in_flight: Mutex::new(HashMap::new()),
+                unrecorded: Mutex::new(Vec::new()),
             }),
             queues: self.queues,
             cron: self.cron,
@@ -231,6 +252,9 @@ pub(crate) struct Shared {
     /// Jobs an executor has started and not yet finished recording: what a forced shutdown
     /// must hand back. Value: (attempt, max_attempts).
     pub in_flight: Mutex<HashMap<i64, (i32, i32)>>,
+    /// Failures that could not be recorded because the database was unreachable: their jobs
+    /// are still locked by this process, so the heartbeat keeps trying to record them.
+    pub unrecorded: Mutex<Vec<Failure>>,
 }
 
 impl Runner {
@@ -278,7 +302,8 @@ impl Runner {
     }
 
     /// Runs until `shutdown` is cancelled, then stops claiming, lets running jobs finish (up
-    /// to the shutdown timeout), hands back the rest, and returns.
+    /// to the shutdown timeout), hands back the rest, and returns. It keeps heartbeating until
+    /// then, so no other process takes back a job that is still running here.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let shared = self.shared;
         let queue_names: Vec<String> = self.queues.iter().map(|(n, _)| n.clone()).collect();
@@ -333,7 +358,15 @@ impl Runner {
         drop(completions);
         let completer = tokio::spawn(completer::run(Arc::clone(&shared), completions_rx));
         background.spawn(listener::run(Arc::clone(&shared), wakers, shutdown.clone()));
-        background.spawn(maintenance::heartbeat(Arc::clone(&shared), self.queues.clone(), shutdown.clone()));
+        // The heartbeat outlives the shutdown signal: while jobs run to the shutdown timeout,
+        // this process must still look alive, or another one takes them back and runs them
+        // twice. It stops once every job is finished or handed back.
+        let stop_heartbeat = CancellationToken::new();
+        background.spawn(maintenance::heartbeat(
+            Arc::clone(&shared),
+            self.queues.clone(),
+            stop_heartbeat.clone(),
+        ));
         background.spawn(maintenance::cleanup(Arc::clone(&shared), shutdown.clone()));
         background.spawn(crate::cron::run(Arc::clone(&shared), self.cron, shutdown.clone()));
 
@@ -358,6 +391,10 @@ impl Runner {
         // it has and ends.
         let _ = completer.await;
         tracing::debug!("completions flushed");
+        // A last try at failures the database was unreachable for; what still fails is
+        // rescued by other processes once this one stops heartbeating.
+        maintenance::record_unrecorded(&shared).await;
+        stop_heartbeat.cancel();
         // Background tasks see the token between iterations. Let them finish the one they are
         // in: aborting one mid-transaction would return its connection to the pool with the
         // transaction (and its row locks) still open.
@@ -382,7 +419,8 @@ impl Runner {
 
 async fn register(shared: &Shared, queues: &[(String, usize)], cron: &[CronSchedule]) -> Result<()> {
     let mut conn = shared.ack_pool.acquire().await?;
-    sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues).await?;
+    let timeout = shared.config.heartbeat_timeout.as_secs_f64();
+    sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues, timeout).await?;
     crate::cron::register(&mut conn, cron).await
 }
 

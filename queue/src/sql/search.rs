@@ -197,12 +197,14 @@ pub(crate) async fn queue_counts<'e, E: PgExecutor<'e>>(
             where discarded_at is null
             group by queue
         ),
-        -- Workers seen in the last minute (a heartbeat is every few seconds): how many serve
-        -- each queue and how many of its jobs they run at once.
+        -- Workers seen in the last minute (a heartbeat is every few seconds), or within their
+        -- own heartbeat timeout if longer (a process that beats rarely is alive until then):
+        -- how many serve each queue and how many of its jobs they run at once.
         slots as (
             select q.queue, count(*) as workers, coalesce(sum(q.concurrency), 0) as concurrency
             from backstop.workers w, unnest(w.queues, w.concurrency) as q(queue, concurrency)
-            where w.last_seen > now() - interval '1 minute' and q.queue is not null
+            where w.last_seen > now() - greatest(interval '1 minute', w.heartbeat_timeout)
+              and q.queue is not null
             group by q.queue
         ),
         names as (

@@ -11,6 +11,7 @@ use sqlx::PgConnection;
 
 use super::signature::Signature;
 use super::template::{Learned, MAX_CANDIDATES, Template, place};
+use crate::text::StoredText;
 
 /// The advisory lock space of template learning (the first of the two-key form), so its keys
 /// never meet another use of advisory locks in the same database. "BSTG" in ASCII.
@@ -49,7 +50,9 @@ pub async fn record_arrival(
     error: &str,
     job_id: i64,
 ) -> sqlx::Result<Arrival> {
-    let signature = Signature::of(error);
+    // The sample kept on the group is bounded and storable like every stored error.
+    let error = StoredText::new(error);
+    let signature = Signature::of(error.as_str());
     let length = i32::try_from(signature.tokens.len()).unwrap_or(i32::MAX);
     sqlx::query("select pg_advisory_xact_lock($1, hashtext($2 || E'\\x1f' || $3 || E'\\x1f' || $4::text))")
         .bind(LOCK_SPACE)
@@ -96,7 +99,7 @@ pub async fn record_arrival(
     .bind(kind)
     .bind(queue)
     .bind(placement.template.render())
-    .bind(error)
+    .bind(error.as_str())
     .bind(job_id)
     .bind(&placement.template.tokens)
     .fetch_one(&mut *conn)

@@ -1,0 +1,1 @@
+alter table backstop.workers drop column if exists heartbeat_timeout;

@@ -1,0 +1,165 @@
+//! Bounded work: stored error messages are capped, actions and counts take a bounded request,
+//! and `Duration::MAX` anywhere in the configuration means "as good as never", not a panic.
+
+mod common;
+
+use std::time::Duration;
+
+use backstop::admin::{self, DeadAction, JobSearch, LiveAction};
+use backstop::{Error, Job, JobContext, JobError, MAX_ERROR_MESSAGE_BYTES, NewJob, Runner, Worker};
+use common::{RunningRunner, count, pool, wait_for_count};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+const DEADLINE: Duration = Duration::from_secs(8);
+
+/// Fails with a message of `bytes` bytes, retrying after `retry_secs` (at most 2 attempts).
+#[derive(Serialize, Deserialize)]
+struct Verbose {
+    bytes: usize,
+}
+
+impl Job for Verbose {
+    const KIND: &'static str = "verbose";
+    fn retry_policy() -> backstop::RetryPolicy {
+        backstop::RetryPolicy::schedule(vec![Duration::from_millis(10)]).max_attempts(2).jitter(0.0)
+    }
+}
+
+struct VerboseWorker;
+
+impl Worker for VerboseWorker {
+    type Job = Verbose;
+    async fn work(&self, job: Verbose, _: JobContext) -> Result<(), JobError> {
+        // A 3-byte character, so the cut lands inside one unless it respects char boundaries.
+        Err(JobError::retry("€".repeat(job.bytes / 3)))
+    }
+}
+
+fn assert_cut(message: &str, original: usize) {
+    assert!(message.len() <= MAX_ERROR_MESSAGE_BYTES, "{} bytes stored", message.len());
+    let (kept, marker) = message.split_once('…').expect("marked as cut");
+    assert_eq!(marker, format!(" [cut: {} bytes]", original - kept.len()));
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn long_error_messages_are_cut_in_last_error_and_every_history_entry(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    let bytes = 300_000;
+    let id = backstop::enqueue(&pool, &Verbose { bytes }).await.unwrap().created().unwrap();
+    let runner = RunningRunner::start(common::test_runner(&pool).register(VerboseWorker));
+    wait_for_count(&pool, "select count(*) from backstop.dead_jobs", 1, DEADLINE).await;
+    runner.stop().await;
+    let dead = admin::dead_job(&pool, id).await.unwrap().unwrap();
+    assert_cut(dead.last_error.as_deref().unwrap(), bytes);
+    assert_eq!(dead.errors.0.len(), 2);
+    for entry in &dead.errors.0 {
+        assert_cut(&entry.error, bytes);
+    }
+    // An operator's cancel reason goes the same way.
+    let live = backstop::enqueue(&pool, NewJob::from_json("k", &json!({}))).await.unwrap().created().unwrap();
+    admin::cancel_jobs(&pool, &[live], &"x".repeat(100_000)).await.unwrap();
+    assert_cut(&admin::dead_job(&pool, live).await.unwrap().unwrap().last_error.unwrap(), 100_000);
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn actions_and_counts_refuse_requests_over_their_limit(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    let too_many: Vec<i64> = (1..=admin::MAX_IDS_PER_ACTION as i64 + 1).collect();
+    let just_enough = &too_many[..admin::MAX_IDS_PER_ACTION];
+    let over = |result: backstop::Result<u64>| {
+        assert!(
+            matches!(result, Err(Error::OverLimit { given, limit, .. })
+                if given == too_many.len() as u64 && limit == admin::MAX_IDS_PER_ACTION as u64),
+            "{result:?}"
+        );
+    };
+    over(admin::retry_dead_jobs(&pool, &too_many).await.map(|r| r.retried));
+    over(admin::discard_dead_jobs(&pool, &too_many).await);
+    over(admin::delete_dead_jobs(&pool, &too_many).await);
+    over(admin::run_jobs_now(&pool, &too_many).await);
+    over(admin::delete_jobs(&pool, &too_many).await);
+    over(admin::cancel_jobs(&pool, &too_many, "r").await);
+    let mut conn = pool.acquire().await.unwrap();
+    over(admin::act_on_dead_jobs(&mut conn, DeadAction::Delete, &too_many).await.map(|o| o.changed));
+    over(admin::act_on_jobs(&mut conn, LiveAction::Delete, &too_many, "me").await);
+    assert_eq!(admin::delete_jobs(&pool, just_enough).await.unwrap(), 0, "the limit itself is fine");
+
+    let search = JobSearch::default();
+    let cap = admin::MAX_COUNT + 1;
+    assert!(matches!(admin::count_jobs(&pool, None, &search, cap).await, Err(Error::OverLimit { .. })));
+    assert!(matches!(admin::count_dead_jobs(&pool, &search, false, cap).await, Err(Error::OverLimit { .. })));
+    assert_eq!(admin::count_jobs(&pool, None, &search, admin::MAX_COUNT).await.unwrap(), 0);
+}
+
+/// Never retries for real: its backoff is `Duration::MAX`.
+#[derive(Serialize, Deserialize)]
+struct Patient;
+
+impl Job for Patient {
+    const KIND: &'static str = "patient";
+    fn retry_policy() -> backstop::RetryPolicy {
+        backstop::RetryPolicy::schedule(vec![Duration::MAX])
+    }
+    fn timeout() -> Option<Duration> {
+        Some(Duration::MAX)
+    }
+}
+
+struct PatientWorker;
+
+impl Worker for PatientWorker {
+    type Job = Patient;
+    async fn work(&self, _: Patient, _: JobContext) -> Result<(), JobError> {
+        Err(JobError::retry("try again in a very long time"))
+    }
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn duration_max_configuration_saturates_instead_of_failing(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    // Maintenance's last step forgets worker rows silent for over a day: its sign of having
+    // run to the end.
+    sqlx::query(
+        "insert into backstop.workers (id, queues, last_seen) values ('long-gone', '{}', now() - interval '2 days')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let failing = backstop::enqueue(&pool, &Patient).await.unwrap().created().unwrap();
+    let delayed = backstop::enqueue(&pool, NewJob::new(&Patient).delay(Duration::MAX))
+        .await
+        .unwrap()
+        .created()
+        .unwrap();
+    let runner = RunningRunner::start(
+        Runner::builder(pool.clone())
+            .register(PatientWorker)
+            .poll_interval(Duration::MAX)
+            .heartbeat(Duration::MAX, Duration::MAX)
+            .job_timeout(Duration::MAX)
+            .shutdown_timeout(Duration::MAX)
+            .maintenance_interval(Duration::MAX)
+            .idempotency_key_max_age(Duration::MAX),
+    );
+    wait_for_count(&pool, "select count(*) from backstop.workers where id = 'long-gone'", 0, DEADLINE).await;
+    // The failed attempt is recorded, to run again in about a century.
+    wait_for_count(
+        &pool,
+        "select count(*) from backstop.jobs where attempts = 1 and locked_by is null",
+        1,
+        DEADLINE,
+    )
+    .await;
+    runner.stop().await;
+    let far = chrono::Utc::now() + chrono::Duration::days(50 * 365);
+    for id in [failing, delayed] {
+        let job = admin::job(&pool, id).await.unwrap().unwrap();
+        assert!(job.run_at > far, "job {id} runs at {}", job.run_at);
+    }
+    assert_eq!(count(&pool, "select count(*) from backstop.workers").await, 0, "deregistered");
+}
