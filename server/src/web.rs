@@ -59,6 +59,11 @@ pub struct ServeArgs {
     /// made to resolve to this machine (DNS rebinding) cannot use the console.
     #[arg(long = "allowed-host", env = "BACKSTOP_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<security::AllowedHost>,
+    /// The first time the console looks at a graphile-worker schema, alert its failures from
+    /// before too. By default they join their error groups (shown in triage) without alerts;
+    /// alerts start with the failures after that first look.
+    #[arg(long, env = "BACKSTOP_GRAPHILE_ALERT_HISTORY")]
+    pub graphile_alert_history: bool,
     #[command(flatten)]
     pub alerts: crate::alerts::AlertArgs,
 }
@@ -80,7 +85,13 @@ pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -
     let alert_runner =
         crate::alerts::start(&pool, &args.alerts, addr, RedactKeys::new(&args.redact_keys), shutdown.clone())
             .await?;
-    let graphile_poller = tokio::spawn(crate::sources::poll_graphile(pool.clone(), shutdown.clone()));
+    let history = if args.graphile_alert_history {
+        backstop::graphile::History::Alert
+    } else {
+        backstop::graphile::History::Quiet
+    };
+    let graphile_poller =
+        tokio::spawn(crate::sources::poll_graphile(pool.clone(), history, shutdown.clone()));
     tracing::info!(site_root = %args.site_root.display(), "console listening on http://{addr}");
     println!("backstop: console on http://{addr}");
     // Pages stream: the shell first, then each part as its data arrives. With Nagle's algorithm
