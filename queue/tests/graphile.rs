@@ -195,7 +195,8 @@ async fn a_role_without_access_to_private_rows_reads_the_view_and_is_told(
     // A console role granted the tables but not their owner: row-level security on the private
     // tables shows it zero rows, without an error.
     for statement in [
-        "create role queue_console_reader login",
+        // Roles belong to the cluster, not the test's database: made once, granted per database.
+        "do $$ begin create role queue_console_reader login; exception when duplicate_object then null; end $$",
         "grant usage on schema graphile_worker to queue_console_reader",
         "grant select on all tables in schema graphile_worker to queue_console_reader",
     ] {

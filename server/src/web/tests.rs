@@ -426,7 +426,8 @@ async fn a_role_that_cannot_read_graphile_worker_s_rows_gets_a_notice_not_a_cras
             .unwrap();
     // Granted everything but ownership: row-level security shows it no private rows.
     for statement in [
-        "create role web_console_reader login",
+        // Roles belong to the cluster, not the test's database: made once, granted per database.
+        "do $$ begin create role web_console_reader login; exception when duplicate_object then null; end $$",
         "grant usage on schema graphile_worker, backstop to web_console_reader",
         "grant select on all tables in schema graphile_worker to web_console_reader",
         "grant select, insert, update, delete on all tables in schema backstop to web_console_reader",
