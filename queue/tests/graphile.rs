@@ -453,3 +453,28 @@ async fn each_poll_reads_one_slice_and_the_slices_go_round_the_table(
     // The first round is the history: the poller goes on at once until it ends.
     assert_eq!(polls, [(1, true), (0, true), (1, false), (0, false)], "one slice per poll, round the table");
 }
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_job_retried_and_failing_again_is_a_new_arrival(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts.clone()).await;
+    let (_worker, schema) = NodeWorker::start(&opts, &pool).await;
+    graphile::record_failures(&pool, &schema, History::Quiet).await.unwrap();
+    let id = add_job(&pool, "always_fails", serde_json::json!({"message": "ledger down"}), 1).await;
+    let dead = || async { (job_state(&pool, &schema, id).await == Some(GraphileState::Dead)).then_some(()) };
+    wait_for("the job to fail", Duration::from_secs(30), dead).await;
+    poll_until(&pool, &schema, "the failure", "select count(*) from backstop.error_groups where total = 1")
+        .await;
+    assert_eq!(graphile::record_failures(&pool, &schema, History::Quiet).await.unwrap().recorded, 0, "seen");
+
+    let mut tx = pool.begin().await.unwrap();
+    graphile::act_on_graphile_jobs(&mut tx, &schema, GraphileAction::Retry, &[id], "otto").await.unwrap();
+    tx.commit().await.unwrap();
+    wait_for("the retried job to fail again", Duration::from_secs(30), dead).await;
+    poll_until(
+        &pool,
+        &schema,
+        "the second failure",
+        "select count(*) from backstop.error_groups where total = 2",
+    )
+    .await;
+}
