@@ -478,3 +478,43 @@ async fn a_job_retried_and_failing_again_is_a_new_arrival(_: PgPoolOptions, opts
     )
     .await;
 }
+
+/// The numbers in `queue/src/graphile/poll.rs`: polls of graphile-worker's table with
+/// 1,000,000 jobs, 10,000 of them failed. Run with
+/// `cargo test -p backstop --test graphile -- --ignored --nocapture bench_`.
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+#[ignore = "a benchmark: seeds 1,000,000 jobs (about a minute)"]
+async fn bench_polls_on_a_million_jobs(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts.clone()).await;
+    let (worker, schema) = NodeWorker::start(&opts, &pool).await;
+    drop(worker); // only its schema is needed
+    sqlx::query(
+        "with t as (insert into graphile_worker._private_tasks (identifier) values ('send_email') returning id)
+         insert into graphile_worker._private_jobs (task_id, run_at, attempts, max_attempts, last_error)
+         select t.id, now() + (i % 100000) * interval '1 second',
+                case when i % 100 = 0 then 25 else 0 end, 25,
+                case when i % 100 = 0 then 'smtp failed ' || (i % 7) end
+         from t, generate_series(1, 1000000) i",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("vacuum analyze graphile_worker._private_jobs").execute(&pool).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let mut polls = 0;
+    while graphile::record_failures(&pool, &schema, History::Quiet).await.unwrap().history_pending {
+        polls += 1;
+    }
+    println!("first round (history, 10,000 failures grouped): {polls} polls, {:.2?}", started.elapsed());
+
+    let mut times = Vec::new();
+    for _ in 0..1_000_000 / graphile::SLICE {
+        let started = std::time::Instant::now();
+        graphile::record_failures(&pool, &schema, History::Quiet).await.unwrap();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    println!("a poll, nothing new: p50 {:.2?}, p95 {:.2?}, max {:.2?}", at(0.5), at(0.95), at(1.0));
+}
