@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { signedInURL, slackURL } from '../playwright.config';
 import { act, expect, openConsole, test, ui } from './fixtures/console';
-import { addGraphileJob, graphileJob, randomWord, sql } from './fixtures/db';
+import { addGraphileJob, graphileHistoryRead, graphileJob, randomWord, sql } from './fixtures/db';
 
 test.use({ baseURL: signedInURL, httpCredentials: { username: 'otto', password: 'o-pass' } });
 
@@ -22,6 +22,9 @@ test.beforeAll(async () => {
     worker!.on('exit', (code) => reject(new Error(`graphile-worker exited with ${code}`)));
   });
   await sql('create table if not exists public.gw_fixed (name text primary key)');
+  // Failures from before the console first read graphile-worker's table are history, not
+  // alerted: the job this test fails must come after that first read.
+  await expect.poll(graphileHistoryRead, { timeout: 30_000 }).toBe(true);
 });
 
 test.afterAll(() => {

@@ -6,7 +6,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use backstop::graphile::{self, GraphileAction, GraphileSchema, GraphileSearch, GraphileState};
+use backstop::graphile::{self, GraphileAction, GraphileSchema, GraphileSearch, GraphileState, History};
 use backstop::triage::{self, GroupFilter};
 use common::{count, pool, wait_for};
 use sqlx::PgPool;
@@ -98,11 +98,8 @@ async fn a_failing_task_is_dead_grouped_once_and_retried_through_graphile_worker
     assert!(dead[0].last_error.as_deref().unwrap().contains("not fixed yet: invoice-7"));
 
     // The failure joins an error group once, however often the poller looks.
-    wait_for("the failure to be recorded", Duration::from_secs(30), || async {
-        (graphile::record_failures(&pool, &schema).await.unwrap() == 1).then_some(())
-    })
-    .await;
-    assert_eq!(graphile::record_failures(&pool, &schema).await.unwrap(), 0);
+    assert_eq!(graphile::record_failures(&pool, &schema, History::Quiet).await.unwrap().recorded, 1);
+    assert_eq!(graphile::record_failures(&pool, &schema, History::Quiet).await.unwrap().recorded, 0);
     let groups = triage::error_groups(&pool, &GroupFilter::default()).await.unwrap();
     assert_eq!(groups.len(), 1);
     assert_eq!(
@@ -198,7 +195,8 @@ async fn a_role_without_access_to_private_rows_reads_the_view_and_is_told(
     // A console role granted the tables but not their owner: row-level security on the private
     // tables shows it zero rows, without an error.
     for statement in [
-        "create role queue_console_reader login",
+        // Roles belong to the cluster, not the test's database: made once, granted per database.
+        "do $$ begin create role queue_console_reader login; exception when duplicate_object then null; end $$",
         "grant usage on schema graphile_worker to queue_console_reader",
         "grant select on all tables in schema graphile_worker to queue_console_reader",
     ] {
@@ -215,7 +213,7 @@ async fn a_role_without_access_to_private_rows_reads_the_view_and_is_told(
     let jobs = graphile::search(&reader, &schema, &GraphileSearch::default(), None, 50).await.unwrap();
     assert_eq!(jobs.len(), 1, "the job is listed from the public view");
     assert_eq!((jobs[0].id, jobs[0].payload.clone()), (id, None), "no payload rather than an empty one");
-    assert_eq!(graphile::record_failures(&reader, &schema).await.unwrap(), 0);
+    assert_eq!(graphile::record_failures(&reader, &schema, History::Quiet).await.unwrap().recorded, 0);
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
@@ -240,4 +238,283 @@ async fn a_database_without_graphile_worker_has_no_schema_and_an_unknown_one_is_
     let refused =
         graphile::act_on_graphile_jobs(&mut conn, &schema, GraphileAction::Retry, &[1], "otto").await;
     assert!(refused.unwrap_err().to_string().contains("can only read it"));
+}
+
+/// Polls until `done` holds (each poll records what it finds), failing after `deadline`.
+async fn poll_until(pool: &PgPool, schema: &GraphileSchema, what: &str, done: &str) {
+    wait_for(what, Duration::from_secs(20), || async {
+        graphile::record_failures(pool, schema, History::Quiet).await.unwrap();
+        (count(pool, done).await > 0).then_some(())
+    })
+    .await;
+}
+
+/// Fails job `id` for good as graphile-worker's `failJobs` does (attempts used up, unlocked, a
+/// later `run_at`), but in the caller's transaction, with `updated_at` from when that
+/// transaction began (`seconds_ago`).
+async fn fail_in(tx: &mut sqlx::PgConnection, id: i64, error: &str, seconds_ago: f64) {
+    sqlx::query(
+        "update graphile_worker._private_jobs
+         set attempts = max_attempts, last_error = $2, locked_at = null, locked_by = null,
+             run_at = greatest(now(), run_at) + interval '1 second',
+             updated_at = now() - make_interval(secs => $3)
+         where id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(seconds_ago)
+    .execute(tx)
+    .await
+    .unwrap();
+}
+
+const ALERT_JOBS: &str = "select count(*) from backstop.jobs where kind = 'backstop.slack_alert'";
+
+/// A webhook some console has (alerts are enqueued for it).
+async fn webhook(pool: &PgPool) {
+    sqlx::query("insert into backstop.alert_webhooks (id, label) values ('hook', 'test hook')")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn discarding_or_cancelling_from_the_console_is_not_a_new_failure(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts.clone()).await;
+    let (_worker, schema) = NodeWorker::start(&opts, &pool).await;
+    webhook(&pool).await;
+    graphile::record_failures(&pool, &schema, History::Quiet).await.unwrap();
+    // Two jobs due tomorrow: one discarded, one cancelled (the console discards both ways).
+    let mut ids = Vec::new();
+    for name in ["a", "b"] {
+        ids.push(
+            sqlx::query_scalar::<_, i64>(
+                "select id from graphile_worker.add_job('always_fails', json_build_object('name', $1::text),
+                     run_at := now() + interval '1 day')",
+            )
+            .bind(name)
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
+        );
+    }
+    for id in &ids {
+        let mut tx = pool.begin().await.unwrap();
+        let changed =
+            graphile::act_on_graphile_jobs(&mut tx, &schema, GraphileAction::Discard, &[*id], "otto")
+                .await
+                .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(changed, 1);
+    }
+    // A real failure after them: once it is recorded, the poller has read past the discards.
+    add_job(&pool, "always_fails", serde_json::json!({"message": "ledger down"}), 1).await;
+    poll_until(
+        &pool,
+        &schema,
+        "the real failure",
+        "select count(*) from backstop.error_groups where message = 'ledger down'",
+    )
+    .await;
+    assert_eq!(count(&pool, "select count(*) from backstop.error_groups").await, 1, "only the real failure");
+    assert_eq!(count(&pool, ALERT_JOBS).await, 1, "one alert, for the real failure");
+    assert_eq!(count(&pool, "select count(*) from backstop.source_job_groups").await, 1);
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn on_first_start_the_failure_history_is_grouped_but_not_alerted(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts.clone()).await;
+    let (_worker, schema) = NodeWorker::start(&opts, &pool).await;
+    webhook(&pool).await;
+    let old = [
+        add_job(&pool, "always_fails", serde_json::json!({"message": "smtp 4411 refused"}), 1).await,
+        add_job(&pool, "always_fails", serde_json::json!({"message": "smtp 5522 refused"}), 1).await,
+        add_job(&pool, "always_fails", serde_json::json!({"message": "bad template"}), 1).await,
+    ];
+    wait_for("the old failures", Duration::from_secs(60), || async {
+        let mut dead = 0;
+        for id in old {
+            dead += usize::from(job_state(&pool, &schema, id).await == Some(GraphileState::Dead));
+        }
+        (dead == old.len()).then_some(())
+    })
+    .await;
+    // The console starts for the first time.
+    poll_until(
+        &pool,
+        &schema,
+        "the history",
+        "select (count(*) = 3)::int::int8 from backstop.source_job_groups",
+    )
+    .await;
+    let groups = triage::error_groups(&pool, &GroupFilter::default()).await.unwrap();
+    assert_eq!(groups.len(), 2, "the history is in triage");
+    assert_eq!(count(&pool, ALERT_JOBS).await, 0, "history is not alerted");
+    assert_eq!(
+        count(&pool, "select count(*) from backstop.error_groups where total > digested_total").await,
+        0,
+        "nor left for the next digest"
+    );
+    // From now on, failures alert.
+    add_job(&pool, "always_fails", serde_json::json!({"message": "ledger down"}), 1).await;
+    poll_until(
+        &pool,
+        &schema,
+        "a new failure",
+        "select count(*) from backstop.error_groups where message = 'ledger down'",
+    )
+    .await;
+    assert_eq!(count(&pool, ALERT_JOBS).await, 1);
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_failure_committed_late_behind_the_watermark_is_still_recorded(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts.clone()).await;
+    let (_worker, schema) = NodeWorker::start(&opts, &pool).await;
+    // A task no worker runs: the test fails these jobs itself.
+    let late = add_job(&pool, "by_hand", serde_json::json!({}), 1).await;
+    let early = add_job(&pool, "by_hand", serde_json::json!({}), 1).await;
+    graphile::record_failures(&pool, &schema, History::Quiet).await.unwrap();
+
+    // A transaction that began a minute ago fails `late`, and is still open while another
+    // failure, from thirty seconds ago, commits and is recorded.
+    let mut slow = pool.begin().await.unwrap();
+    fail_in(&mut slow, late, "late failure", 60.0).await;
+    let mut quick = pool.begin().await.unwrap();
+    fail_in(&mut quick, early, "early failure", 30.0).await;
+    quick.commit().await.unwrap();
+    poll_until(
+        &pool,
+        &schema,
+        "the early failure",
+        "select count(*) from backstop.error_groups where message = 'early failure'",
+    )
+    .await;
+    slow.commit().await.unwrap();
+    poll_until(
+        &pool,
+        &schema,
+        "the late failure",
+        "select count(*) from backstop.error_groups where message = 'late failure'",
+    )
+    .await;
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn asked_to_the_console_alerts_the_history_too(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts.clone()).await;
+    let (_worker, schema) = NodeWorker::start(&opts, &pool).await;
+    webhook(&pool).await;
+    let id = add_job(&pool, "always_fails", serde_json::json!({"message": "smtp refused"}), 1).await;
+    wait_for("the old failure", Duration::from_secs(60), || async {
+        (job_state(&pool, &schema, id).await == Some(GraphileState::Dead)).then_some(())
+    })
+    .await;
+    let poll = graphile::record_failures(&pool, &schema, History::Alert).await.unwrap();
+    assert_eq!((poll.recorded, poll.history_pending), (1, false));
+    assert_eq!(count(&pool, ALERT_JOBS).await, 1, "--graphile-alert-history: the history alerts");
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn each_poll_reads_one_slice_and_the_slices_go_round_the_table(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts.clone()).await;
+    let (_worker, schema) = NodeWorker::start(&opts, &pool).await;
+    // Two slices and one job of jobs due tomorrow, of a task no worker runs.
+    let (first, last): (i64, i64) = sqlx::query_as(
+        "with t as (insert into graphile_worker._private_tasks (identifier) values ('by_hand') returning id),
+              j as (insert into graphile_worker._private_jobs (task_id, run_at, max_attempts)
+                    select t.id, now() + interval '1 day', 1 from t, generate_series(1, $1) returning id)
+         select min(id), max(id) from j",
+    )
+    .bind(graphile::SLICE * 2 + 1)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    fail_in(&mut conn, first, "first job failed", 0.0).await;
+    fail_in(&mut conn, last, "last job failed", 0.0).await;
+    let mut polls = Vec::new();
+    for _ in 0..4 {
+        let poll = graphile::record_failures(&pool, &schema, History::Quiet).await.unwrap();
+        polls.push((poll.recorded, poll.history_pending));
+    }
+    // The first round is the history: the poller goes on at once until it ends.
+    assert_eq!(polls, [(1, true), (0, true), (1, false), (0, false)], "one slice per poll, round the table");
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_job_retried_and_failing_again_is_a_new_arrival(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts.clone()).await;
+    let (_worker, schema) = NodeWorker::start(&opts, &pool).await;
+    graphile::record_failures(&pool, &schema, History::Quiet).await.unwrap();
+    let id = add_job(&pool, "always_fails", serde_json::json!({"message": "ledger down"}), 1).await;
+    let dead = || async { (job_state(&pool, &schema, id).await == Some(GraphileState::Dead)).then_some(()) };
+    wait_for("the job to fail", Duration::from_secs(30), dead).await;
+    poll_until(&pool, &schema, "the failure", "select count(*) from backstop.error_groups where total = 1")
+        .await;
+    assert_eq!(graphile::record_failures(&pool, &schema, History::Quiet).await.unwrap().recorded, 0, "seen");
+
+    let mut tx = pool.begin().await.unwrap();
+    graphile::act_on_graphile_jobs(&mut tx, &schema, GraphileAction::Retry, &[id], "otto").await.unwrap();
+    tx.commit().await.unwrap();
+    wait_for("the retried job to fail again", Duration::from_secs(30), dead).await;
+    poll_until(
+        &pool,
+        &schema,
+        "the second failure",
+        "select count(*) from backstop.error_groups where total = 2",
+    )
+    .await;
+}
+
+/// The numbers in `queue/src/graphile/poll.rs`: polls of graphile-worker's table with
+/// 1,000,000 jobs, 10,000 of them failed. Run with
+/// `cargo test -p backstop --test graphile -- --ignored --nocapture bench_`.
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+#[ignore = "a benchmark: seeds 1,000,000 jobs (about a minute)"]
+async fn bench_polls_on_a_million_jobs(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts.clone()).await;
+    let (worker, schema) = NodeWorker::start(&opts, &pool).await;
+    drop(worker); // only its schema is needed
+    sqlx::query(
+        "with t as (insert into graphile_worker._private_tasks (identifier) values ('send_email') returning id)
+         insert into graphile_worker._private_jobs (task_id, run_at, attempts, max_attempts, last_error)
+         select t.id, now() + (i % 100000) * interval '1 second',
+                case when i % 100 = 0 then 25 else 0 end, 25,
+                case when i % 100 = 0 then 'smtp failed ' || (i % 7) end
+         from t, generate_series(1, 1000000) i",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("vacuum analyze graphile_worker._private_jobs").execute(&pool).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let mut polls = 0;
+    while graphile::record_failures(&pool, &schema, History::Quiet).await.unwrap().history_pending {
+        polls += 1;
+    }
+    println!("first round (history, 10,000 failures grouped): {polls} polls, {:.2?}", started.elapsed());
+
+    let mut times = Vec::new();
+    for _ in 0..1_000_000 / graphile::SLICE {
+        let started = std::time::Instant::now();
+        graphile::record_failures(&pool, &schema, History::Quiet).await.unwrap();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    println!("a poll, nothing new: p50 {:.2?}, p95 {:.2?}, max {:.2?}", at(0.5), at(0.95), at(1.0));
 }

@@ -13,6 +13,12 @@ pub fn embedded() -> bool {
     !embedded::FILES.is_empty()
 }
 
+/// The names of the embedded files (`pkg/backstop.js`, ...).
+#[cfg(test)]
+pub fn names() -> impl Iterator<Item = &'static str> {
+    embedded::FILES.iter().map(|(name, _)| *name)
+}
+
 /// The embedded file at `path` (`/pkg/backstop.js`), as a response; `None` if there is none.
 pub fn response(path: &str) -> Option<Response<Body>> {
     let name = path.trim_start_matches('/');

@@ -59,6 +59,11 @@ impl Users {
         Users(Arc::new(users))
     }
 
+    /// Whether no users are configured (loopback only, no sign-in).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Refuses a console that anyone on the network could change without signing in.
     pub fn check_bind(&self, bind: SocketAddr) -> anyhow::Result<()> {
         if self.0.is_empty() && !bind.ip().is_loopback() {

@@ -1,7 +1,10 @@
-//! Browser-facing protections: cross-site request refusal for every write, and the security
-//! headers every response carries.
+//! Browser-facing protections: host names the console answers to, cross-site request refusal
+//! for every write, and the security headers every response carries.
 
-use axum::extract::Request;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -59,12 +62,169 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// The host names the console answers to.
+///
+/// Without users the console trusts whoever can reach loopback, and a browser is one of those:
+/// a web page on `evil.example` can make its name resolve to 127.0.0.1 (DNS rebinding), and its
+/// scripts then call the console as the same origin, with no credentials needed. What such a
+/// request cannot hide is its `Host`, the attacker's name: so without users only loopback names
+/// (and `--allowed-host` ones) are served. With users, every request needs credentials the
+/// browser keeps for the console's own name, so any name may be used (a proxy's, a DNS name).
+#[derive(Debug, Clone)]
+pub struct ServedHosts {
+    /// `None`: any host (users sign in).
+    only: Option<Arc<Vec<AllowedHost>>>,
+}
+
+impl ServedHosts {
+    pub fn new(any: bool, allowed: &[AllowedHost]) -> Self {
+        ServedHosts { only: (!any).then(|| Arc::new(allowed.to_vec())) }
+    }
+
+    /// Whether a request naming `authority` (a `Host` header or URI authority) is served.
+    fn serves(&self, authority: Option<&str>) -> bool {
+        let Some(only) = &self.only else { return true };
+        let Some(name) = authority.and_then(host_name) else { return false };
+        is_loopback_name(&name) || only.iter().any(|allowed| allowed.0 == name)
+    }
+}
+
+/// `localhost`, any `*.localhost` (RFC 6761: always loopback), 127.0.0.0/8 and `::1` (also as
+/// `::ffff:127.x.y.z`).
+fn is_loopback_name(name: &str) -> bool {
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// Middleware: answers 421 Misdirected Request, in plain words, to a request for a host name
+/// the console does not serve (see [`ServedHosts`]). A request without any host name (no
+/// browser sends one) is refused too.
+pub async fn refuse_unknown_hosts(
+    State(hosts): State<ServedHosts>,
+    request: Request,
+    next: Next,
+) -> Response {
+    // HTTP/2 names the host in the URI (`:authority`), HTTP/1.1 in the Host header.
+    let authority = match request.uri().authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => request.headers().get(header::HOST).and_then(|host| host.to_str().ok()),
+    };
+    if hosts.serves(authority) {
+        return next.run(request).await;
+    }
+    let named = match authority.and_then(host_name) {
+        Some(name) => {
+            let name: String = name.chars().take(100).collect();
+            format!(
+                "the host \"{name}\". If that name is yours (a proxy in front of the console, say), \
+                     start the console with --allowed-host {name}"
+            )
+        }
+        None => "no host it can read: open http://127.0.0.1 or http://localhost, or start the console \
+                 with --allowed-host NAME"
+            .to_owned(),
+    };
+    let message = format!(
+        "Refused: without sign-in (--user), this console answers only to loopback names (localhost, \
+         127.0.0.1, [::1]), so that another web site cannot reach it through the browser. This \
+         request named {named}.\n"
+    );
+    (StatusCode::MISDIRECTED_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message)
+        .into_response()
+}
+
+/// One `--allowed-host` name: a host name or address browsers may use besides the loopback
+/// ones, lower-case, without a port (any port is accepted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHost(String);
+
+impl std::str::FromStr for AllowedHost {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match host_name(value.trim()) {
+            Some(name) if !name.contains(['/', '@', ' ', ':']) || name.parse::<IpAddr>().is_ok() => {
+                Ok(AllowedHost(name))
+            }
+            _ => Err(format!("{value:?} is not a host name or address (such as proxy.internal or 10.0.0.5)")),
+        }
+    }
+}
+
+/// The host name in a `Host` header or URI authority (`name`, `name:port`, `[v6]:port`),
+/// lower-case and without a trailing dot; `None` if it does not parse.
+fn host_name(authority: &str) -> Option<String> {
+    let name = if let Some(rest) = authority.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
+            return None;
+        }
+        v6
+    } else {
+        match authority.rsplit_once(':') {
+            Some((name, port)) if is_port(port) => name,
+            Some(_) => return None,
+            None => authority,
+        }
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    (!name.is_empty()).then(|| name.to_ascii_lowercase())
+}
+
+fn is_port(port: &str) -> bool {
+    port.parse::<u16>().is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         pairs.iter().map(|(k, v)| (k.parse().unwrap(), HeaderValue::from_static(v))).collect()
+    }
+
+    #[test]
+    fn host_names_parse_with_or_without_a_port() {
+        assert_eq!(host_name("LocalHost:8080").as_deref(), Some("localhost"));
+        assert_eq!(host_name("[::1]:8080").as_deref(), Some("::1"));
+        assert_eq!(host_name("[::1]").as_deref(), Some("::1"));
+        assert_eq!(host_name("example.com.").as_deref(), Some("example.com"));
+        assert_eq!(host_name("127.0.0.1").as_deref(), Some("127.0.0.1"));
+        assert_eq!(host_name("a:b:c"), None, "a bare IPv6 address needs brackets");
+        assert_eq!(host_name("example.com:http"), None);
+        assert_eq!(host_name(""), None);
+        assert!("proxy.internal:8443".parse::<AllowedHost>().is_ok());
+        assert!("https://proxy.internal/".parse::<AllowedHost>().is_err());
+    }
+
+    #[test]
+    fn without_users_only_loopback_names_and_allowed_ones_are_served() {
+        let hosts = ServedHosts::new(false, &["Proxy.Internal".parse().unwrap()]);
+        for served in [
+            "localhost",
+            "a.b.localhost:1",
+            "127.0.0.1",
+            "127.255.0.9:80",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]",
+            "proxy.internal:8443",
+        ] {
+            assert!(hosts.serves(Some(served)), "{served}");
+        }
+        for refused in [
+            "evil.example",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "10.0.0.1",
+            "[::2]",
+            "0.0.0.0",
+            "localhost:notaport",
+        ] {
+            assert!(!hosts.serves(Some(refused)), "{refused}");
+        }
+        assert!(!hosts.serves(None));
+        assert!(ServedHosts::new(true, &[]).serves(Some("evil.example")), "with users, any name");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Other job systems on the same database: while the console runs, graphile-worker's
 //! permanently failed jobs are brought into Backstop's error groups (and so its triage page and
-//! Slack alerts), polled with a watermark (see `backstop::graphile::record_failures`).
+//! Slack alerts), found by sweeping its jobs table a bounded slice at a time (see
+//! `backstop::graphile::record_failures`).
 
 use std::time::Duration;
 
@@ -13,8 +14,9 @@ const POLL_EVERY: Duration = Duration::from_secs(2);
 /// How often it looks again for a schema it reads already (it may be upgraded).
 const DETECT_EVERY: Duration = Duration::from_secs(60);
 
-/// Polls until `shutdown`. Quiet while the database has no graphile-worker schema.
-pub async fn poll_graphile(pool: PgPool, shutdown: CancellationToken) {
+/// Polls until `shutdown`. Quiet while the database has no graphile-worker schema. `history`:
+/// whether the failures already there when Backstop first looks are alerted.
+pub async fn poll_graphile(pool: PgPool, history: graphile::History, shutdown: CancellationToken) {
     let mut schema = None;
     let mut detected_at: Option<tokio::time::Instant> = None;
     loop {
@@ -35,11 +37,12 @@ pub async fn poll_graphile(pool: PgPool, shutdown: CancellationToken) {
             detected_at = Some(tokio::time::Instant::now());
         }
         if let Some(schema) = &schema {
-            // Drain: a poll records at most a batch; go on while there is more.
+            // A poll reads one slice: go on at once while slices bring failures, and through
+            // the first round (the history), then wait.
             loop {
-                match graphile::record_failures(&pool, schema).await {
-                    Ok(0) => break,
-                    Ok(n) => tracing::debug!(failures = n, "graphile-worker failures grouped"),
+                match graphile::record_failures(&pool, schema, history).await {
+                    Ok(poll) if poll.recorded == 0 && !poll.history_pending => break,
+                    Ok(poll) => tracing::debug!(failures = poll.recorded, "graphile-worker failures grouped"),
                     Err(e) => {
                         tracing::warn!(error = %e, "could not read graphile-worker's failures; retrying");
                         break;

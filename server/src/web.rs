@@ -53,6 +53,17 @@ pub struct ServeArgs {
         default_values_t = RedactKeys::DEFAULT.iter().map(|k| (*k).to_owned())
     )]
     pub redact_keys: Vec<String>,
+    /// Without --user, a host name besides the loopback ones (`localhost`, `*.localhost`,
+    /// 127.0.0.0/8, `[::1]`) that browsers may use to reach the console, such as a local proxy's
+    /// (any port). Repeat for more. Other names are refused, so that a web page whose name is
+    /// made to resolve to this machine (DNS rebinding) cannot use the console.
+    #[arg(long = "allowed-host", env = "BACKSTOP_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<security::AllowedHost>,
+    /// The first time the console looks at a graphile-worker schema, alert its failures from
+    /// before too. By default they join their error groups (shown in triage) without alerts;
+    /// alerts start with the failures after that first look.
+    #[arg(long, env = "BACKSTOP_GRAPHILE_ALERT_HISTORY")]
+    pub graphile_alert_history: bool,
     #[command(flatten)]
     pub alerts: crate::alerts::AlertArgs,
 }
@@ -66,14 +77,21 @@ pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -
     check_site_root(&args.site_root);
     let console =
         Console { pool: console_pool(&pool, args.query_timeout), redact: RedactKeys::new(&args.redact_keys) };
-    let app = router(leptos_options(&args)?, console, users);
+    let hosts = security::ServedHosts::new(!users.is_empty(), &args.allowed_hosts);
+    let app = router(leptos_options(&args)?, console, users, hosts);
     let listener =
         tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("listen on {}", args.bind))?;
     let addr = listener.local_addr().context("read the listening address")?;
     let alert_runner =
         crate::alerts::start(&pool, &args.alerts, addr, RedactKeys::new(&args.redact_keys), shutdown.clone())
             .await?;
-    let graphile_poller = tokio::spawn(crate::sources::poll_graphile(pool.clone(), shutdown.clone()));
+    let history = if args.graphile_alert_history {
+        backstop::graphile::History::Alert
+    } else {
+        backstop::graphile::History::Quiet
+    };
+    let graphile_poller =
+        tokio::spawn(crate::sources::poll_graphile(pool.clone(), history, shutdown.clone()));
     tracing::info!(site_root = %args.site_root.display(), "console listening on http://{addr}");
     println!("backstop: console on http://{addr}");
     // Pages stream: the shell first, then each part as its data arrives. With Nagle's algorithm
@@ -138,8 +156,9 @@ static ROUTES: LazyLock<Vec<AxumRouteListing>> = LazyLock::new(|| generate_route
 
 /// The console's routes: every page of the app (rendered on the server), its server functions
 /// under `/api`, and, for anything else, a static file from the site root or the app's 404 page;
-/// all behind sign-in, cross-site refusal and security headers.
-fn router(options: LeptosOptions, console: Console, users: Users) -> Router {
+/// all behind the host check, sign-in, cross-site refusal and security headers. The checks are
+/// layers around the whole router, so a route added here is behind them too.
+fn router(options: LeptosOptions, console: Console, users: Users, hosts: security::ServedHosts) -> Router {
     let context = move || provide_context(console.clone());
     Router::new()
         .leptos_routes_with_context(&options, ROUTES.clone(), context.clone(), {
@@ -148,10 +167,13 @@ fn router(options: LeptosOptions, console: Console, users: Users) -> Router {
         })
         .fallback(static_file_or_404(context))
         .with_state(options)
-        // Layers run bottom-up on the way in: headers on everything, then cross-site refusal
-        // (before sign-in, so a forged request is refused whoever's credentials it carries).
+        // Layers run bottom-up on the way in: headers on everything, then the host check (a page
+        // of another site that rebound its name to this machine goes no further), then
+        // cross-site refusal (before sign-in, so a forged request is refused whoever's
+        // credentials it carries).
         .layer(axum::middleware::from_fn_with_state(users, crate::auth::require_user))
         .layer(axum::middleware::from_fn(security::refuse_cross_site))
+        .layer(axum::middleware::from_fn_with_state(hosts, security::refuse_unknown_hosts))
         .layer(axum::middleware::from_fn(security::security_headers))
 }
 

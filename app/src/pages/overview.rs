@@ -133,7 +133,7 @@ fn AlertsPanel() -> impl IntoView {
                                             }.into_any(),
                                             Some(reason) => view! {
                                                 <span data-testid="webhook-broken" class="rounded-full bg-red-100 px-2 py-0.5 text-xs font-medium text-red-800 dark:bg-red-950 dark:text-red-300">
-                                                    {format!("Broken: {reason}. Fix the URL and restart the console.")}
+                                                    {format!("Broken: {reason}. Checked again every five minutes; alerts resume once it works.")}
                                                 </span>
                                             }.into_any(),
                                             None => view! { <span class="rounded-full bg-emerald-100 px-2 py-0.5 text-xs font-medium text-emerald-800 dark:bg-emerald-950 dark:text-emerald-300">"Working"</span> }.into_any(),

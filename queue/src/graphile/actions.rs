@@ -49,13 +49,23 @@ pub async fn act_on_graphile_jobs(
             .bind(ids)
             .fetch_one(&mut *conn)
             .await?,
-            GraphileAction::Discard => {
-                sqlx::query_scalar("select count(*) from graphile_worker.permanently_fail_jobs($1, $2)")
-                    .bind(ids)
-                    .bind(format!("Discarded in the Backstop console by {actor}"))
-                    .fetch_one(&mut *conn)
-                    .await?
-            }
+            // Recorded as seen by the failure poller, in this transaction: a discard (or a
+            // cancel) is the operator's decision, not a failure to group and alert.
+            GraphileAction::Discard => sqlx::query_scalar(
+                "with failed as (select id, run_at, updated_at from graphile_worker.permanently_fail_jobs($1, $2)),
+                      seen as (
+                          insert into backstop.source_failures (source, job_id, run_at, updated_at)
+                          select $3, id, run_at, updated_at from failed
+                          on conflict (source, job_id)
+                          do update set run_at = excluded.run_at, updated_at = excluded.updated_at
+                          returning 1)
+                 select count(*) from seen",
+            )
+            .bind(ids)
+            .bind(format!("Discarded in the Backstop console by {actor}"))
+            .bind(super::SOURCE)
+            .fetch_one(&mut *conn)
+            .await?,
             GraphileAction::Delete => {
                 sqlx::query_scalar("select count(*) from graphile_worker.complete_jobs($1)")
                     .bind(ids)

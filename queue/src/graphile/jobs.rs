@@ -59,7 +59,8 @@ pub struct GraphileJob {
     pub last_error: Option<String>,
     /// When it was added.
     pub created_at: DateTime<Utc>,
-    /// When it last changed (a failure sets it).
+    /// When it was added, re-keyed, rescheduled or failed by `permanently_fail_jobs` (graphile-worker
+    /// 0.18 leaves it alone when a worker fails the job).
     pub updated_at: DateTime<Utc>,
     /// Its job key, if any.
     pub key: Option<String>,

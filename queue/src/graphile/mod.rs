@@ -3,9 +3,10 @@
 //! Backstop's error groups and alerts.
 //!
 //! Nothing here changes graphile-worker's schema (no triggers, no indexes) or holds a lock on
-//! its tables: every read is one short statement, every action one of its functions
-//! (`reschedule_jobs`, `permanently_fail_jobs`, `complete_jobs`), which skip jobs a worker has
-//! locked.
+//! its tables: every read is one short statement (the failure poller's reads a bounded slice),
+//! every action one of its functions (`reschedule_jobs`, `permanently_fail_jobs`,
+//! `complete_jobs`), which skip jobs a worker has locked. Backstop's own bookkeeping about them
+//! lives in the `backstop` schema.
 //!
 //! ```no_run
 //! # async fn example(pool: sqlx::PgPool) -> Result<(), backstop::Error> {
@@ -31,7 +32,7 @@ mod poll;
 pub use actions::{GraphileAction, GraphileStep, act_on_graphile_jobs, act_on_graphile_matching_step};
 pub use detect::{Flavour, GraphileSchema, SUPPORTED_NODE_MIGRATIONS, detect};
 pub use jobs::{GraphileJob, GraphileSearch, GraphileState, count, graphile_job, group_job_ids, search};
-pub use poll::record_failures;
+pub use poll::{History, Poll, SLICE, record_failures};
 
 /// The source name graphile-worker's failures carry in error groups.
 pub const SOURCE: &str = "graphile_worker";

@@ -1,7 +1,8 @@
 //! Delivering alert jobs to Slack: one POST per job, paced by a token bucket every console
 //! process shares (a row in `backstop.alert_webhooks`), with Slack's answers mapped to the
-//! queue's decisions: 2xx done, 429 wait as told, 5xx and timeouts retry with backoff, and a
-//! refusal (400, 403, 404, 410) marks the webhook broken and stops.
+//! queue's decisions: 2xx done, 429 wait as told, 5xx and timeouts retry with backoff; a
+//! message Slack cannot take (a 400 such as `invalid_blocks`) is sent again as plain text; a
+//! refusal of the webhook itself (see [`SlackAnswer::read`]) marks it broken and stops.
 //!
 //! Exactly one process runs each alert job (the queue claims with `FOR UPDATE SKIP LOCKED`),
 //! so two consoles never send the same alert; only a process dying between Slack's 200 and
@@ -22,6 +23,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use super::message::{AlertJob, DigestLine, MessageContext, Reason, clip};
+use super::webhook;
 
 /// An alert job's payload. Group alerts come from `backstop.record_error_arrival` (SQL),
 /// digests from the digest job, tests from the console.
@@ -118,51 +120,98 @@ impl Worker for SlackAlertWorker {
             tracing::info!(reason = %alert.reason, "nothing left to alert about (group gone)");
             return Ok(());
         };
-        self.wait_for_turn(&alert.webhook).await?;
-        let response = self.client.post(url.clone()).json(&message).send().await;
-        let response = match response {
-            // reqwest puts the URL in its errors: it is a secret, take it out.
-            Err(e) => return Err(JobError::retry(format!("Slack did not answer: {}", e.without_url()))),
-            Ok(response) => response,
-        };
-        let status = response.status();
-        if status.is_success() {
-            self.record_sent(&alert).await;
-            return Ok(());
-        }
-        match status {
-            StatusCode::TOO_MANY_REQUESTS => {
-                let wait =
-                    retry_after(response.headers()).unwrap_or(Duration::from_secs(30)).min(MAX_RETRY_AFTER);
-                let until = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-                sqlx::query("update backstop.alert_webhooks set blocked_until = $2 where id = $1")
-                    .bind(&alert.webhook)
-                    .bind(until)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(retry_on_db)?;
-                Err(JobError::retry_at(
-                    until,
-                    format!("Slack rate limit (429): retry after {} s", wait.as_secs()),
-                ))
+        let mut message = message;
+        loop {
+            self.wait_for_turn(&alert.webhook).await?;
+            let response = self.client.post(url.clone()).json(&message).send().await;
+            let response = match response {
+                // reqwest puts the URL in its errors: it is a secret, take it out.
+                Err(e) => return Err(JobError::retry(format!("Slack did not answer: {}", e.without_url()))),
+                Ok(response) => response,
+            };
+            match SlackAnswer::read(response).await {
+                SlackAnswer::Delivered => {
+                    self.record_sent(&alert, message.get("blocks").is_none()).await;
+                    return Ok(());
+                }
+                SlackAnswer::RateLimited(wait) => return Err(self.rate_limited(&alert.webhook, wait).await),
+                SlackAnswer::MessageRefused(reason) => match plain_text(&message) {
+                    Some(plain) => {
+                        tracing::warn!(webhook = %alert.webhook, %reason, "Slack refused the message; sending it as plain text");
+                        message = plain;
+                    }
+                    None => {
+                        return Err(JobError::fail_now(format!(
+                            "Slack refused the message, even as plain text: {reason}"
+                        )));
+                    }
+                },
+                SlackAnswer::WebhookRefused(reason) => {
+                    webhook::mark_broken(&self.pool, &alert.webhook, &reason).await.map_err(retry_on_db)?;
+                    tracing::error!(webhook = %alert.webhook, %reason, "Slack refused the webhook; marked broken");
+                    return Err(JobError::fail_now(format!("Slack refused the webhook: {reason}")));
+                }
+                SlackAnswer::Unavailable(reason) => return Err(JobError::retry(reason)),
             }
-            StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::GONE => {
-                let body = response.text().await.unwrap_or_default();
-                let reason = clip(&format!("{status} {}", body.trim()), 300);
-                sqlx::query(
-                    "update backstop.alert_webhooks set broken_at = now(), broken_reason = $2 where id = $1",
-                )
-                .bind(&alert.webhook)
-                .bind(&reason)
-                .execute(&self.pool)
-                .await
-                .map_err(retry_on_db)?;
-                tracing::error!(webhook = %alert.webhook, %reason, "Slack refused the webhook; marked broken");
-                Err(JobError::fail_now(format!("Slack refused the webhook: {reason}")))
-            }
-            _ => Err(JobError::retry(format!("Slack answered {status}"))),
         }
     }
+}
+
+/// What a Slack webhook's answer means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlackAnswer {
+    /// 2xx.
+    Delivered,
+    /// 429: wait this long (its `Retry-After`, else 30 s).
+    RateLimited(Duration),
+    /// 400 about the message, not the webhook (`invalid_blocks`, `invalid_blocks_format`,
+    /// `msg_too_long`, `no_text`, `invalid_payload`, ...): the webhook works.
+    MessageRefused(String),
+    /// The webhook itself is refused (revoked, deleted, its channel archived, or posting
+    /// forbidden): nothing sent to it can arrive until someone fixes it.
+    WebhookRefused(String),
+    /// 5xx or anything else: try again later.
+    Unavailable(String),
+}
+
+/// Slack's error codes that refuse the webhook rather than the message
+/// (api.slack.com/messaging/webhooks#handling_errors); any other 400 is about the message.
+const WEBHOOK_ERRORS: [&str; 4] = ["invalid_token", "no_service", "channel_is_archived", "action_prohibited"];
+
+impl SlackAnswer {
+    /// Reads a response: its status, and for a refusal the error code Slack puts in the body.
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let wait = retry_after(response.headers());
+        let body =
+            if status.is_success() { String::new() } else { response.text().await.unwrap_or_default() };
+        Self::from_parts(status, wait, &body)
+    }
+
+    fn from_parts(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Self {
+        let reason = || clip(&format!("{status} {}", body.trim()), 300);
+        match status {
+            s if s.is_success() => Self::Delivered,
+            StatusCode::TOO_MANY_REQUESTS => {
+                Self::RateLimited(retry_after.unwrap_or(Duration::from_secs(30)).min(MAX_RETRY_AFTER))
+            }
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::GONE => {
+                Self::WebhookRefused(reason())
+            }
+            StatusCode::BAD_REQUEST if WEBHOOK_ERRORS.contains(&body.trim()) => {
+                Self::WebhookRefused(reason())
+            }
+            StatusCode::BAD_REQUEST => Self::MessageRefused(reason()),
+            _ => Self::Unavailable(format!("Slack answered {status}")),
+        }
+    }
+}
+
+/// The message without its blocks: Slack shows the plain `text` fallback every message has.
+/// `None` if it has no blocks (it is already plain).
+fn plain_text(message: &Value) -> Option<Value> {
+    message.get("blocks")?;
+    Some(json!({ "text": message.get("text").cloned().unwrap_or_else(|| json!("(alert)")) }))
 }
 
 /// `Retry-After` in seconds (Slack sends seconds, never a date).
@@ -172,6 +221,20 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 impl SlackAlertWorker {
+    /// Blocks the webhook for every console until `wait` passes and returns the job's retry.
+    async fn rate_limited(&self, webhook: &str, wait: Duration) -> JobError {
+        let until = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        let blocked = sqlx::query("update backstop.alert_webhooks set blocked_until = $2 where id = $1")
+            .bind(webhook)
+            .bind(until)
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = blocked {
+            return retry_on_db(e);
+        }
+        JobError::retry_at(until, format!("Slack rate limit (429): retry after {} s", wait.as_secs()))
+    }
+
     /// The message for `alert`, built from the database as it is now (counts and times are
     /// fresh, not what they were when the job was enqueued). `None`: nothing to say any more.
     async fn message(&self, alert: &SlackAlert) -> Result<Option<Value>, JobError> {
@@ -268,7 +331,7 @@ impl SlackAlertWorker {
 
     /// Counts the delivery and writes it to the audit log. Slack has the message: a failure
     /// here is logged, never retried (that would send it twice).
-    async fn record_sent(&self, alert: &SlackAlert) {
+    async fn record_sent(&self, alert: &SlackAlert, plain_text: bool) {
         let result = async {
             let mut tx = self.pool.begin().await?;
             let label: String = sqlx::query_scalar(
@@ -283,6 +346,7 @@ impl SlackAlertWorker {
                 "group_id": alert.group_id,
                 "job_id": alert.job_id,
                 "groups": alert.groups.len(),
+                "plain_text": plain_text,
             });
             admin::record_action(&mut *tx, "slack", "alert_sent", &target, 1, 1).await?;
             tx.commit().await?;
@@ -292,5 +356,45 @@ impl SlackAlertWorker {
         if let Err(e) = result {
             tracing::warn!(error = %e, "alert delivered but not recorded");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> SlackAnswer {
+        SlackAnswer::from_parts(StatusCode::from_u16(status).unwrap(), None, body)
+    }
+
+    #[test]
+    fn only_refusals_of_the_webhook_itself_mark_it_broken() {
+        for (status, body) in [
+            (400, "invalid_token"),
+            (400, "no_service"),
+            (400, "channel_is_archived"),
+            (400, "action_prohibited\n"),
+            (403, "invalid_token"),
+            (403, ""),
+            (404, "no_service"),
+            (410, "channel_is_archived"),
+        ] {
+            assert!(matches!(answer(status, body), SlackAnswer::WebhookRefused(_)), "{status} {body}");
+        }
+        for body in
+            ["invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_payload", ""]
+        {
+            assert!(matches!(answer(400, body), SlackAnswer::MessageRefused(_)), "400 {body}");
+        }
+        assert_eq!(answer(200, "ok"), SlackAnswer::Delivered);
+        assert_eq!(answer(429, ""), SlackAnswer::RateLimited(Duration::from_secs(30)));
+        assert!(matches!(answer(503, ""), SlackAnswer::Unavailable(_)));
+    }
+
+    #[test]
+    fn plain_text_keeps_the_words_and_drops_the_blocks() {
+        let message = json!({"text": "[prod] New failure", "blocks": [{"type": "divider"}]});
+        assert_eq!(plain_text(&message), Some(json!({"text": "[prod] New failure"})));
+        assert_eq!(plain_text(&json!({"text": "x"})), None, "already plain");
     }
 }

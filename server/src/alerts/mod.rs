@@ -6,6 +6,7 @@
 mod deliver;
 mod digest;
 mod message;
+mod probe;
 #[cfg(test)]
 mod tests;
 mod webhook;
@@ -25,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 pub use deliver::{Pace, SlackAlertWorker};
 pub use digest::{SlackDigest, SlackDigestWorker};
 pub use message::MessageContext;
-pub use webhook::{WebhookSpec, confirm, register};
+pub use probe::{Upkeep, keep_up};
+pub use webhook::{WebhookSpec, register};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AlertArgs {
@@ -74,8 +76,8 @@ impl AlertArgs {
 const ALERT_CONCURRENCY: usize = 4;
 
 /// Registers the configured webhooks and, if there are any, starts the runner that delivers
-/// alert jobs and enqueues digests, and keeps confirming the webhooks, until `shutdown`. With
-/// none, nothing runs.
+/// alert jobs and enqueues digests, and keeps confirming the webhooks and checking the broken
+/// ones, until `shutdown`. With none, nothing runs.
 pub async fn start(
     pool: &PgPool,
     args: &AlertArgs,
@@ -96,26 +98,21 @@ pub async fn start(
     let webhooks: HashMap<String, reqwest::Url> =
         ids.into_iter().zip(args.webhooks.iter().map(|spec| spec.url.clone())).collect();
     let pace = Pace { per_second: args.slack_rate.max(0.01), burst: 1.0 };
-    let ids: Vec<String> = webhooks.keys().cloned().collect();
-    let runner = alert_runner(pool, Arc::new(webhooks), messages, pace, args.digest_minutes)?;
+    let webhooks = Arc::new(webhooks);
+    let runner = alert_runner(pool, Arc::clone(&webhooks), messages, pace, args.digest_minutes)?;
     tracing::info!(webhooks = args.webhooks.len(), public_url, "Slack alerts on");
-    tokio::spawn(keep_confirming(pool.clone(), ids, shutdown.clone()));
+    tokio::spawn(keep_up(pool.clone(), http_client()?, webhooks, Upkeep::DEFAULT, shutdown.clone()));
     Ok(Some(tokio::spawn(runner.run(shutdown))))
 }
 
-/// How often a console confirms its webhooks (well inside the five minutes they count for).
-const CONFIRM_EVERY: Duration = Duration::from_secs(60);
-
-async fn keep_confirming(pool: PgPool, ids: Vec<String>, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(CONFIRM_EVERY) => {}
-        }
-        if let Err(e) = confirm(&pool, &ids).await {
-            tracing::warn!(error = %e, "could not confirm the Slack webhooks; retrying in a minute");
-        }
-    }
+/// The client for Slack: a short timeout, and Backstop named in the user agent.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    install_tls_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("build the HTTP client")
 }
 
 /// The runner for queue `backstop`: alert delivery and the digest's cron.
@@ -126,12 +123,7 @@ pub fn alert_runner(
     pace: Pace,
     digest_minutes: u32,
 ) -> anyhow::Result<Runner> {
-    install_tls_provider();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("build the HTTP client")?;
+    let client = http_client()?;
     let period = Duration::from_secs(u64::from(digest_minutes) * 60);
     let digest = CronSchedule::new(
         "backstop.slack_digest",

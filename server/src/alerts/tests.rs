@@ -21,11 +21,17 @@ use super::digest::enqueue_digests;
 use super::*;
 use crate::test_support::eventually;
 
-/// What the recording server answers, in order; after the script runs out, 200 "ok".
+/// What the recording server answers, in order; after the script runs out, it answers as a
+/// working Slack webhook does: 200 "ok" to a message, 400 `invalid_payload` to a body that is
+/// not one (such as an empty one).
 #[derive(Debug, Clone, Copy)]
 enum Reply {
     Status(u16),
-    TooManyRequests { retry_after_secs: u64 },
+    /// A status with Slack's error code as the body (`invalid_blocks`, `no_service`, ...).
+    Slack(u16, &'static str),
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -43,11 +49,14 @@ struct Recorder {
 
 async fn record(State(recorder): State<Recorder>, body: String) -> axum::response::Response {
     let reply = recorder.script.lock().unwrap().pop_front();
+    let is_message = serde_json::from_str::<Value>(&body).is_ok_and(|m| m.get("text").is_some());
     let response = match reply {
-        None => (StatusCode::OK, "ok").into_response(),
+        None if is_message => (StatusCode::OK, "ok").into_response(),
+        None => (StatusCode::BAD_REQUEST, "invalid_payload").into_response(),
         Some(Reply::Status(code)) => {
             (StatusCode::from_u16(code).unwrap(), "scripted failure").into_response()
         }
+        Some(Reply::Slack(code, error)) => (StatusCode::from_u16(code).unwrap(), error).into_response(),
         Some(Reply::TooManyRequests { retry_after_secs }) => {
             (StatusCode::TOO_MANY_REQUESTS, [("retry-after", retry_after_secs.to_string())], "rate_limited")
                 .into_response()
@@ -116,6 +125,8 @@ impl Worker for Declines {
 struct Harness {
     pool: PgPool,
     recorder: Recorder,
+    /// Webhook id to URL, as the console holds them.
+    webhooks: Arc<HashMap<String, reqwest::Url>>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<backstop::Result<()>>>,
 }
@@ -149,7 +160,7 @@ impl Harness {
             let runner = alert_runner(&pool, Arc::clone(&webhooks), messages, pace, 10).unwrap();
             tasks.push(tokio::spawn(runner.run(shutdown.clone())));
         }
-        Self { pool, recorder, shutdown, tasks }
+        Self { pool, recorder, webhooks, shutdown, tasks }
     }
 
     async fn kill_card(&self, error: &str) {
@@ -381,7 +392,15 @@ async fn a_graphile_worker_job_that_fails_for_good_alerts_slack_once(
 ) {
     let h = Harness::start(opts, vec![], 1).await;
     let _worker = crate::test_support::GraphileWorker::start(&h.pool).await;
-    tokio::spawn(crate::sources::poll_graphile(h.pool.clone(), h.shutdown.clone()));
+    let history = backstop::graphile::History::Quiet;
+    tokio::spawn(crate::sources::poll_graphile(h.pool.clone(), history, h.shutdown.clone()));
+    // Failures from before the console's first look are history (not alerted): wait for it.
+    h.wait_count(
+        "select count(*) from backstop.source_watermarks where history_done",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
     sqlx::query("select graphile_worker.add_job('always_fails', '{\"message\": \"ledger <4411> unreachable\"}', max_attempts := 1)")
         .execute(&h.pool)
         .await
@@ -395,8 +414,74 @@ async fn a_graphile_worker_job_that_fails_for_good_alerts_slack_once(
     assert!(all.contains("?source=graphile_worker"), "the job link opens graphile-worker's job: {all}");
     // Polled again and again: still one group, one arrival, one message.
     h.wait_alerts_settled(Duration::from_secs(10)).await;
-    assert_eq!(h.count("select count(*) from backstop.source_watermarks where seen_id > 0").await, 1);
     assert_eq!(h.count("select total from backstop.error_groups where source = 'graphile_worker'").await, 1);
     assert_eq!(h.recorder.received().len(), 1);
     h.stop().await;
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_message_slack_refuses_is_resent_as_plain_text_and_the_webhook_kept(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let h = Harness::start(opts, vec![Reply::Slack(400, "invalid_blocks")], 1).await;
+    h.kill_card("card 4242 declined").await;
+    let received = h.recorder.wait_for(2, Duration::from_secs(30)).await;
+    h.wait_alerts_settled(Duration::from_secs(10)).await;
+    assert_eq!((received[0].answered, received[1].answered), (400, 200));
+    assert!(received[0].body.get("blocks").is_some(), "first as Block Kit");
+    assert!(received[1].body.get("blocks").is_none(), "then without blocks: {}", received[1].body);
+    assert_eq!(text(&received[1]), text(&received[0]), "the same words, as plain text");
+    let webhooks = triage::alert_webhooks(&h.pool).await.unwrap();
+    assert_eq!(webhooks[0].broken_at, None, "a refused message is not a broken webhook");
+    assert_eq!(
+        h.count("select count(*) from backstop.audit_log where action = 'alert_sent'").await,
+        1,
+        "delivered once"
+    );
+    // The next new group alerts as usual, blocks and all.
+    h.kill_card("gateway timeout").await;
+    let received = h.recorder.wait_for(3, Duration::from_secs(30)).await;
+    assert_eq!(received[2].answered, 200);
+    assert!(received[2].body.get("blocks").is_some());
+    h.stop().await;
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_broken_webhook_is_checked_and_used_again_once_it_works(_: PgPoolOptions, opts: PgConnectOptions) {
+    // Gone for the alert and for the first check; then it works again.
+    let gone = Reply::Slack(404, "no_service");
+    let h = Harness::start(opts, vec![gone, gone], 1).await;
+    h.kill_card("declined").await;
+    h.wait_count(
+        "select count(*) from backstop.alert_webhooks where broken_at is not null",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    // Checked every 50 ms here (every five minutes by default).
+    let upkeep =
+        Upkeep { confirm_every: Duration::from_secs(3600), check_broken_every: Duration::from_millis(50) };
+    let checks =
+        keep_up(h.pool.clone(), http_client().unwrap(), Arc::clone(&h.webhooks), upkeep, h.shutdown.clone());
+    let checks = tokio::spawn(checks);
+    h.wait_count(
+        "select count(*) from backstop.alert_webhooks where broken_at is null",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    let received = h.recorder.received();
+    let answers: Vec<u16> = received.iter().map(|r| r.answered).collect();
+    assert_eq!(answers, [404, 404, 400], "the alert, a check while still gone, a check that finds it back");
+    assert_eq!(received[1].body, Value::String(String::new()), "a check posts nothing to the channel");
+    assert_eq!(triage::alert_webhooks(&h.pool).await.unwrap()[0].broken_reason, None);
+
+    // Alerts go to it again, without a restart.
+    h.kill_card("a different failure").await;
+    let received = h.recorder.wait_for(4, Duration::from_secs(30)).await;
+    assert_eq!(received[3].answered, 200);
+    assert!(text(&received[3]).contains("New failure"), "{}", text(&received[3]));
+    h.stop().await;
+    checks.await.unwrap();
 }

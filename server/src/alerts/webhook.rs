@@ -110,6 +110,51 @@ pub async fn confirm(pool: &PgPool, ids: &[String]) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// Marks a webhook broken (the reason is shown on the overview): no alerts are enqueued for it
+/// until a check finds it works again (see `probe`), or a console restarts with it.
+pub async fn mark_broken(pool: &PgPool, id: &str, reason: &str) -> sqlx::Result<()> {
+    sqlx::query("update backstop.alert_webhooks set broken_at = now(), broken_reason = $2 where id = $1")
+        .bind(id)
+        .bind(reason)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// A webhook marked broken, and since when.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Broken {
+    pub id: String,
+    pub broken_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Which of `ids` are marked broken.
+pub async fn broken(pool: &PgPool, ids: &[String]) -> sqlx::Result<Vec<Broken>> {
+    sqlx::query_as(
+        "select id, broken_at from backstop.alert_webhooks where id = any($1) and broken_at is not null",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
+/// Takes back a webhook that works again, if it is still the breakage of `broken_at` that was
+/// checked (not one an alert recorded meanwhile). Returns whether it did.
+pub async fn repaired(
+    pool: &PgPool,
+    id: &str,
+    broken_at: chrono::DateTime<chrono::Utc>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "update backstop.alert_webhooks set broken_at = null, broken_reason = null where id = $1 and broken_at = $2",
+    )
+    .bind(id)
+    .bind(broken_at)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,20 +19,36 @@ fn console(pool: PgPool, users: &[&str]) -> Router {
 
 /// The same, with the console's own pool and its statement timeout, as `serve` builds it.
 fn console_with(pool: PgPool, users: &[&str], query_timeout: u64) -> Router {
+    console_built(pool, users, query_timeout, &[])
+}
+
+/// The loopback default's router that also answers to these `--allowed-host` names.
+fn console_allowing(pool: PgPool, users: &[&str], allowed_hosts: &[&str]) -> Router {
+    console_built(pool, users, 3, allowed_hosts)
+}
+
+fn console_built(pool: PgPool, users: &[&str], query_timeout: u64, allowed_hosts: &[&str]) -> Router {
     let args = ServeArgs {
         bind: "127.0.0.1:0".parse().unwrap(),
         site_root: "does-not-exist".into(),
         users: users.iter().map(|spec| spec.parse().unwrap()).collect(),
         query_timeout,
         redact_keys: vec!["password".into()],
+        allowed_hosts: allowed_hosts.iter().map(|host| host.parse().unwrap()).collect(),
+        graphile_alert_history: false,
         alerts: crate::alerts::AlertArgs::none(),
     };
     let console =
         Console { pool: console_pool(&pool, query_timeout), redact: RedactKeys::new(&args.redact_keys) };
-    router(leptos_options(&args).unwrap(), console, Users::new(args.users.clone()))
+    let users = Users::new(args.users.clone());
+    let hosts = security::ServedHosts::new(!users.is_empty(), &args.allowed_hosts);
+    router(leptos_options(&args).unwrap(), console, users, hosts)
 }
 
-async fn send(router: &Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+/// Sends `request` as a browser on the console's own page would: to the loopback address it
+/// serves, unless the request names another host.
+async fn send(router: &Router, mut request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    request.headers_mut().entry(header::HOST).or_insert(header::HeaderValue::from_static("127.0.0.1:8080"));
     let response = router.clone().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
@@ -419,7 +435,8 @@ async fn a_role_that_cannot_read_graphile_worker_s_rows_gets_a_notice_not_a_cras
             .unwrap();
     // Granted everything but ownership: row-level security shows it no private rows.
     for statement in [
-        "create role web_console_reader login",
+        // Roles belong to the cluster, not the test's database: made once, granted per database.
+        "do $$ begin create role web_console_reader login; exception when duplicate_object then null; end $$",
         "grant usage on schema graphile_worker, backstop to web_console_reader",
         "grant select on all tables in schema graphile_worker to web_console_reader",
         "grant select, insert, update, delete on all tables in schema backstop to web_console_reader",
@@ -479,12 +496,8 @@ async fn retry_all_on_a_graphile_worker_group_goes_through_graphile_worker(pool:
         },
     )
     .await;
-    // Settled failures (the poller leaves the latest two seconds for the next poll).
-    sqlx::query("update graphile_worker._private_jobs set updated_at = now() - interval '1 minute'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    assert_eq!(backstop::graphile::record_failures(&pool, &schema).await.unwrap(), 3);
+    let poll = backstop::graphile::record_failures(&pool, &schema, backstop::graphile::History::Quiet);
+    assert_eq!(poll.await.unwrap().recorded, 3);
     let group: i64 =
         sqlx::query_scalar("select id from backstop.error_groups where message = 'ledger <*> unreachable'")
             .fetch_one(&pool)
@@ -508,4 +521,92 @@ async fn retry_all_on_a_graphile_worker_group_goes_through_graphile_worker(pool:
         1,
         "the other group's job is untouched"
     );
+}
+
+/// Every way into the console, listed from what the router is built from: each page the app
+/// routes (path parameters filled in), each registered server function, each file embedded in
+/// the binary, the site's files (`public/` and the built `pkg/`), and a path nothing serves
+/// (the fallback). A page, server function or file added later is in these lists without
+/// touching this test.
+fn every_route() -> Vec<(axum::http::Method, String)> {
+    use axum::http::Method;
+    let fill = |path: &str| -> String {
+        let segments = path.split('/').map(|s| if s.starts_with([':', '{', '*']) { "1" } else { s });
+        segments.collect::<Vec<_>>().join("/")
+    };
+    let mut routes: Vec<(Method, String)> =
+        ROUTES.iter().map(|route| (Method::GET, fill(route.path()))).collect();
+    routes.extend(leptos::server_fn::axum::server_fn_paths().map(|(path, method)| (method, path.to_owned())));
+    routes.extend(crate::assets::names().map(|name| (Method::GET, format!("/{name}"))));
+    for file in ["backstop.js", "backstop_bg.wasm", "backstop.css"] {
+        routes.push((Method::GET, format!("/{PKG_DIR}/{file}")));
+    }
+    let public = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../public")).unwrap();
+    for file in public {
+        routes.push((Method::GET, format!("/{}", file.unwrap().file_name().to_str().unwrap())));
+    }
+    routes.push((Method::GET, "/no/such/page".to_owned()));
+    routes
+}
+
+/// A request for `route` as a browser on a page at `host` makes it.
+fn from_host(method: &axum::http::Method, path: &str, host: &str) -> Request<Body> {
+    Request::builder()
+        .method(method.clone())
+        .uri(path)
+        .header(header::HOST, host)
+        .header("sec-fetch-site", "same-origin")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn without_users_only_loopback_host_names_are_served_on_every_route(pool: PgPool) {
+    let router = console_allowing(pool.clone(), &[], &["backstop.internal"]);
+    let routes = every_route();
+    assert!(routes.iter().any(|(_, path)| path == "/api/whoami"), "server functions listed: {routes:?}");
+    assert!(routes.iter().any(|(_, path)| path == "/dead-letters"), "pages listed: {routes:?}");
+    // A page on evil.example whose name now resolves to 127.0.0.1 (DNS rebinding).
+    for (method, path) in &routes {
+        for host in ["evil.example", "evil.example:8080", "127.0.0.1.evil.example", "localhost.evil.example"]
+        {
+            let (status, _, text) = send(&router, from_host(method, path, host)).await;
+            assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{method} {path} with Host {host}: {text}");
+            assert!(
+                text.contains(host.split(':').next().unwrap()) && text.contains("--allowed-host"),
+                "{text}"
+            );
+        }
+    }
+    for host in [
+        "localhost",
+        "localhost:8080",
+        "console.localhost:8080",
+        "LOCALHOST",
+        "127.0.0.1:8080",
+        "127.3.4.5",
+        "[::1]:8080",
+        "[::1]",
+        "backstop.internal",
+        "backstop.internal:443",
+    ] {
+        for (method, path) in &routes {
+            let (status, _, text) = send(&router, from_host(method, path, host)).await;
+            assert_ne!(status, StatusCode::MISDIRECTED_REQUEST, "{method} {path} with Host {host}: {text}");
+        }
+    }
+    let (status, _, text) =
+        send(&router, from_host(&axum::http::Method::POST, "/api/whoami", "localhost:8080")).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("operator"), "{text}");
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn with_users_any_host_name_may_sign_in(pool: PgPool) {
+    let router = console(pool, &["otto:o-pass:operator"]);
+    let mut request = from_host(&axum::http::Method::POST, "/api/whoami", "backstop.example.com");
+    request.headers_mut().insert(header::AUTHORIZATION, basic("otto:o-pass").parse().unwrap());
+    let (status, _, text) = send(&router, request).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
 }
