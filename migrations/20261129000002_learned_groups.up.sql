@@ -51,7 +51,9 @@ end
 $$;
 
 -- As before (one arrival, the alerts it calls for), plus the group's learned template: a new
--- group starts with it, a group from before adopts it.
+-- group starts with it, a group from before adopts it. Alerts now go to every webhook a console
+-- has had within a week (was: five minutes), so none is lost while no console runs, and carry
+-- the time of the death.
 drop function backstop.record_error_arrival(text, text, text, text, text, bigint);
 create function backstop.record_error_arrival(
     p_source text, p_kind text, p_queue text, p_message text, p_error text, p_job_id bigint,
@@ -102,11 +104,16 @@ begin
     if alert is not null and p_kind not like 'backstop.%' then
         insert into backstop.jobs (queue, kind, payload, max_attempts)
         select 'backstop', 'backstop.slack_alert',
-               jsonb_build_object('webhook', w.id, 'group_id', group_id, 'reason', alert, 'job_id', p_job_id),
+               jsonb_build_object('webhook', w.id, 'group_id', group_id, 'reason', alert, 'job_id', p_job_id,
+                                  'at', now()),
                12
         from backstop.alert_webhooks w
         where w.broken_at is null
-          and w.configured_at > now() - interval '5 minutes'
+          -- Any webhook a console has had in the last week: during a redeploy or an outage of
+          -- the consoles the alert waits in the queue, and the first console back sends it
+          -- (saying how late). One dropped from every console's configuration for a week gets
+          -- nothing more.
+          and w.configured_at > now() - interval '7 days'
           and (w.queues is null or p_queue = any (w.queues))
           and (w.kinds is null or p_kind = any (w.kinds));
         if found then

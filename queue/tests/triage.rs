@@ -105,10 +105,10 @@ async fn a_group_alerts_when_new_reopened_or_unignored_and_folds_the_rest(
     let pool = pool(opts).await;
     add_webhook(&pool, "all", None).await;
     add_webhook(&pool, "billing-only", Some(&["billing"])).await;
-    // No running console has confirmed this one for ten minutes: it gets nothing.
+    // No console has had this one for over a week: it is retired and gets nothing.
     add_webhook(&pool, "stale", None).await;
     sqlx::query(
-        "update backstop.alert_webhooks set configured_at = now() - interval '10 minutes' where id = 'stale'",
+        "update backstop.alert_webhooks set configured_at = now() - interval '8 days' where id = 'stale'",
     )
     .execute(&pool)
     .await
@@ -411,4 +411,98 @@ async fn three_processes_learning_at_once_agree(_: PgPoolOptions, opts: PgConnec
         count(&pool, "select sum(total)::bigint from backstop.error_groups where merged_into is null").await,
         300
     );
+}
+
+/// A group as Backstop 0.1 made it: a normalised message, no template.
+async fn old_style_group(pool: &PgPool, kind: &str, message: &str, sample: &str, status: &str) -> i64 {
+    sqlx::query_scalar(
+        "insert into backstop.error_groups (fingerprint, source, kind, queue, message, sample_error, sample_job_id, status, total)
+         values (md5($1 || $2), 'backstop', $1, 'default', $2, $3, 1, $4, 3)
+         returning id",
+    )
+    .bind(kind)
+    .bind(message)
+    .bind(sample)
+    .bind(status)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn regroup_gives_old_groups_templates_keeps_statuses_and_is_idempotent(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    let email = old_style_group(
+        &pool,
+        "signup",
+        r#"duplicate key value violates unique constraint "<str>""#,
+        r#"duplicate key value violates unique constraint "users_email_key""#,
+        "resolved",
+    )
+    .await;
+    let invoices =
+        old_style_group(&pool, "charge", "invoice <n> declined", "invoice 26 declined", "ignored").await;
+    // A group learned after the upgrade, for the same problem as the old invoice group.
+    let (learned, _) = arrive(&pool, "charge", "default", "invoice 52 declined").await;
+    assert!(learned > invoices);
+
+    let mut reports = Vec::new();
+    let done = triage::regroup(&pool, 1, |so_far| reports.push(so_far)).await.unwrap();
+    assert_eq!((done.given_a_template, done.merged, done.remaining), (1, 1, 0));
+    assert!(reports.len() >= 2, "progress after each batch: {reports:?}");
+
+    let email_group = triage::error_group(&pool, email).await.unwrap().unwrap();
+    assert_eq!(email_group.message, r#"duplicate key value violates unique constraint "users_email_key""#);
+    assert_eq!(email_group.status, "resolved", "statuses survive");
+    let merged = triage::error_group(&pool, learned).await.unwrap().unwrap();
+    assert_eq!(merged.id, invoices, "the older group survives; the newer id redirects");
+    assert_eq!((merged.status.as_str(), merged.total), ("ignored", 4));
+    assert_eq!(merged.message, "invoice <*> declined");
+
+    // Again: nothing left to do, nothing changes.
+    let again = triage::regroup(&pool, 1, |_| {}).await.unwrap();
+    assert_eq!((again.given_a_template, again.merged, again.remaining), (0, 0, 0));
+    // And new arrivals find the regrouped templates.
+    assert_eq!(arrive(&pool, "charge", "default", "invoice 999 declined").await.0, invoices);
+    let (joined, _) = arrive(
+        &pool,
+        "signup",
+        "default",
+        r#"duplicate key value violates unique constraint "users_email_key""#,
+    )
+    .await;
+    assert_eq!(joined, email);
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_death_while_no_console_runs_still_enqueues_its_alert_with_its_time(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    add_webhook(&pool, "hook", None).await;
+    // The last console with this webhook stopped an hour ago (a long redeploy, an outage).
+    sqlx::query("update backstop.alert_webhooks set configured_at = now() - interval '1 hour'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    arrive(&pool, "charge", "default", "gateway refused the charge").await;
+    assert_eq!(alerts(&pool).await, [("hook".to_owned(), "new".to_owned())], "waits for a console");
+    let at: Option<String> =
+        sqlx::query_scalar("select payload->>'at' from backstop.jobs where kind = 'backstop.slack_alert'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(at.is_some(), "the alert carries the time of the death");
+
+    // One that no console has had for over a week is retired: nothing waits for it.
+    sqlx::query("update backstop.alert_webhooks set configured_at = now() - interval '8 days'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    arrive(&pool, "charge", "default", "another problem entirely, not like the first").await;
+    assert_eq!(alerts(&pool).await.len(), 1);
 }

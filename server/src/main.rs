@@ -43,6 +43,17 @@ enum Command {
     /// Group error messages read from stdin, one per line, with the console's error grouper
     /// (learning as it goes, in input order); print each line's group key.
     GroupErrors(group_errors::Args),
+    /// After an upgrade: bring error groups from before learned templates into template learning
+    /// (each takes its latest error's template, or merges into the older group that already
+    /// has it; ids, statuses and dead jobs kept). Idempotent; prints progress. Applies
+    /// Backstop's migrations first.
+    Regroup {
+        /// Groups per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
     /// A live demo: workers processing welcome emails, card charges and a flaky webhook, with
     /// retries and dead letters, printing progress, and the console serving it. Uses
     /// `--database-url` (or `DATABASE_URL`), else a private PostgreSQL started for the demo.
@@ -80,6 +91,25 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }),
         Command::WithPostgres(args) => with_postgres::run(args),
+        Command::Regroup { batch, db } => run_async(async move {
+            let Some(url) = db.database_url else {
+                anyhow::bail!("regroup needs --database-url (or DATABASE_URL): the database to regroup");
+            };
+            let database = database::connect_or_start(Some(url), 2).await?;
+            backstop::MIGRATOR.run(&database.pool).await?;
+            let done = backstop::triage::regroup(&database.pool, batch, |so_far| {
+                eprintln!(
+                    "backstop regroup: {} given a template, {} merged, {} left",
+                    so_far.given_a_template, so_far.merged, so_far.remaining
+                );
+            })
+            .await?;
+            println!(
+                "regrouped: {} groups given a template, {} merged into an older group",
+                done.given_a_template, done.merged
+            );
+            Ok(())
+        }),
         Command::GroupErrors(args) => match group_errors::run(args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {

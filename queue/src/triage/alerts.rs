@@ -35,12 +35,13 @@ pub struct AlertWebhook {
     /// The latest delivery.
     pub last_sent_at: Option<DateTime<Utc>>,
     /// Whether a running console is configured with it (it said so within
-    /// [`WEBHOOK_STALE_AFTER_SECS`]); only those get alerts.
+    /// [`WEBHOOK_STALE_AFTER_SECS`]). Alerts to one that is not wait for a console that is.
     pub active: bool,
 }
 
-/// A webhook no running console has confirmed for this long gets no more alerts (the same
-/// five minutes as in `backstop.record_error_arrival`).
+/// A webhook no running console has confirmed for this long is shown as inactive: its alerts
+/// wait in the queue until a console that has it runs (`backstop.record_error_arrival` keeps
+/// enqueueing them for a week after the last confirmation).
 pub const WEBHOOK_STALE_AFTER_SECS: i64 = 300;
 
 /// Every configured webhook.

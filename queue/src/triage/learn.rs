@@ -54,30 +54,8 @@ pub async fn record_arrival(
     let error = StoredText::new(error);
     let signature = Signature::of(error.as_str());
     let length = i32::try_from(signature.tokens.len()).unwrap_or(i32::MAX);
-    sqlx::query("select pg_advisory_xact_lock($1, hashtext($2 || E'\\x1f' || $3 || E'\\x1f' || $4::text))")
-        .bind(LOCK_SPACE)
-        .bind(source)
-        .bind(kind)
-        .bind(length)
-        .execute(&mut *conn)
-        .await?;
-    let rows: Vec<(i64, Vec<Option<String>>, i64)> = sqlx::query_as(
-        "select id, template, total from backstop.error_groups
-         where source = $1 and kind = $2 and cardinality(template) = $3
-           and merged_into is null and template is not null
-         order by last_seen desc
-         limit $4",
-    )
-    .bind(source)
-    .bind(kind)
-    .bind(length)
-    .bind(MAX_CANDIDATES as i64)
-    .fetch_all(&mut *conn)
-    .await?;
-    let learned: Vec<Learned> = rows
-        .into_iter()
-        .map(|(id, tokens, seen)| Learned { id, template: Template { tokens }, seen })
-        .collect();
+    lock_bucket(conn, source, kind, length).await?;
+    let learned = bucket_templates(conn, source, kind, length).await?;
     let placement = place(&learned, &signature);
 
     if let Some(survivor) = placement.group {
@@ -105,6 +83,44 @@ pub async fn record_arrival(
     .fetch_one(&mut *conn)
     .await?;
     Ok(Arrival { group_id, alert, merged: placement.absorbed })
+}
+
+/// Takes the lock that serialises learning in one bucket, to the end of the transaction.
+async fn lock_bucket(conn: &mut PgConnection, source: &str, kind: &str, length: i32) -> sqlx::Result<()> {
+    sqlx::query("select pg_advisory_xact_lock($1, hashtext($2 || E'\\x1f' || $3 || E'\\x1f' || $4::text))")
+        .bind(LOCK_SPACE)
+        .bind(source)
+        .bind(kind)
+        .bind(length)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// The templates a message of this source, kind and length is compared with.
+async fn bucket_templates(
+    conn: &mut PgConnection,
+    source: &str,
+    kind: &str,
+    length: i32,
+) -> sqlx::Result<Vec<Learned>> {
+    let rows: Vec<(i64, Vec<Option<String>>, i64)> = sqlx::query_as(
+        "select id, template, total from backstop.error_groups
+         where source = $1 and kind = $2 and cardinality(template) = $3
+           and merged_into is null and template is not null
+         order by last_seen desc
+         limit $4",
+    )
+    .bind(source)
+    .bind(kind)
+    .bind(length)
+    .bind(MAX_CANDIDATES as i64)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, tokens, seen)| Learned { id, template: Template { tokens }, seen })
+        .collect())
 }
 
 /// Gives a group its widened template (and the message and fingerprint that follow from it).
@@ -148,4 +164,80 @@ async fn set_template(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// What [`regroup`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Regrouped {
+    /// Groups from before templates that were given one (their own sample's).
+    pub given_a_template: u64,
+    /// Groups from before templates that turned out to be a problem another group already
+    /// stands for, and merged into the older of the two.
+    pub merged: u64,
+    /// Groups from before templates still left (none once it has run to the end).
+    pub remaining: u64,
+}
+
+/// Brings error groups from before learned templates (Backstop 0.1's normalised messages) into
+/// template learning, oldest first, `batch` groups per transaction: each is placed by its latest
+/// error, exactly as a new arrival would be (without counting an arrival or alerting). It keeps
+/// its id, status and dead jobs, and takes that error's template; where the template is one
+/// another group already has, the two merge into the older, which keeps its status. Idempotent:
+/// a group with a template is never touched again, so it can be stopped and run again.
+/// `progress` is called after each batch.
+pub async fn regroup(
+    pool: &sqlx::PgPool,
+    batch: i64,
+    mut progress: impl FnMut(Regrouped),
+) -> sqlx::Result<Regrouped> {
+    let mut done = Regrouped::default();
+    loop {
+        let mut tx = pool.begin().await?;
+        let old: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "select id, source, kind, sample_error from backstop.error_groups
+             where template is null and merged_into is null
+             order by first_seen, id
+             limit $1
+             for update skip locked",
+        )
+        .bind(batch.max(1))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, source, kind, sample) in &old {
+            let signature = Signature::of(sample);
+            let length = i32::try_from(signature.tokens.len()).unwrap_or(i32::MAX);
+            lock_bucket(&mut tx, source, kind, length).await?;
+            let learned = bucket_templates(&mut tx, source, kind, length).await?;
+            let placement = place(&learned, &signature);
+            match placement.group {
+                None => {
+                    set_template(&mut tx, *id, source, kind, &placement.template).await?;
+                    done.given_a_template += 1;
+                }
+                Some(other) => {
+                    let (survivor, victim) = if other < *id { (other, *id) } else { (*id, other) };
+                    for absorbed in placement.absorbed.iter().chain([&victim]) {
+                        sqlx::query("select backstop.merge_error_groups($1, $2)")
+                            .bind(survivor)
+                            .bind(absorbed)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    set_template(&mut tx, survivor, source, kind, &placement.template).await?;
+                    done.merged += 1;
+                }
+            }
+        }
+        let remaining: i64 = sqlx::query_scalar(
+            "select count(*) from backstop.error_groups where template is null and merged_into is null",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        done.remaining = remaining.unsigned_abs();
+        tx.commit().await?;
+        progress(done);
+        if old.is_empty() || done.remaining == 0 {
+            return Ok(done);
+        }
+    }
 }

@@ -45,6 +45,37 @@ pub struct SlackAlert {
     /// For a test alert: the console user who asked.
     #[serde(default)]
     pub requested_by: Option<String>,
+    /// For a group alert: when the death it reports happened.
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// An alert sent this long after its death says so: it waited for a console (none ran), or
+/// for Slack.
+const LATE_AFTER: chrono::Duration = chrono::Duration::minutes(2);
+
+/// Says in the message how long ago its death happened, when that is more than [`LATE_AFTER`]:
+/// at the end of the plain text, and as a context line at the top of the blocks.
+fn mark_late(message: &mut Value, age: chrono::Duration) {
+    if age < LATE_AFTER {
+        return;
+    }
+    let note = format!("(sent late: this happened {} ago, while no console could send it)", human_age(age));
+    if let Some(text) = message.get_mut("text").and_then(|t| t.as_str().map(str::to_owned)) {
+        message["text"] = json!(format!("{text} {note}"));
+    }
+    if let Some(blocks) = message.get_mut("blocks").and_then(Value::as_array_mut) {
+        blocks.insert(0, json!({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}));
+    }
+}
+
+/// `47 minutes`, `3 hours`, `2 days`.
+fn human_age(age: chrono::Duration) -> String {
+    match (age.num_days(), age.num_hours(), age.num_minutes()) {
+        (d, _, _) if d >= 2 => format!("{d} days"),
+        (_, h, _) if h >= 2 => format!("{h} hours"),
+        (_, _, m) => format!("{m} minutes"),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +152,9 @@ impl Worker for SlackAlertWorker {
             return Ok(());
         };
         let mut message = message;
+        if let Some(at) = alert.at {
+            mark_late(&mut message, Utc::now() - at);
+        }
         loop {
             self.wait_for_turn(&alert.webhook).await?;
             let response = self.client.post(url.clone()).json(&message).send().await;
@@ -362,6 +396,22 @@ impl SlackAlertWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_alert_sent_late_says_how_late_in_text_and_blocks() {
+        let message = || json!({"text": "New failure: charge", "blocks": [{"type": "section"}]});
+        let mut on_time = message();
+        mark_late(&mut on_time, chrono::Duration::seconds(30));
+        assert_eq!(on_time, message());
+        let mut late = message();
+        mark_late(&mut late, chrono::Duration::minutes(47));
+        let note = "(sent late: this happened 47 minutes ago, while no console could send it)";
+        assert_eq!(late["text"], format!("New failure: charge {note}"));
+        assert_eq!(late["blocks"][0]["elements"][0]["text"], note);
+        assert_eq!(late["blocks"].as_array().unwrap().len(), 2);
+        assert_eq!(human_age(chrono::Duration::hours(5)), "5 hours");
+        assert_eq!(human_age(chrono::Duration::days(3)), "3 days");
+    }
 
     fn answer(status: u16, body: &str) -> SlackAnswer {
         SlackAnswer::from_parts(StatusCode::from_u16(status).unwrap(), None, body)

@@ -77,6 +77,7 @@ pub async fn enqueue_digests(pool: &PgPool, since: chrono::DateTime<Utc>) -> Res
                 groups,
                 since: Some(since),
                 requested_by: None,
+                at: None,
             };
             alerts.push(NewJob::new(&alert));
         }
