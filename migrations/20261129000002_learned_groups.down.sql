@@ -1,6 +1,6 @@
 -- Back to groups without templates: the previous record_error_arrival, no merges.
-drop function backstop.record_error_arrival(text, text, text, text, text, bigint, text[]);
-drop function backstop.merge_error_groups(bigint, bigint);
+drop function backstop.record_error_arrival(text, text, text, text, text, bigint, text[], bigint);
+drop function backstop.merge_error_groups(bigint, bigint, boolean);
 drop index backstop.error_groups_templates;
 alter table backstop.error_groups drop column merged_into, drop column template;
 

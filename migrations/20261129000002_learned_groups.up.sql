@@ -15,13 +15,16 @@ alter table backstop.error_groups
 
 -- The templates a message is compared with: its source, kind and length, most recent first.
 create index error_groups_templates on backstop.error_groups (source, kind, cardinality(template), last_seen desc)
-    where merged_into is null and template is not null;
+    where template is not null;
 
 -- Merges group `p_victim` into `p_survivor`: counts, hourly arrivals, first and last seen, the
 -- latest sample, its dead jobs (Backstop's and other sources'); the survivor's status stays.
 -- The victim becomes a redirect, and anything that redirected to it now redirects onwards.
 -- Its undigested arrivals move with it (the survivor's digest reports them); it sends nothing.
-create function backstop.merge_error_groups(p_survivor bigint, p_victim bigint) returns void
+-- A learned merge drops the victim's template (the survivor's covers it); an operator's keeps
+-- it as an alias, so the victim's future failures go to the survivor.
+create function backstop.merge_error_groups(p_survivor bigint, p_victim bigint, p_keep_template boolean)
+returns void
 language plpgsql as $$
 begin
     if p_survivor = p_victim then
@@ -45,19 +48,22 @@ begin
     update backstop.source_job_groups set group_id = p_survivor where group_id = p_victim;
     update backstop.error_groups set merged_into = p_survivor where merged_into = p_victim;
     update backstop.error_groups
-    set merged_into = p_survivor, fingerprint = 'merged:' || id, digested_total = total, template = null
+    set merged_into = p_survivor, fingerprint = 'merged:' || id, digested_total = total,
+        template = case when p_keep_template then template end
     where id = p_victim;
 end
 $$;
 
--- As before (one arrival, the alerts it calls for), plus the group's learned template: a new
--- group starts with it, a group from before adopts it. Alerts now go to every webhook a console
+-- As before (one arrival, the alerts it calls for), plus the group's learned template. The
+-- caller names the group the arrival joins (`p_group_id`, decided from the templates); with
+-- none, a new group starts with `p_template`, unless a group from before templates has the same
+-- normalised message, which then adopts the template. Alerts now go to every webhook a console
 -- has had within a week (was: five minutes), so none is lost while no console runs, and carry
 -- the time of the death.
 drop function backstop.record_error_arrival(text, text, text, text, text, bigint);
 create function backstop.record_error_arrival(
     p_source text, p_kind text, p_queue text, p_message text, p_error text, p_job_id bigint,
-    p_template text[],
+    p_template text[], p_group_id bigint,
     out group_id bigint, out alert text
 ) language plpgsql as $$
 #variable_conflict use_variable
@@ -65,16 +71,21 @@ declare
     print constant text := md5(p_source || E'\x1f' || p_kind || E'\x1f' || p_message);
     g backstop.error_groups;
 begin
-    insert into backstop.error_groups (fingerprint, source, kind, queue, message, sample_error, sample_job_id, template)
-    values (print, p_source, p_kind, p_queue, p_message, p_error, p_job_id, p_template)
-    on conflict (fingerprint) do nothing
-    returning id into group_id;
-    if group_id is not null then
-        alert := 'new';
-    else
-        -- Another transaction may be recording the same group: the row lock orders them.
-        select * into strict g from backstop.error_groups where fingerprint = print for update;
-        group_id := g.id;
+    group_id := p_group_id;
+    if group_id is null then
+        insert into backstop.error_groups (fingerprint, source, kind, queue, message, sample_error, sample_job_id, template)
+        values (print, p_source, p_kind, p_queue, p_message, p_error, p_job_id, p_template)
+        on conflict (fingerprint) do nothing
+        returning id into group_id;
+        if group_id is not null then
+            alert := 'new';
+        else
+            select id into strict group_id from backstop.error_groups where fingerprint = print;
+        end if;
+    end if;
+    if alert is null then
+        -- Another transaction may be recording into the same group: the row lock orders them.
+        select * into strict g from backstop.error_groups where id = group_id for update;
         if g.status = 'resolved' then
             alert := 'reopened';
         elsif g.status = 'ignored' and (g.ignored_until <= now() or g.total + 1 >= g.ignored_until_total) then

@@ -506,3 +506,36 @@ async fn a_death_while_no_console_runs_still_enqueues_its_alert_with_its_time(
     arrive(&pool, "charge", "default", "another problem entirely, not like the first").await;
     assert_eq!(alerts(&pool).await.len(), 1);
 }
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn an_operator_merge_keeps_the_older_group_and_sends_later_failures_there(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    add_webhook(&pool, "hook", None).await;
+    // One problem worded two ways (different lengths: the grouper cannot know).
+    let (older, _) = arrive(&pool, "mail", "default", "550 5.1.1 user unknown").await;
+    let (newer, _) = arrive(&pool, "mail", "default", "550 5.1.1 no such user here").await;
+    let (other_kind, _) = arrive(&pool, "sms", "default", "550 5.1.1 user unknown").await;
+    assert_ne!(older, newer);
+
+    let mut tx = pool.begin().await.unwrap();
+    assert!(triage::merge_groups(&mut tx, newer, newer).await.is_err(), "not with itself");
+    assert!(triage::merge_groups(&mut tx, older, other_kind).await.is_err(), "not across kinds");
+    tx.rollback().await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    assert_eq!(triage::merge_groups(&mut tx, newer, older).await.unwrap(), older);
+    tx.commit().await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    assert!(triage::merge_groups(&mut tx, older, newer).await.is_err(), "merged already");
+    tx.rollback().await.unwrap();
+
+    let alerts_before = alerts(&pool).await.len();
+    // The merged group's shape now lands in the older group, without a new-group alert.
+    let (joined, alert) = arrive(&pool, "mail", "default", "550 5.1.1 no such user here").await;
+    assert_eq!((joined, alert), (older, None));
+    assert_eq!(alerts(&pool).await.len(), alerts_before);
+    let group = triage::error_group(&pool, newer).await.unwrap().unwrap();
+    assert_eq!((group.id, group.total), (older, 3));
+}

@@ -55,23 +55,32 @@ pub async fn record_arrival(
     let signature = Signature::of(error.as_str());
     let length = i32::try_from(signature.tokens.len()).unwrap_or(i32::MAX);
     lock_bucket(conn, source, kind, length).await?;
-    let learned = bucket_templates(conn, source, kind, length).await?;
-    let placement = place(&learned, &signature);
+    let bucket = bucket_templates(conn, source, kind, length).await?;
+    let learned: Vec<Learned> = bucket.iter().map(|(learned, _)| learned.clone()).collect();
+    let mut placement = place(&learned, &signature);
+    let alias_of = |id: i64| bucket.iter().find(|(l, _)| l.id == id).and_then(|(_, target)| *target);
 
-    if let Some(survivor) = placement.group {
-        for victim in &placement.absorbed {
-            sqlx::query("select backstop.merge_error_groups($1, $2)")
-                .bind(survivor)
-                .bind(victim)
-                .execute(&mut *conn)
-                .await?;
+    let group = match placement.group {
+        // A template an operator merged into another group: its failures go there, as they
+        // are, and it learns nothing more.
+        Some(alias) if alias_of(alias).is_some() => {
+            placement.absorbed.clear();
+            alias_of(alias)
         }
-        if placement.template_changed {
-            set_template(conn, survivor, source, kind, &placement.template).await?;
+        Some(survivor) => {
+            placement.absorbed.retain(|id| alias_of(*id).is_none());
+            for victim in &placement.absorbed {
+                merge_groups_into(conn, survivor, *victim, false).await?;
+            }
+            if placement.template_changed {
+                set_template(conn, survivor, source, kind, &placement.template).await?;
+            }
+            Some(survivor)
         }
-    }
+        None => None,
+    };
     let (group_id, alert): (i64, Option<String>) = sqlx::query_as(
-        "select group_id, alert from backstop.record_error_arrival($1, $2, $3, $4, $5, $6, $7)",
+        "select group_id, alert from backstop.record_error_arrival($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(source)
     .bind(kind)
@@ -80,6 +89,7 @@ pub async fn record_arrival(
     .bind(error.as_str())
     .bind(job_id)
     .bind(&placement.template.tokens)
+    .bind(group)
     .fetch_one(&mut *conn)
     .await?;
     Ok(Arrival { group_id, alert, merged: placement.absorbed })
@@ -97,17 +107,17 @@ async fn lock_bucket(conn: &mut PgConnection, source: &str, kind: &str, length: 
         .map(drop)
 }
 
-/// The templates a message of this source, kind and length is compared with.
+/// The templates a message of this source, kind and length is compared with, each with the
+/// group it stands for when it is an operator's alias (a group merged into that one by hand).
 async fn bucket_templates(
     conn: &mut PgConnection,
     source: &str,
     kind: &str,
     length: i32,
-) -> sqlx::Result<Vec<Learned>> {
-    let rows: Vec<(i64, Vec<Option<String>>, i64)> = sqlx::query_as(
-        "select id, template, total from backstop.error_groups
-         where source = $1 and kind = $2 and cardinality(template) = $3
-           and merged_into is null and template is not null
+) -> sqlx::Result<Vec<(Learned, Option<i64>)>> {
+    let rows: Vec<(i64, Vec<Option<String>>, i64, Option<i64>)> = sqlx::query_as(
+        "select id, template, total, merged_into from backstop.error_groups
+         where source = $1 and kind = $2 and cardinality(template) = $3 and template is not null
          order by last_seen desc
          limit $4",
     )
@@ -119,8 +129,26 @@ async fn bucket_templates(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, tokens, seen)| Learned { id, template: Template { tokens }, seen })
+        .map(|(id, tokens, seen, alias_of)| (Learned { id, template: Template { tokens }, seen }, alias_of))
         .collect())
+}
+
+/// Merges group `victim` into `survivor` (see `backstop.merge_error_groups`). A learned merge
+/// drops the victim's template (the survivor's covers it); an operator's keeps it, as an alias
+/// that sends the victim's future failures to the survivor.
+async fn merge_groups_into(
+    conn: &mut PgConnection,
+    survivor: i64,
+    victim: i64,
+    keep_template: bool,
+) -> sqlx::Result<()> {
+    sqlx::query("select backstop.merge_error_groups($1, $2, $3)")
+        .bind(survivor)
+        .bind(victim)
+        .bind(keep_template)
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// Gives a group its widened template (and the message and fingerprint that follow from it).
@@ -145,11 +173,7 @@ async fn set_template(
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(holder) = holder {
-        sqlx::query("select backstop.merge_error_groups($1, $2)")
-            .bind(id)
-            .bind(holder)
-            .execute(&mut *conn)
-            .await?;
+        merge_groups_into(conn, id, holder, false).await?;
     }
     sqlx::query(
         "update backstop.error_groups
@@ -164,6 +188,34 @@ async fn set_template(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// An operator's merge of two groups: one problem the grouper kept apart. The older group keeps
+/// its id, status and template and takes the other's dead jobs, counts and history; the other's
+/// id redirects to it, and its template stays as an alias, so its future failures join the older
+/// group too (and alert nothing new). Both must be live groups of the same source and kind.
+/// Returns the surviving group's id. Audit it in the same transaction.
+pub async fn merge_groups(conn: &mut PgConnection, a: i64, b: i64) -> crate::Result<i64> {
+    let rows: Vec<(i64, String, String, Option<i64>)> = sqlx::query_as(
+        "select id, source, kind, merged_into from backstop.error_groups where id = any($1) order by id for update",
+    )
+    .bind([a, b])
+    .fetch_all(&mut *conn)
+    .await?;
+    let invalid =
+        |why: &str| Err(crate::Error::InvalidOption(format!("cannot merge groups {a} and {b}: {why}")));
+    match rows.as_slice() {
+        _ if a == b => invalid("a group cannot merge with itself"),
+        [older, newer] if older.3.is_some() || newer.3.is_some() => invalid("one of them is merged already"),
+        [older, newer] if (&older.1, &older.2) != (&newer.1, &newer.2) => {
+            invalid("they are failures of different sources or kinds")
+        }
+        [older, newer] => {
+            merge_groups_into(conn, older.0, newer.0, true).await?;
+            Ok(older.0)
+        }
+        _ => invalid("no such group"),
+    }
 }
 
 /// What [`regroup`] did.
@@ -207,7 +259,12 @@ pub async fn regroup(
             let signature = Signature::of(sample);
             let length = i32::try_from(signature.tokens.len()).unwrap_or(i32::MAX);
             lock_bucket(&mut tx, source, kind, length).await?;
-            let learned = bucket_templates(&mut tx, source, kind, length).await?;
+            let learned: Vec<Learned> = bucket_templates(&mut tx, source, kind, length)
+                .await?
+                .into_iter()
+                .filter(|(_, alias_of)| alias_of.is_none())
+                .map(|(learned, _)| learned)
+                .collect();
             let placement = place(&learned, &signature);
             match placement.group {
                 None => {
@@ -217,11 +274,7 @@ pub async fn regroup(
                 Some(other) => {
                     let (survivor, victim) = if other < *id { (other, *id) } else { (*id, other) };
                     for absorbed in placement.absorbed.iter().chain([&victim]) {
-                        sqlx::query("select backstop.merge_error_groups($1, $2)")
-                            .bind(survivor)
-                            .bind(absorbed)
-                            .execute(&mut *tx)
-                            .await?;
+                        merge_groups_into(&mut tx, survivor, *absorbed, false).await?;
                     }
                     set_template(&mut tx, survivor, source, kind, &placement.template).await?;
                     done.merged += 1;

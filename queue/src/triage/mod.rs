@@ -37,6 +37,6 @@ pub use groups::{
     ErrorGroup, GroupArrivals, GroupFilter, GroupStatus, NEW_GROUP_HOURS, error_group, error_groups,
     group_arrivals, ignore_group, reopen_group, resolve_group,
 };
-pub use learn::{Arrival, Regrouped, record_arrival, regroup};
+pub use learn::{Arrival, Regrouped, merge_groups, record_arrival, regroup};
 pub use signature::{LINE_BREAK, MAX_TOKENS, Signature};
 pub use template::{Learned, MAX_CANDIDATES, Placement, SIMILARITY_THRESHOLD, Template, WILDCARD, place};
