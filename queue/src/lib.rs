@@ -131,6 +131,7 @@ mod sql;
 
 pub mod admin;
 pub mod graphile;
+pub mod redact;
 pub mod triage;
 
 pub use cron::{CronSchedule, MissedTicks};
