@@ -4,8 +4,8 @@
 //! report "retried 98 of 100 (2 were running)". Jobs a worker holds are never touched.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
 use sqlx::types::Json;
+use sqlx::{Connection as _, PgConnection, PgExecutor};
 
 use crate::Result;
 use crate::job::JobId;
@@ -17,7 +17,8 @@ mod audit;
 mod bulk;
 mod search;
 
-pub use audit::{AuditEntry, AuditFilter, add_to_action, audit_log, record_action};
+pub use audit::{AuditEntry, AuditFilter, BulkAudit, audit_log, record_action};
+pub(crate) use bulk::close as close_bulk_audit;
 pub use bulk::{
     BulkOutcome, BulkStep, DeadAction, LiveAction, act_on_dead_jobs, act_on_dead_matching,
     act_on_dead_matching_step, act_on_jobs, act_on_jobs_matching, act_on_jobs_matching_step,
@@ -188,25 +189,27 @@ pub async fn retry_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) 
     Ok(sql::dead_job_retry_many(executor, ids).await?)
 }
 
-/// Replaces a dead job's payload and moves it back to the queue, in one transaction: for a job
-/// that died of bad arguments. Returns whether it moved (`false`: no such dead job, or its
-/// unique key is held by a live job). The payload must fit `max_payload_bytes`, as at enqueue.
+/// Replaces a dead job's payload and moves it back to the queue: for a job that died of bad
+/// arguments. Returns whether it moved (`false`: no such dead job, or its unique key is held by
+/// a live job; then nothing changed). The payload must fit `max_payload_bytes`, as at enqueue.
+/// Takes a connection so the caller can audit it in the same transaction; the two writes are
+/// all or nothing either way (a savepoint inside the caller's transaction).
 pub async fn retry_dead_job_with_payload(
-    pool: &sqlx::PgPool,
+    conn: &mut PgConnection,
     id: JobId,
     payload: &serde_json::Value,
     max_payload_bytes: usize,
 ) -> Result<bool> {
     let size = payload.to_string().len();
     if size > max_payload_bytes {
-        let kind = dead_job(pool, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
+        let kind = dead_job(&mut *conn, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
         return Err(crate::Error::PayloadTooLarge { kind, size, limit: max_payload_bytes });
     }
-    let mut tx = pool.begin().await?;
-    let moved = sql::dead_job_set_payload(&mut *tx, id, payload).await?
-        && sql::dead_job_retry_many(&mut *tx, &[id]).await? == 1;
+    let mut savepoint = conn.begin().await?;
+    let moved = sql::dead_job_set_payload(&mut *savepoint, id, payload).await?
+        && sql::dead_job_retry_many(&mut *savepoint, &[id]).await? == 1;
     if moved {
-        tx.commit().await?;
+        savepoint.commit().await?;
     }
     Ok(moved)
 }
@@ -232,11 +235,13 @@ pub async fn delete_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> R
 }
 
 /// Cancels live jobs that are not running: each moves to the dead-letter table marked
-/// `cancelled`, so nothing vanishes without a trace.
-pub async fn cancel_jobs(pool: &sqlx::PgPool, ids: &[JobId], reason: &str) -> Result<u64> {
-    let mut tx = pool.begin().await?;
-    let cancelled = bulk::cancel(&mut tx, ids, reason).await?;
-    tx.commit().await?;
+/// `cancelled`, so nothing vanishes without a trace. Takes a connection so the caller can audit
+/// it in the same transaction; the moves are all or nothing either way (a savepoint inside the
+/// caller's transaction).
+pub async fn cancel_jobs(conn: &mut PgConnection, ids: &[JobId], reason: &str) -> Result<u64> {
+    let mut savepoint = conn.begin().await?;
+    let cancelled = bulk::cancel(&mut savepoint, ids, reason).await?;
+    savepoint.commit().await?;
     Ok(cancelled)
 }
 

@@ -500,3 +500,5 @@ async fn retry_all_on_a_graphile_worker_group_goes_through_graphile_worker(pool:
         "the other group's job is untouched"
     );
 }
+
+mod redaction_audit;

@@ -1,0 +1,162 @@
+//! Every action commits with its audit entry, and a bulk action continues only its own
+//! (issue 10, item 8).
+
+use app::api::SetQueuePaused;
+use backstop::admin;
+use serde_json::{Value, json};
+
+use super::*;
+
+async fn live_payload(pool: &PgPool, id: i64) -> Option<Value> {
+    sqlx::query_scalar("select payload from backstop.jobs where id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+/// From now on, every new audit entry fails (and so must the action it records).
+async fn fail_audit_inserts(pool: &PgPool) {
+    sqlx::raw_sql(
+        "create function fail_audit() returns trigger language plpgsql as
+         $$ begin raise exception 'the audit log is unavailable'; end $$;
+         create trigger fail_audit before insert on backstop.audit_log
+         for each row execute function fail_audit();",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn edit_and_retry_and_cancel_commit_with_their_audit_entry_or_not_at_all(pool: PgPool) {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Idle;
+    impl backstop::Job for Idle {
+        const KIND: &'static str = "idle";
+        const QUEUE: &'static str = "idle";
+    }
+    let dead = dead_job(&pool, "sync", json!({"n": 1}), "bad n").await;
+    let live = backstop::enqueue(&pool, &Idle).await.unwrap().created().unwrap();
+    fail_audit_inserts(&pool).await;
+    let router = console(pool.clone(), &[]);
+
+    let edit = EditAndRetry { id: dead, payload: r#"{"n": 2}"#.into() };
+    let (status, _, text) = send(&router, call("edit_and_retry", &edit)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{text}");
+    assert_eq!(live_payload(&pool, dead).await, None, "the job was retried without an audit entry");
+    let payload: Value = sqlx::query_scalar("select payload from backstop.dead_jobs where id = $1")
+        .bind(dead)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(payload, json!({"n": 1}), "the payload was changed without an audit entry");
+
+    let cancel = ActOnJobs { action: JobAction::Cancel, state: State::Queued, ids: vec![live], source: None };
+    let (status, _, text) = send(&router, call("act_on_jobs", &cancel)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{text}");
+    assert!(live_payload(&pool, live).await.is_some(), "the job was cancelled without an audit entry");
+}
+
+fn delete_dead(kind: &str, audit_id: Option<i64>, after: Option<String>) -> ActOnMatching {
+    let filter = JobFilter { state: Some(State::Dead), kind: Some(kind.into()), ..JobFilter::default() };
+    ActOnMatching { action: JobAction::Delete, filter, after, audit_id }
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_bulk_action_continues_only_its_own_audit_entry(pool: PgPool) {
+    for _ in 0..3 {
+        dead_job(&pool, "import", json!({}), "bad row").await;
+    }
+    let router = console(pool.clone(), &["otto:o-pass:operator", "olga:o-pass:operator"]);
+    let pause = SetQueuePaused { queue: "default".into(), paused: true };
+    let (status, _, text) = send(&router, call_as("otto:o-pass", "set_queue_paused", &pause)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let paused: i64 = sqlx::query_scalar("select id from backstop.audit_log").fetch_one(&pool).await.unwrap();
+
+    // A bulk delete folded into the old "pause" entry: refused, nothing deleted.
+    let folded = delete_dead("import", Some(paused), None);
+    let (status, _, text) = send(&router, call_as("otto:o-pass", "act_on_matching", &folded)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert_eq!(count(&pool, "select count(*) from backstop.dead_jobs").await, 3);
+    let pause_row: (String, i64, i64) =
+        sqlx::query_as("select action, requested, changed from backstop.audit_log where id = $1")
+            .bind(paused)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(pause_row, ("pause".into(), 1, 1), "the pause entry is untouched");
+
+    // Someone else's bulk entry, still in progress, on the same filter: refused too.
+    let theirs = admin::BulkAudit::start(
+        &pool,
+        "olga",
+        "delete",
+        &json!({"filter": delete_dead("import", None, None).filter}),
+    )
+    .await
+    .unwrap();
+    let borrowed = delete_dead("import", Some(theirs.id), None);
+    let (status, _, text) = send(&router, call_as("otto:o-pass", "act_on_matching", &borrowed)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    // Olga's own entry on another filter: refused.
+    let other_filter = delete_dead("export", Some(theirs.id), None);
+    let (status, _, text) = send(&router, call_as("olga:o-pass", "act_on_matching", &other_filter)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert_eq!(count(&pool, "select count(*) from backstop.dead_jobs").await, 3);
+
+    // A new bulk action: the server creates its entry, and closes it at the last step.
+    let (status, _, text) =
+        send(&router, call_as("otto:o-pass", "act_on_matching", &delete_dead("import", None, None))).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let step: BulkProgress = serde_json::from_str(&text).unwrap();
+    assert_eq!((step.matched, step.changed, step.next), (3, 3, None));
+    let entry: (String, String, i64, bool) =
+        sqlx::query_as("select actor, action, changed, in_progress from backstop.audit_log where id = $1")
+            .bind(step.audit_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(entry, ("otto".into(), "delete".into(), 3, false));
+    let again = delete_dead("import", Some(step.audit_id), None);
+    let (status, _, text) = send(&router, call_as("otto:o-pass", "act_on_matching", &again)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a finished entry cannot be continued: {text}");
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_bulk_step_that_fails_leaves_what_it_committed_audited(pool: PgPool) {
+    sqlx::query(
+        "insert into backstop.dead_jobs (id, queue, kind, payload, priority, attempts, max_attempts, errors,
+                                         last_error, created_at, reason)
+         select nextval(pg_get_serial_sequence('backstop.jobs', 'id')), 'default', 'import',
+                jsonb_build_object('n', i), 0, 1, 1, '[]', 'bad row', now(), 'exhausted'
+         from generate_series(1, 1500) i",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Newest first, pages of 1,000: the oldest job is on the second page, and cannot be deleted.
+    sqlx::raw_sql(
+        "create function fail_delete() returns trigger language plpgsql as
+         $$ begin raise exception 'refusing to delete job %', old.id; end $$;
+         create trigger fail_delete before delete on backstop.dead_jobs
+         for each row when (old.payload->>'n' = '1') execute function fail_delete();",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let router = console(pool.clone(), &[]);
+    let (status, _, text) = send(&router, call("act_on_matching", &delete_dead("import", None, None))).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{text}");
+    assert_eq!(
+        count(&pool, "select count(*) from backstop.dead_jobs").await,
+        500,
+        "the first page committed"
+    );
+    let entry: (String, i64, i64) =
+        sqlx::query_as("select action, requested, changed from backstop.audit_log")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(entry, ("delete".into(), 1000, 1000), "and is audited");
+}
