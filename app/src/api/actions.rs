@@ -276,8 +276,10 @@ pub async fn edit_and_retry(id: i64, payload: String) -> Result<ActionReport, Se
         .await
         .map_err(AppError::from)?
         .ok_or_else(|| AppError::NotFound(format!("job {id} is not in the dead-letter table")))?;
-    // The page showed redacted keys masked: keep their real values unless retyped.
-    let value = console.redact.restore(&edited, &original.payload);
+    // The page showed secrets masked, each naming its path: put them back from there.
+    let value = console.redact.restore(&edited, &original.payload).map_err(|e| {
+        AppError::BadRequest(format!("The payload cannot be saved: {e}. Nothing was changed."))
+    })?;
     let moved = admin::retry_dead_job_with_payload(&mut tx, id, &value, backstop::DEFAULT_MAX_PAYLOAD_BYTES)
         .await
         .map_err(|e| match e {
