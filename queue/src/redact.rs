@@ -305,8 +305,9 @@ static AUTH_SCHEME: LazyLock<Regex> =
 static SHAPES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     [
         (r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", MASK),
-        // URL user-info: the password goes, the user name stays (it says which account).
-        (r"(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@]*):[^/\s@]+@", "${1}:[redacted]@"),
+        // URL user-info: the password goes, the user name stays (it says which account). Up
+        // to the last `@` before the path, since people do put `@` in unencoded passwords.
+        (r"(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@]*):[^/\s]*@", "${1}:[redacted]@"),
         // Slack webhook URLs are secrets in themselves.
         (r"hooks\.slack\.com/services/[A-Za-z0-9/_\-]+", "hooks.slack.com/services/[redacted]"),
         (r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{8,}", MASK),
@@ -554,6 +555,7 @@ mod tests {
             ("X-Api-Key: 0123456789", "X-Api-Key: [redacted]"),
             ("connect postgres://app:s3cret@db:5432/x", "connect postgres://app:[redacted]@db:5432/x"),
             ("redis://:pw@cache:6379", "redis://:[redacted]@cache:6379"),
+            ("postgres://app:p@ss:w@db/x", "postgres://app:[redacted]@db/x"),
             ("key sk_live_4eC39HqLyjWDarjtT1zdp7dc used", "key [redacted] used"),
             ("slack xoxb-123456789012-abcdefghijkl", "slack [redacted]"),
             ("gh ghp_abcdefghijklmnopqrstuvwxyz0123456789", "gh [redacted]"),
