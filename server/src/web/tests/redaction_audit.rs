@@ -130,6 +130,16 @@ async fn an_operator_reveals_one_masked_value_and_the_audit_log_says_so_without_
     let reveal = |path: &str| RevealMasked { id, path: path.into(), source: None };
     let audit_rows = || count(&pool, "select count(*) from backstop.audit_log");
 
+    // The job page offers the reveal to operators only.
+    for (credentials, offered) in [("vera:v-pass", false), ("otto:o-pass", true)] {
+        let mut request = get(&format!("/jobs/{id}"));
+        request.headers_mut().insert(header::AUTHORIZATION, basic(credentials).parse().unwrap());
+        let (status, _, html) = send(&router, request).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(html.contains(r#"data-testid="masked-values""#), offered, "{credentials}: {html}");
+        assert!(html.contains("[redacted /user/session_token]") && !html.contains("REVEALED1"));
+    }
+
     let (status, _, text) =
         send(&router, call_as("vera:v-pass", "reveal_masked", &reveal("/user/session_token"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
