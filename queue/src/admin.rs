@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{Connection as _, PgConnection, PgExecutor};
+use sqlx::{Acquire, PgExecutor, Postgres};
 
 use crate::Result;
 use crate::job::JobId;
@@ -192,24 +192,26 @@ pub async fn retry_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) 
 /// Replaces a dead job's payload and moves it back to the queue: for a job that died of bad
 /// arguments. Returns whether it moved (`false`: no such dead job, or its unique key is held by
 /// a live job; then nothing changed). The payload must fit `max_payload_bytes`, as at enqueue.
-/// Takes a connection so the caller can audit it in the same transaction; the two writes are
-/// all or nothing either way (a savepoint inside the caller's transaction).
-pub async fn retry_dead_job_with_payload(
-    conn: &mut PgConnection,
+///
+/// Pass a pool, or your own transaction (`&mut tx`) to record the change in the same
+/// transaction, as an audit log must; the two writes are all or nothing either way (a
+/// savepoint inside your transaction).
+pub async fn retry_dead_job_with_payload<'c>(
+    conn: impl Acquire<'c, Database = Postgres>,
     id: JobId,
     payload: &serde_json::Value,
     max_payload_bytes: usize,
 ) -> Result<bool> {
+    let mut tx = conn.begin().await?;
     let size = payload.to_string().len();
     if size > max_payload_bytes {
-        let kind = dead_job(&mut *conn, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
+        let kind = dead_job(&mut *tx, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
         return Err(crate::Error::PayloadTooLarge { kind, size, limit: max_payload_bytes });
     }
-    let mut savepoint = conn.begin().await?;
-    let moved = sql::dead_job_set_payload(&mut *savepoint, id, payload).await?
-        && sql::dead_job_retry_many(&mut *savepoint, &[id]).await? == 1;
+    let moved = sql::dead_job_set_payload(&mut *tx, id, payload).await?
+        && sql::dead_job_retry_many(&mut *tx, &[id]).await? == 1;
     if moved {
-        savepoint.commit().await?;
+        tx.commit().await?;
     }
     Ok(moved)
 }
@@ -235,13 +237,17 @@ pub async fn delete_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> R
 }
 
 /// Cancels live jobs that are not running: each moves to the dead-letter table marked
-/// `cancelled`, so nothing vanishes without a trace. Takes a connection so the caller can audit
-/// it in the same transaction; the moves are all or nothing either way (a savepoint inside the
-/// caller's transaction).
-pub async fn cancel_jobs(conn: &mut PgConnection, ids: &[JobId], reason: &str) -> Result<u64> {
-    let mut savepoint = conn.begin().await?;
-    let cancelled = bulk::cancel(&mut savepoint, ids, reason).await?;
-    savepoint.commit().await?;
+/// `cancelled`, so nothing vanishes without a trace. Pass a pool, or your own transaction
+/// (`&mut tx`) to record the cancel in the same transaction; the moves are all or nothing
+/// either way (a savepoint inside your transaction).
+pub async fn cancel_jobs<'c>(
+    conn: impl Acquire<'c, Database = Postgres>,
+    ids: &[JobId],
+    reason: &str,
+) -> Result<u64> {
+    let mut tx = conn.begin().await?;
+    let cancelled = bulk::cancel(&mut tx, ids, reason).await?;
+    tx.commit().await?;
     Ok(cancelled)
 }
 

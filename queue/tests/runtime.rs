@@ -447,8 +447,7 @@ async fn admin_actions_skip_running_jobs(_: PgPoolOptions, opts: PgConnectOption
         .unwrap()
         .created()
         .unwrap();
-    let mut conn = pool.acquire().await.unwrap();
-    assert_eq!(admin::cancel_jobs(&mut conn, &[running, waiting], "operator cancelled").await.unwrap(), 1);
+    assert_eq!(admin::cancel_jobs(&pool, &[running, waiting], "operator cancelled").await.unwrap(), 1);
     assert_eq!(admin::delete_jobs(&pool, &[running]).await.unwrap(), 0);
     assert_eq!(admin::dead_job(&pool, waiting).await.unwrap().unwrap().reason, "cancelled");
     gate.release.add_permits(10);
