@@ -234,8 +234,11 @@ pub struct AttemptRow {
 pub struct JobDetail {
     /// The list row (state, attempts, times).
     pub row: JobRow,
-    /// The payload, pretty-printed, with redacted keys masked.
+    /// The payload, pretty-printed, with each masked value written `"[redacted /json/pointer]"`
+    /// (see `backstop::redact`).
     pub payload: String,
+    /// The JSON pointers of the masked values, in document order: what an operator may reveal.
+    pub masked: Vec<String>,
     /// Lower runs first.
     pub priority: i16,
     /// The unique key, if any.

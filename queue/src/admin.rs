@@ -5,8 +5,8 @@
 //! worker holds are never touched.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
 use sqlx::types::Json;
+use sqlx::{Acquire, PgExecutor, Postgres};
 
 use crate::Result;
 use crate::job::JobId;
@@ -18,7 +18,8 @@ mod audit;
 mod bulk;
 mod search;
 
-pub use audit::{AuditEntry, AuditFilter, add_to_action, audit_log, record_action};
+pub use audit::{AuditEntry, AuditFilter, BulkAudit, audit_log, record_action};
+pub(crate) use bulk::close as close_bulk_audit;
 pub use bulk::{
     BulkOutcome, BulkStep, DeadAction, LiveAction, act_on_dead_jobs, act_on_dead_matching,
     act_on_dead_matching_step, act_on_jobs, act_on_jobs_matching, act_on_jobs_matching_step,
@@ -227,26 +228,30 @@ pub async fn retry_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) 
     Ok(RetryOutcome { retried: u64::try_from(done.retried).unwrap_or(0), key_taken: done.key_taken })
 }
 
-/// Replaces a dead job's payload and moves it back to the queue, in one transaction: for a job
-/// that died of bad arguments. Returns whether it moved (`false`: no such dead job, or its
-/// unique key is held by a live job). The payload must fit `max_payload_bytes` and hold no NUL
+/// Replaces a dead job's payload and moves it back to the queue: for a job that died of bad
+/// arguments. Returns whether it moved (`false`: no such dead job, or its unique key is held by
+/// a live job; then nothing changed). The payload must fit `max_payload_bytes` and hold no NUL
 /// character, as at enqueue.
-pub async fn retry_dead_job_with_payload(
-    pool: &sqlx::PgPool,
+///
+/// Pass a pool, or your own transaction (`&mut tx`) to record the change in the same
+/// transaction, as an audit log must; the two writes are all or nothing either way (a
+/// savepoint inside your transaction).
+pub async fn retry_dead_job_with_payload<'c>(
+    conn: impl Acquire<'c, Database = Postgres>,
     id: JobId,
     payload: &serde_json::Value,
     max_payload_bytes: usize,
 ) -> Result<bool> {
+    let mut tx = conn.begin().await?;
     if let Some(location) = crate::text::value_nul_location(payload, "$") {
-        let kind = dead_job(pool, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
+        let kind = dead_job(&mut *tx, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
         return Err(crate::Error::UnstorablePayload { kind, location });
     }
     let size = payload.to_string().len();
     if size > max_payload_bytes {
-        let kind = dead_job(pool, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
+        let kind = dead_job(&mut *tx, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
         return Err(crate::Error::PayloadTooLarge { kind, size, limit: max_payload_bytes });
     }
-    let mut tx = pool.begin().await?;
     let moved = sql::dead_job_set_payload(&mut *tx, id, payload).await?
         && sql::dead_job_retry_many(&mut *tx, &[id]).await?.retried == 1;
     if moved {
@@ -280,10 +285,16 @@ pub async fn delete_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) -> R
 }
 
 /// Cancels live jobs that are not running: each moves to the dead-letter table marked
-/// `cancelled`, so nothing vanishes without a trace.
-pub async fn cancel_jobs(pool: &sqlx::PgPool, ids: &[JobId], reason: &str) -> Result<u64> {
+/// `cancelled`, so nothing vanishes without a trace. Pass a pool, or your own transaction
+/// (`&mut tx`) to record the cancel in the same transaction; the moves are all or nothing
+/// either way (a savepoint inside your transaction).
+pub async fn cancel_jobs<'c>(
+    conn: impl Acquire<'c, Database = Postgres>,
+    ids: &[JobId],
+    reason: &str,
+) -> Result<u64> {
     check_ids(ids)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let cancelled = bulk::cancel(&mut tx, ids, reason).await?;
     tx.commit().await?;
     Ok(cancelled)

@@ -133,6 +133,7 @@ mod text;
 
 pub mod admin;
 pub mod graphile;
+pub mod redact;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod triage;

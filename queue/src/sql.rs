@@ -736,7 +736,9 @@ pub(crate) async fn job_stats_since<'e, E: PgExecutor<'e>>(
 mod audit;
 mod search;
 
-pub(crate) use audit::{audit_add, audit_insert, audit_list};
+pub(crate) use audit::{
+    audit_add_page, audit_in_progress, audit_insert, audit_insert_in_progress, audit_list,
+};
 pub(crate) use search::{
     FilterArgs, dead_job_count, dead_job_search, job_count, job_search, queue_counts, table_row_estimate,
     worker_list,

@@ -124,10 +124,17 @@ async fn a_bulk_action_in_steps_covers_everything_once(_: PgPoolOptions, opts: P
     let mut after = None;
     let mut steps = Vec::new();
     loop {
-        let step =
-            admin::act_on_dead_matching_step(&pool, DeadAction::Discard, &only_import, false, after, 1000)
-                .await
-                .unwrap();
+        let step = admin::act_on_dead_matching_step(
+            &pool,
+            DeadAction::Discard,
+            &only_import,
+            false,
+            after,
+            1000,
+            None,
+        )
+        .await
+        .unwrap();
         steps.push((step.outcome.matched, step.outcome.changed));
         match step.next {
             Some(next) => after = Some(next),
@@ -173,15 +180,10 @@ async fn bulk_actions_on_live_jobs_skip_running_ones(_: PgPoolOptions, opts: PgC
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
-async fn the_audit_log_records_and_adds_up_steps(_: PgPoolOptions, opts: PgConnectOptions) {
+async fn the_audit_log_records_and_filters(_: PgPoolOptions, opts: PgConnectOptions) {
     let pool = pool(opts).await;
     let target = json!({ "filter": { "kind": "import" } });
-    let id = admin::record_action(&pool, "alice", "retry", &target, 1000, 990).await.unwrap();
-    assert!(admin::add_to_action(&pool, id, "alice", 500, 500).await.unwrap());
-    assert!(
-        !admin::add_to_action(&pool, id, "mallory", 1, 1).await.unwrap(),
-        "only the actor's own entry grows"
-    );
+    admin::record_action(&pool, "alice", "retry", &target, 1000, 990).await.unwrap();
     admin::record_action(&pool, "slack", "alert_sent", &json!({}), 1, 1).await.unwrap();
     let everything = admin::audit_log(&pool, &admin::AuditFilter::default(), None, 10).await.unwrap();
     assert_eq!(everything.len(), 2);
@@ -193,50 +195,121 @@ async fn the_audit_log_records_and_adds_up_steps(_: PgPoolOptions, opts: PgConne
     assert_eq!(admin::audit_log(&pool, &alerts, None, 10).await.unwrap().len(), 1);
     assert_eq!(
         (log[0].actor.as_str(), log[0].action.as_str(), log[0].requested, log[0].changed),
-        ("alice", "retry", 1500, 1490)
+        ("alice", "retry", 1000, 990)
     );
     assert_eq!(log[0].target, target);
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
-async fn dead_jobs_are_found_by_when_they_died(_: PgPoolOptions, opts: PgConnectOptions) {
+async fn a_bulk_audit_entry_continues_only_for_its_actor_action_and_filter(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
     let pool = pool(opts).await;
-    dead_jobs(&pool, 3, "old", "a", "e").await;
-    sqlx::query("update backstop.dead_jobs set died_at = now() - interval '2 days'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    dead_jobs(&pool, 2, "new", "a", "e").await;
-    let since = |hours: i64| JobSearch {
-        since: Some(chrono::Utc::now() - chrono::Duration::hours(hours)),
-        ..JobSearch::default()
+    dead_jobs(&pool, 1500, "import", "a", "bad row").await;
+    let filter = json!({ "filter": { "kind": "import" } });
+    let pause =
+        admin::record_action(&pool, "alice", "pause", &json!({"queue": "default"}), 1, 1).await.unwrap();
+    let audit = admin::BulkAudit::start(&pool, "alice", "delete", &filter).await.unwrap();
+    let resume = |id, actor: &'static str, action: &'static str, target: serde_json::Value| {
+        let pool = pool.clone();
+        async move { admin::BulkAudit::resume(&pool, id, actor, action, &target).await.unwrap() }
     };
-    let until = |hours: i64| JobSearch {
-        until: Some(chrono::Utc::now() - chrono::Duration::hours(hours)),
-        ..JobSearch::default()
-    };
-    assert_eq!(admin::search_dead_jobs(&pool, &since(1), false, None, 100).await.unwrap().len(), 2);
-    assert_eq!(admin::search_dead_jobs(&pool, &until(1), false, None, 100).await.unwrap().len(), 3);
-    assert_eq!(admin::count_dead_jobs(&pool, &since(72), false, 100).await.unwrap(), 5);
-    // Live jobs by when they were enqueued.
-    backstop::enqueue(&pool, &Scripted::new("x", Action::Succeed)).await.unwrap();
-    assert_eq!(admin::search_jobs(&pool, None, &since(1), None, 100).await.unwrap().len(), 1);
-    assert_eq!(admin::count_jobs(&pool, None, &until(1), 100).await.unwrap(), 0);
+    assert_eq!(resume(audit.id, "alice", "delete", filter.clone()).await, Some(audit.clone()));
+    assert_eq!(resume(audit.id, "mallory", "delete", filter.clone()).await, None, "another actor");
+    assert_eq!(resume(audit.id, "alice", "retry", filter.clone()).await, None, "another action");
+    assert_eq!(resume(audit.id, "alice", "delete", json!({"filter": {}})).await, None, "another filter");
+    assert_eq!(resume(pause, "alice", "pause", json!({"queue": "default"})).await, None, "not a bulk entry");
+
+    let import = search(Some("import"), None, None);
+    let first =
+        admin::act_on_dead_matching_step(&pool, DeadAction::Delete, &import, false, None, 1000, Some(&audit))
+            .await
+            .unwrap();
+    let last = admin::act_on_dead_matching_step(
+        &pool,
+        DeadAction::Delete,
+        &import,
+        false,
+        first.next,
+        1000,
+        Some(&audit),
+    )
+    .await
+    .unwrap();
+    assert_eq!(last.next, None);
+    let row: (i64, i64, bool) =
+        sqlx::query_as("select requested, changed, in_progress from backstop.audit_log where id = $1")
+            .bind(audit.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(row, (1500, 1500, false), "every page counted, and the last one closed the entry");
+    assert_eq!(resume(audit.id, "alice", "delete", filter).await, None, "a finished entry cannot grow");
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
-async fn queue_counts_show_the_workers_serving_each_queue(_: PgPoolOptions, opts: PgConnectOptions) {
+async fn a_page_that_fails_leaves_the_pages_before_it_done_and_audited(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
     let pool = pool(opts).await;
-    let runner = RunningRunner::start(
-        test_runner(&pool).register(ScriptedWorker::default()).queue("default", 7).queue("mail", 3),
-    );
-    wait_for_count(&pool, "select count(*) from backstop.workers", 1, Duration::from_secs(10)).await;
-    let counts = admin::queue_counts(&pool).await.unwrap();
-    let slots = |name: &str| {
-        let queue = counts.iter().find(|c| c.queue == name).unwrap_or_else(|| panic!("{name} listed"));
-        (queue.workers, queue.concurrency)
-    };
-    assert_eq!(slots("default"), (1, 7));
-    assert_eq!(slots("mail"), (1, 3));
-    runner.stop().await;
+    dead_jobs(&pool, 1500, "import", "a", "bad row").await;
+    // The oldest job (newest first: on the second page of 1,000) cannot be deleted.
+    sqlx::raw_sql(
+        "create function fail_delete() returns trigger language plpgsql as
+         $$ begin raise exception 'refusing to delete job %', old.id; end $$;
+         create trigger fail_delete before delete on backstop.dead_jobs
+         for each row when (old.payload->>'n' = '1') execute function fail_delete();",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let filter = json!({ "filter": { "kind": "import" } });
+    let audit = admin::BulkAudit::start(&pool, "alice", "delete", &filter).await.unwrap();
+    let import = search(Some("import"), None, None);
+    let failed = admin::act_on_dead_matching_step(
+        &pool,
+        DeadAction::Delete,
+        &import,
+        false,
+        None,
+        10_000,
+        Some(&audit),
+    )
+    .await;
+    assert!(failed.is_err());
+    assert_eq!(count(&pool, "select count(*) from backstop.dead_jobs").await, 500, "the first page is done");
+    let row: (i64, i64, bool) =
+        sqlx::query_as("select requested, changed, in_progress from backstop.audit_log where id = $1")
+            .bind(audit.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(row, (1000, 1000, true), "and audited; the entry stays open");
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn cancel_and_edit_and_retry_join_the_caller_s_transaction(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    let live = backstop::enqueue(&pool, NewJob::new(&Scripted::new("c", Action::Succeed)).queue("idle"))
+        .await
+        .unwrap()
+        .created()
+        .unwrap();
+    dead_jobs(&pool, 1, "import", "a", "bad row").await;
+    let dead: i64 = sqlx::query_scalar("select id from backstop.dead_jobs").fetch_one(&pool).await.unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    assert_eq!(admin::cancel_jobs(&mut tx, &[live], "by test").await.unwrap(), 1);
+    assert!(admin::retry_dead_job_with_payload(&mut tx, dead, &json!({"n": 2}), 1024).await.unwrap());
+    tx.rollback().await.unwrap();
+    assert!(admin::job(&pool, live).await.unwrap().is_some(), "the cancel rolled back with the caller");
+    let still = admin::dead_job(&pool, dead).await.unwrap().expect("the retry rolled back with the caller");
+    assert_eq!(still.payload, json!({"n": 1, "group": "a"}));
+
+    let mut tx = pool.begin().await.unwrap();
+    assert!(admin::retry_dead_job_with_payload(&mut tx, dead, &json!({"n": 2}), 1024).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(admin::job(&pool, dead).await.unwrap().unwrap().payload, json!({"n": 2}));
 }

@@ -159,6 +159,7 @@ async fn bulk_retry_by_filter_skips_jobs_a_worker_holds_and_graphile_worker_runs
         "otto",
         None,
         10_000,
+        None,
     )
     .await
     .unwrap();

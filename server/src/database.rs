@@ -37,18 +37,10 @@ pub async fn connect_or_start(url: Option<String>, max_connections: u32) -> anyh
     Ok(Database { pool, _embedded: embedded })
 }
 
-/// The URL with any password replaced, for messages and logs.
+/// The URL with any password masked, for messages and logs (by the console's one set of
+/// redaction rules, `backstop::redact`).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _password)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    backstop::redact::Redactor::default().text(url).into_owned()
 }
 
 #[cfg(test)]
@@ -57,7 +49,8 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(redact("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
+        assert_eq!(redact("postgres://app:s3cret@db:5432/x"), "postgres://app:[redacted]@db:5432/x");
+        assert_eq!(redact("postgres://app:p@ss@db/x"), "postgres://app:[redacted]@db/x");
         assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
         assert_eq!(redact("postgres:///x?host=/run"), "postgres:///x?host=/run");
     }

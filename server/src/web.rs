@@ -45,13 +45,10 @@ pub struct ServeArgs {
     /// indexes cannot serve on a huge table gets a clear message instead of loading the database.
     #[arg(long, env = "BACKSTOP_QUERY_TIMEOUT", default_value_t = 3)]
     pub query_timeout: u64,
-    /// Payload keys whose values pages never show (any depth, any case).
-    #[arg(
-        long,
-        env = "BACKSTOP_REDACT_KEYS",
-        value_delimiter = ',',
-        default_values_t = RedactKeys::DEFAULT.iter().map(|k| (*k).to_owned())
-    )]
+    /// More payload key names to mask, beyond the built-in ones (password, token, secret, key,
+    /// authorization, cookie, session, credential, ...): matched at any depth, ignoring case,
+    /// `_`, `-` and camelCase, as part of a longer name too (`iban` masks `payoutIban`).
+    #[arg(long, env = "BACKSTOP_REDACT_KEYS", value_delimiter = ',')]
     pub redact_keys: Vec<String>,
     /// Without --user, a host name besides the loopback ones (`localhost`, `*.localhost`,
     /// 127.0.0.0/8, `[::1]`) that browsers may use to reach the console, such as a local proxy's

@@ -122,7 +122,8 @@ const STEP_ROWS: u64 = 10_000;
 /// Applies `action` to the jobs matching `filter` now, one step of about 10,000 at a time: the
 /// server re-runs the filter, so what is acted on is what matches at this moment, not what a
 /// page showed earlier. Call again with the returned `next` as `after`, and `audit_id`, until
-/// `next` is `None`; every step adds to the same audit-log entry.
+/// `next` is `None`; every step adds to the same audit-log entry, which the first step creates
+/// and later steps may only continue for the same action, filter and user.
 #[server(endpoint = "act_on_matching")]
 pub async fn act_on_matching(
     action: JobAction,
@@ -138,15 +139,23 @@ pub async fn act_on_matching(
     }
     let search = admin_search(&filter)?;
     let target = target(action, filter.state.unwrap_or(State::Queued))?;
+    let audit = bulk_audit(&console.pool, &user.name, audit_id, audit_action(&target), &filter).await?;
     let bad_cursor = || AppError::BadRequest("That bulk action cannot be continued; start it again.".into());
     let (outcome, next) = match target {
         Target::Dead(action) => {
             let after =
                 after.as_deref().map(|c| server::parse_dead_cursor(c).ok_or_else(bad_cursor)).transpose()?;
-            let step =
-                admin::act_on_dead_matching_step(&console.pool, action, &search, false, after, STEP_ROWS)
-                    .await
-                    .map_err(AppError::from)?;
+            let step = admin::act_on_dead_matching_step(
+                &console.pool,
+                action,
+                &search,
+                false,
+                after,
+                STEP_ROWS,
+                Some(&audit),
+            )
+            .await
+            .map_err(AppError::from)?;
             (step.outcome, step.next.map(|(at, id)| server::dead_cursor(at, id)))
         }
         Target::Live(action) => {
@@ -160,46 +169,42 @@ pub async fn act_on_matching(
                 &user.name,
                 after,
                 STEP_ROWS,
+                Some(&audit),
             )
             .await
             .map_err(AppError::from)?;
             (step.outcome, step.next.map(|id| id.to_string()))
         }
     };
-    let audit_id =
-        audit_step(&console.pool, &user.name, audit_id, audit_action(&target), &filter, outcome).await?;
+    let audit_id = audit.id;
     tracing::info!(user = %user.name, action = audit_action(&target), matched = outcome.matched, changed = outcome.changed, done = next.is_none(), "console bulk action step");
     Ok(BulkProgress { matched: outcome.matched, changed: outcome.changed, next, audit_id })
 }
 
-/// Records one step of a bulk action by filter: the first step writes the audit entry, later
-/// ones (carrying its id) add their counts to it. Returns the entry's id.
+/// The audit entry of a bulk action by filter: a new one for the first step; for later steps
+/// the one the client names, only if it is still in progress for this same action, filter and
+/// user (checked again, with the counts, in each page's transaction).
 #[cfg(feature = "ssr")]
-async fn audit_step(
+async fn bulk_audit(
     pool: &sqlx::PgPool,
     actor: &str,
     audit_id: Option<i64>,
     action: &str,
     filter: &JobFilter,
-    outcome: backstop::admin::BulkOutcome,
-) -> Result<i64, AppError> {
+) -> Result<admin::BulkAudit, AppError> {
+    let record = serde_json::json!({ "filter": filter });
     match audit_id {
-        Some(id) => {
-            if admin::add_to_action(pool, id, actor, outcome.matched, outcome.changed)
-                .await
-                .map_err(AppError::from)?
-            {
-                Ok(id)
-            } else {
-                Err(AppError::BadRequest("That bulk action is not yours to continue.".into()))
-            }
-        }
-        None => {
-            let record = serde_json::json!({ "filter": filter });
-            admin::record_action(pool, actor, action, &record, outcome.matched, outcome.changed)
-                .await
-                .map_err(AppError::from)
-        }
+        None => admin::BulkAudit::start(pool, actor, action, &record).await.map_err(AppError::from),
+        Some(id) => admin::BulkAudit::resume(pool, id, actor, action, &record)
+            .await
+            .map_err(AppError::from)?
+            .ok_or_else(|| {
+                AppError::BadRequest(
+                    "That bulk action cannot be continued: it is finished, or not this action on this \
+                     filter by you. Start it again."
+                        .into(),
+                )
+            }),
     }
 }
 
@@ -226,6 +231,8 @@ async fn act_on_graphile_matching(
     let schema = graphile::schema(&console.pool).await?;
     let search = graphile::search(&console.pool, &filter).await?;
     let graphile_action = graphile_target(action, filter.state.unwrap_or(State::Queued))?;
+    let name = graphile_audit_name(graphile_action);
+    let audit = bulk_audit(&console.pool, &user.name, audit_id, name, &filter).await?;
     let after = after
         .as_deref()
         .map(|c| {
@@ -242,17 +249,15 @@ async fn act_on_graphile_matching(
         &user.name,
         after,
         STEP_ROWS,
+        Some(&audit),
     )
     .await
     .map_err(AppError::from)?;
-    let outcome = step.outcome;
-    let name = graphile_audit_name(graphile_action);
-    let audit_id = audit_step(&console.pool, &user.name, audit_id, name, &filter, outcome).await?;
     Ok(BulkProgress {
-        matched: outcome.matched,
-        changed: outcome.changed,
+        matched: step.outcome.matched,
+        changed: step.outcome.changed,
         next: step.next.map(|id| id.to_string()),
-        audit_id,
+        audit_id: audit.id,
     })
 }
 
@@ -265,24 +270,27 @@ pub async fn edit_and_retry(id: i64, payload: String) -> Result<ActionReport, Se
     let edited: serde_json::Value = serde_json::from_str(&payload).map_err(|e| {
         AppError::BadRequest(format!("The payload is not valid JSON: {e}. Nothing was changed."))
     })?;
-    let original = admin::dead_job(&console.pool, id)
+    // The read, the change and its audit entry commit together or not at all.
+    let mut tx = console.pool.begin().await.map_err(AppError::internal)?;
+    let original = admin::dead_job(&mut *tx, id)
         .await
         .map_err(AppError::from)?
         .ok_or_else(|| AppError::NotFound(format!("job {id} is not in the dead-letter table")))?;
-    // The page showed redacted keys masked: keep their real values unless retyped.
-    let value = console.redact.restore(&edited, &original.payload);
-    let moved =
-        admin::retry_dead_job_with_payload(&console.pool, id, &value, backstop::DEFAULT_MAX_PAYLOAD_BYTES)
-            .await
-            .map_err(|e| match e {
-                backstop::Error::PayloadTooLarge { .. } => {
-                    AppError::BadRequest(format!("{e}. Nothing was changed."))
-                }
-                other => AppError::from(other),
-            })?;
+    // The page showed secrets masked, each naming its path: put them back from there.
+    let value = console.redact.restore(&edited, &original.payload).map_err(|e| {
+        AppError::BadRequest(format!("The payload cannot be saved: {e}. Nothing was changed."))
+    })?;
+    let moved = admin::retry_dead_job_with_payload(&mut tx, id, &value, backstop::DEFAULT_MAX_PAYLOAD_BYTES)
+        .await
+        .map_err(|e| match e {
+            backstop::Error::PayloadTooLarge { .. } => {
+                AppError::BadRequest(format!("{e}. Nothing was changed."))
+            }
+            other => AppError::from(other),
+        })?;
     let changed = u64::from(moved);
     admin::record_action(
-        &console.pool,
+        &mut *tx,
         &user.name,
         "edit_and_retry",
         &serde_json::json!({ "ids": [id] }),
@@ -291,6 +299,7 @@ pub async fn edit_and_retry(id: i64, payload: String) -> Result<ActionReport, Se
     )
     .await
     .map_err(AppError::from)?;
+    tx.commit().await.map_err(AppError::internal)?;
     Ok(ActionReport { matched: 1, changed })
 }
 

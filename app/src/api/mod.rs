@@ -7,6 +7,7 @@ mod actions;
 #[cfg(feature = "ssr")]
 mod graphile;
 mod reads;
+mod reveal;
 mod triage;
 
 pub use actions::{
@@ -17,6 +18,7 @@ pub use reads::{
     AuditLog, CountMatching, JobDetailFor, ListJobs, OverviewData, Whoami, audit_log, count_matching,
     job_detail_for, list_jobs, overview_data, whoami,
 };
+pub use reveal::{RevealMasked, reveal_masked};
 pub use triage::{
     AlertingStatus, ChangeGroup, GetGroup, ListGroups, SendTestAlert, alerting_status, change_group,
     get_group, list_groups, send_test_alert,

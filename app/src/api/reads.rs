@@ -190,5 +190,5 @@ pub async fn audit_log(
     let filter = admin::AuditFilter { actor, action };
     let entries =
         admin::audit_log(&console.pool, &filter, before, PAGE_SIZE).await.map_err(AppError::from)?;
-    Ok(entries.iter().map(|entry| server::audit_row(entry, now)).collect())
+    Ok(entries.iter().map(|entry| server::audit_row(entry, now, &console.redact)).collect())
 }

@@ -45,7 +45,10 @@ pub async fn list_groups(status: Option<String>, before: Option<String>) -> Resu
     let next = (groups.len() as i64 == PAGE_SIZE)
         .then(|| groups.last().map(|g| server::dead_cursor(g.last_seen, g.id)))
         .flatten();
-    Ok(GroupPage { rows: groups.iter().map(|g| server::group_row(g, &arrivals, now)).collect(), next })
+    Ok(GroupPage {
+        rows: groups.iter().map(|g| server::group_row(g, &arrivals, now, &console.redact)).collect(),
+        next,
+    })
 }
 
 /// One group, with its latest error in full and how many of its jobs are still dead.
@@ -85,8 +88,8 @@ pub async fn get_group(id: i64) -> Result<Option<GroupDetail>, ServerFnError> {
             .map_err(AppError::from)?
     };
     Ok(Some(GroupDetail {
-        row: server::group_row(&group, &arrivals, now),
-        sample_error: group.sample_error.clone(),
+        row: server::group_row(&group, &arrivals, now, &console.redact),
+        sample_error: console.redact.text(&group.sample_error).into_owned(),
         sample_job_id: group.sample_job_id,
         dead_now,
     }))

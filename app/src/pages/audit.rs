@@ -11,13 +11,14 @@ use crate::api::audit_log;
 use crate::components::{ErrorNotice, Loading, Time, urlencode, use_live};
 
 /// The actions the filter offers (the log also accepts any other name in the URL).
-const ACTIONS: [(&str, &str); 13] = [
+const ACTIONS: [(&str, &str); 14] = [
     ("retry", "Retry"),
     ("run_now", "Run now"),
     ("discard", "Discard"),
     ("delete", "Delete"),
     ("cancel", "Cancel"),
     ("edit_and_retry", "Edit payload and retry"),
+    ("reveal", "Reveal a masked value"),
     ("pause", "Pause queue"),
     ("resume", "Resume queue"),
     ("resolve_group", "Resolve group"),

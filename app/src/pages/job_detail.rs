@@ -4,10 +4,10 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::api::{act_on_jobs, edit_and_retry, job_detail_for};
+use crate::api::{act_on_jobs, edit_and_retry, job_detail_for, reveal_masked};
 use crate::app::use_user;
 use crate::components::{ErrorNotice, Loading, StateBadge, Time, use_live};
-use crate::model::{ActionReport, AttemptRow, JobAction, JobDetail, State};
+use crate::model::{ActionReport, AttemptRow, GRAPHILE, JobAction, JobDetail, State};
 
 /// What an operator can do to this job.
 #[derive(Clone, Debug, PartialEq)]
@@ -137,7 +137,10 @@ fn JobView(
                 {job.unique_key.clone().map(|key| view! { <dt class=term>"Unique key"</dt><dd class="font-mono text-xs break-all">{key}</dd> })}
                 {job.locked_by.clone().map(|worker| view! { <dt class=term>"Worker"</dt><dd class="font-mono text-xs break-all">{worker}</dd> })}
             </dl>
-            <PayloadSection job=job.clone() run editing draft />
+            <div>
+                <PayloadSection job=job.clone() run editing draft />
+                <MaskedValues job=job.clone() />
+            </div>
         </div>
         <Timeline attempts=job.attempts />
     }
@@ -265,7 +268,7 @@ fn PayloadSection(
                         class="mt-2 w-full rounded-xl border border-slate-300 bg-white p-3 font-mono text-xs dark:border-slate-700 dark:bg-slate-900">
                     </textarea>
                     <p class="text-xs text-slate-500 dark:text-slate-400">
-                        "Masked values (\"[redacted]\") keep their real value unless you type a new one."
+                        "Masked values (\"[redacted /path]\") keep their real value, even if you move them, unless you type a new one. Delete a key to drop it."
                     </p>
                     <div class="mt-2 flex gap-2">
                         <button type="button" disabled=move || run.pending().get()
@@ -285,5 +288,61 @@ fn PayloadSection(
                 }.into_any()
             }}
         </section>
+    }
+}
+
+/// The payload's masked values, each with a button for operators that reveals it (one at a
+/// time, and written to the audit log).
+#[component]
+fn MaskedValues(job: JobDetail) -> impl IntoView {
+    let user = use_user();
+    let id = job.row.id;
+    let source = job.row.href.contains("?source=").then(|| GRAPHILE.to_owned());
+    let masked = job.masked.clone();
+    view! {
+        <Transition fallback=|| ()>
+            {move || {
+                let (masked, source) = (masked.clone(), source.clone());
+                Suspend::new(async move {
+                    let can_act = user.await.is_ok_and(|u| u.can_act());
+                    (can_act && !masked.is_empty()).then(|| view! {
+                        <details data-testid="masked-values" class="mt-3 text-sm">
+                            <summary class="cursor-pointer text-slate-600 dark:text-slate-400">
+                                {format!("Masked values ({})", masked.len())}
+                            </summary>
+                            <p class="mt-1 text-xs text-slate-500 dark:text-slate-400">"Revealing a value writes your name, the job and the path to the audit log."</p>
+                            <ul class="mt-2 space-y-2">
+                                {masked.into_iter().map(|path| view! { <MaskedValue id path source=source.clone() /> }).collect_view()}
+                            </ul>
+                        </details>
+                    })
+                })
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn MaskedValue(id: i64, path: String, source: Option<String>) -> impl IntoView {
+    let reveal = Action::new(move |(path, source): &(String, Option<String>)| {
+        let (path, source) = (path.clone(), source.clone());
+        async move { reveal_masked(id, path, source).await }
+    });
+    let request = (path.clone(), source);
+    view! {
+        <li data-testid="masked-value" class="rounded-lg border border-slate-200 p-2 dark:border-slate-800">
+            <div class="flex items-center justify-between gap-2">
+                <code class="font-mono text-xs break-all">{path}</code>
+                <button type="button" disabled=move || reveal.pending().get() || reveal.value().with(Option::is_some)
+                    on:click=move |_| { reveal.dispatch(request.clone()); }
+                    class="text-xs font-medium text-indigo-600 hover:underline disabled:opacity-50 dark:text-indigo-400">
+                    "Reveal"
+                </button>
+            </div>
+            {move || reveal.value().get().map(|result| match result {
+                Ok(value) => view! { <pre data-testid="revealed-value" class="mt-2 overflow-auto rounded bg-slate-900 p-2 text-xs text-slate-100">{value}</pre> }.into_any(),
+                Err(error) => view! { <p role="alert" class="mt-1 text-xs text-red-700 dark:text-red-400">{error.to_string()}</p> }.into_any(),
+            })}
+        </li>
     }
 }

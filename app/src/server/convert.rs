@@ -12,91 +12,10 @@ use crate::model::{
     WebhookRow, WorkerRow,
 };
 
-/// Payload keys whose values pages never show (matched case-insensitively, at any depth).
-#[derive(Clone, Debug)]
-pub struct RedactKeys(Vec<String>);
-
-impl RedactKeys {
-    /// The keys that are masked when none are configured.
-    pub const DEFAULT: &'static [&'static str] = &[
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "api_key",
-        "apikey",
-        "authorization",
-        "card_number",
-        "cvv",
-    ];
-
-    /// Masks these keys (lower-cased).
-    pub fn new(keys: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
-        RedactKeys(
-            keys.into_iter().map(|k| k.as_ref().trim().to_lowercase()).filter(|k| !k.is_empty()).collect(),
-        )
-    }
-
-    /// `edited` with every redacted key still reading `"[redacted]"` given back its value from
-    /// `original` (same path), so editing a payload in the console never overwrites a secret
-    /// the operator could not see.
-    pub fn restore(&self, edited: &Value, original: &Value) -> Value {
-        match (edited, original) {
-            (Value::Object(new), Value::Object(old)) => Value::Object(
-                new.iter()
-                    .map(|(key, value)| {
-                        let restored = match old.get(key) {
-                            Some(previous) if self.0.contains(&key.to_lowercase()) && value == REDACTED => {
-                                previous.clone()
-                            }
-                            Some(previous) => self.restore(value, previous),
-                            None => value.clone(),
-                        };
-                        (key.clone(), restored)
-                    })
-                    .collect(),
-            ),
-            (Value::Array(new), Value::Array(old)) => Value::Array(
-                new.iter()
-                    .enumerate()
-                    .map(|(i, value)| {
-                        old.get(i).map_or_else(|| value.clone(), |previous| self.restore(value, previous))
-                    })
-                    .collect(),
-            ),
-            _ => edited.clone(),
-        }
-    }
-
-    /// A copy of `value` with the values of redacted keys replaced by `"[redacted]"`.
-    pub fn apply(&self, value: &Value) -> Value {
-        match value {
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(key, inner)| {
-                        let masked = if self.0.contains(&key.to_lowercase()) {
-                            Value::String(REDACTED.into())
-                        } else {
-                            self.apply(inner)
-                        };
-                        (key.clone(), masked)
-                    })
-                    .collect(),
-            ),
-            Value::Array(items) => Value::Array(items.iter().map(|item| self.apply(item)).collect()),
-            other => other.clone(),
-        }
-    }
-}
-
-impl Default for RedactKeys {
-    fn default() -> Self {
-        RedactKeys::new(Self::DEFAULT)
-    }
-}
-
-/// What pages show instead of a redacted value.
-const REDACTED: &str = "[redacted]";
+/// The console's redaction rules (`backstop::redact`): secret payload keys at any depth and
+/// secret-shaped text in errors, unique keys and the audit log, plus the names given with
+/// `--redact-keys`. Everything a page shows of a job goes through it here.
+pub type RedactKeys = backstop::redact::Redactor;
 
 /// Longest payload preview in a list, in characters.
 const PREVIEW_CHARS: usize = 120;
@@ -120,12 +39,13 @@ fn exact(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().to_owned()
+/// The first line of an error, masked.
+fn first_line(text: &str, redact: &RedactKeys) -> String {
+    redact.text(text.lines().next().unwrap_or_default()).into_owned()
 }
 
 fn preview(payload: &Value, redact: &RedactKeys) -> String {
-    let text = redact.apply(payload).to_string();
+    let text = redact.json(payload).to_string();
     if text.chars().count() <= PREVIEW_CHARS {
         text
     } else {
@@ -134,8 +54,11 @@ fn preview(payload: &Value, redact: &RedactKeys) -> String {
     }
 }
 
+/// The payload as the detail page shows it, for reading and editing: each masked value names
+/// its path (`"[redacted /user/token]"`), which edit-and-retry and reveal use.
 fn pretty(payload: &Value, redact: &RedactKeys) -> String {
-    serde_json::to_string_pretty(&redact.apply(payload)).unwrap_or_else(|_| payload.to_string())
+    let shown = redact.json_for_editing(payload);
+    serde_json::to_string_pretty(&shown).unwrap_or_else(|_| shown.to_string())
 }
 
 fn state_of(job: &JobRecord, now: DateTime<Utc>) -> State {
@@ -160,7 +83,7 @@ pub fn live_row(job: &JobRecord, now: DateTime<Utc>, redact: &RedactKeys) -> Job
         max_attempts: job.max_attempts,
         created_at: moment(job.created_at, now),
         when: moment(job.run_at, now),
-        error_line: job.last_error.as_deref().map(first_line),
+        error_line: job.last_error.as_deref().map(|e| first_line(e, redact)),
         payload_preview: preview(&job.payload, redact),
         href: format!("/jobs/{}", job.id),
     }
@@ -177,7 +100,7 @@ pub fn dead_row(job: &DeadJob, now: DateTime<Utc>, redact: &RedactKeys) -> JobRo
         max_attempts: job.max_attempts,
         created_at: moment(job.created_at, now),
         when: moment(job.died_at, now),
-        error_line: job.last_error.as_deref().map(first_line),
+        error_line: job.last_error.as_deref().map(|e| first_line(e, redact)),
         payload_preview: preview(&job.payload, redact),
         href: format!("/jobs/{}", job.id),
     }
@@ -209,7 +132,7 @@ pub fn graphile_row(job: &GraphileJob, now: DateTime<Utc>, redact: &RedactKeys) 
         max_attempts: job.max_attempts,
         created_at: moment(job.created_at, now),
         when: moment(if state == State::Dead { job.updated_at } else { job.run_at }, now),
-        error_line: job.last_error.as_deref().map(first_line),
+        error_line: job.last_error.as_deref().map(|e| first_line(e, redact)),
         payload_preview: job
             .payload
             .as_ref()
@@ -224,8 +147,9 @@ pub fn graphile_detail(job: &GraphileJob, now: DateTime<Utc>, redact: &RedactKey
     JobDetail {
         row: graphile_row(job, now, redact),
         payload: job.payload.as_ref().map_or_else(|| PAYLOAD_HIDDEN.to_owned(), |p| pretty(p, redact)),
+        masked: job.payload.as_ref().map(|p| redact.masked_paths(p)).unwrap_or_default(),
         priority: i16::try_from(job.priority).unwrap_or(i16::MAX),
-        unique_key: job.key.clone(),
+        unique_key: job.key.as_deref().map(|key| redact.text(key).into_owned()),
         locked_by: job.locked_by.clone(),
         dead_reason: None,
         discarded: false,
@@ -236,20 +160,24 @@ pub fn graphile_detail(job: &GraphileJob, now: DateTime<Utc>, redact: &RedactKey
                 attempt: job.attempts,
                 at: moment(job.updated_at, now),
                 worker: "graphile-worker".into(),
-                message: error.clone(),
+                message: redact.text(error).into_owned(),
             })
             .collect(),
     }
 }
 
-fn attempts(errors: &[backstop::admin::AttemptError], now: DateTime<Utc>) -> Vec<AttemptRow> {
+fn attempts(
+    errors: &[backstop::admin::AttemptError],
+    now: DateTime<Utc>,
+    redact: &RedactKeys,
+) -> Vec<AttemptRow> {
     errors
         .iter()
         .map(|e| AttemptRow {
             attempt: e.attempt,
             at: moment(e.at, now),
             worker: e.worker.clone(),
-            message: e.error.clone(),
+            message: redact.text(&e.error).into_owned(),
         })
         .collect()
 }
@@ -259,12 +187,13 @@ pub fn live_detail(job: &JobRecord, now: DateTime<Utc>, redact: &RedactKeys) -> 
     JobDetail {
         row: live_row(job, now, redact),
         payload: pretty(&job.payload, redact),
+        masked: redact.masked_paths(&job.payload),
         priority: job.priority,
-        unique_key: job.unique_key.clone(),
+        unique_key: job.unique_key.as_deref().map(|key| redact.text(key).into_owned()),
         locked_by: job.locked_by.clone(),
         dead_reason: None,
         discarded: false,
-        attempts: attempts(&job.errors, now),
+        attempts: attempts(&job.errors, now, redact),
     }
 }
 
@@ -273,12 +202,13 @@ pub fn dead_detail(job: &DeadJob, now: DateTime<Utc>, redact: &RedactKeys) -> Jo
     JobDetail {
         row: dead_row(job, now, redact),
         payload: pretty(&job.payload, redact),
+        masked: redact.masked_paths(&job.payload),
         priority: job.priority,
-        unique_key: job.unique_key.clone(),
+        unique_key: job.unique_key.as_deref().map(|key| redact.text(key).into_owned()),
         locked_by: None,
         dead_reason: Some(job.reason.clone()),
         discarded: job.discarded_at.is_some(),
-        attempts: attempts(&job.errors, now),
+        attempts: attempts(&job.errors, now, redact),
     }
 }
 
@@ -304,14 +234,15 @@ pub fn worker_row(worker: &WorkerProcess, now: DateTime<Utc>) -> WorkerRow {
     }
 }
 
-/// An audit-log line.
-pub fn audit_row(entry: &AuditEntry, now: DateTime<Utc>) -> AuditRow {
+/// An audit-log line. Its target is masked like a payload: a filter can hold a secret (a
+/// payload search for a token, error words with a password in them).
+pub fn audit_row(entry: &AuditEntry, now: DateTime<Utc>, redact: &RedactKeys) -> AuditRow {
     AuditRow {
         id: entry.id,
         at: moment(entry.at, now),
         actor: entry.actor.clone(),
         action: entry.action.clone(),
-        target: entry.target.to_string(),
+        target: redact.json(&entry.target).to_string(),
         requested: entry.requested,
         changed: entry.changed,
     }
@@ -338,8 +269,13 @@ pub fn last_hour(stats: &[StatsRow], now: DateTime<Utc>) -> Vec<MinutePoint> {
 pub const SPARKLINE_HOURS: i64 = 24;
 
 /// An error group as listed, with its hourly arrivals (`arrivals`: this group's rows, any
-/// order) as a 24-hour sparkline ending with the current hour.
-pub fn group_row(group: &ErrorGroup, arrivals: &[GroupArrivals], now: DateTime<Utc>) -> GroupRow {
+/// order) as a 24-hour sparkline ending with the current hour, and its message masked.
+pub fn group_row(
+    group: &ErrorGroup,
+    arrivals: &[GroupArrivals],
+    now: DateTime<Utc>,
+    redact: &RedactKeys,
+) -> GroupRow {
     let this_hour = now.duration_trunc(chrono::Duration::hours(1)).unwrap_or(now);
     let mut sparkline = vec![0; SPARKLINE_HOURS as usize];
     for point in arrivals.iter().filter(|a| a.group_id == group.id) {
@@ -369,7 +305,7 @@ pub fn group_row(group: &ErrorGroup, arrivals: &[GroupArrivals], now: DateTime<U
         source: group.source.clone(),
         kind: group.kind.clone(),
         queue: group.queue.clone(),
-        message: group.message.clone(),
+        message: redact.text(&group.message).into_owned(),
         total: group.total,
         first_seen: moment(group.first_seen, now),
         last_seen: moment(group.last_seen, now),
@@ -416,20 +352,13 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
-    fn redaction_masks_configured_keys_at_any_depth() {
+    fn previews_mask_secret_keys_at_any_depth() {
         let payload = serde_json::json!({
             "user": {"email": "a@example.com", "Password": "hunter2"},
-            "items": [{"token": "abc"}, {"sku": 1}],
+            "items": [{"access_token": "abc"}, {"sku": 1}],
         });
-        let masked = RedactKeys::default().apply(&payload);
-        assert_eq!(
-            masked,
-            serde_json::json!({
-                "user": {"email": "a@example.com", "Password": "[redacted]"},
-                "items": [{"token": "[redacted]"}, {"sku": 1}],
-            })
-        );
-        assert!(!preview(&payload, &RedactKeys::default()).contains("hunter2"));
+        let text = preview(&payload, &RedactKeys::default());
+        assert!(!text.contains("hunter2") && !text.contains("abc"), "{text}");
     }
 
     #[test]
@@ -439,24 +368,6 @@ mod tests {
         assert_eq!(parse_dead_cursor(&dead_cursor(at, 42)), Some((at, 42)));
         assert_eq!(parse_dead_cursor("42"), None);
         assert_eq!(parse_dead_cursor("x_1"), None);
-    }
-
-    #[test]
-    fn an_edited_payload_keeps_the_secrets_it_was_shown_masked() {
-        let keys = RedactKeys::default();
-        let original =
-            serde_json::json!({ "user": { "token": "abc", "id": 1 }, "items": [{ "password": "p" }] });
-        let shown = keys.apply(&original);
-        let mut edited = shown.clone();
-        edited["user"]["id"] = serde_json::json!(2);
-        let saved = keys.restore(&edited, &original);
-        assert_eq!(
-            saved,
-            serde_json::json!({ "user": { "token": "abc", "id": 2 }, "items": [{ "password": "p" }] })
-        );
-        // A secret the operator did type in is kept as typed.
-        edited["user"]["token"] = serde_json::json!("new");
-        assert_eq!(keys.restore(&edited, &original)["user"]["token"], "new");
     }
 
     #[test]

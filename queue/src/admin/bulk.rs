@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
-use super::{JobSearch, JobState, search_dead_jobs, search_jobs};
+use super::{BulkAudit, JobSearch, JobState, search_dead_jobs, search_jobs};
 use crate::job::JobId;
 use crate::{Result, sql};
 
@@ -128,7 +128,7 @@ pub async fn act_on_dead_matching(
     let mut after = None;
     loop {
         let step =
-            act_on_dead_matching_step(pool, action, search, include_discarded, after, u64::MAX).await?;
+            act_on_dead_matching_step(pool, action, search, include_discarded, after, u64::MAX, None).await?;
         total.add(step.outcome);
         match step.next {
             Some(next) => after = Some(next),
@@ -148,7 +148,8 @@ pub struct BulkStep<C> {
 
 /// One step of [`act_on_dead_matching`]: at most about `budget` rows (whole pages of 1,000),
 /// starting after the `(died_at, id)` cursor `after`. A console calls this repeatedly to show
-/// progress on a large bulk action.
+/// progress on a large bulk action, with its `audit` entry: each page and its audit counts
+/// commit together, so a page that fails leaves the pages before it done and audited.
 pub async fn act_on_dead_matching_step(
     pool: &PgPool,
     action: DeadAction,
@@ -156,21 +157,40 @@ pub async fn act_on_dead_matching_step(
     include_discarded: bool,
     after: Option<(DateTime<Utc>, JobId)>,
     budget: u64,
+    audit: Option<&BulkAudit>,
 ) -> Result<BulkStep<(DateTime<Utc>, JobId)>> {
     let mut outcome = BulkOutcome::default();
     let mut before = after;
     while outcome.matched < budget {
         let page = search_dead_jobs(pool, search, include_discarded, before, PAGE).await?;
-        let Some(last) = page.last() else { return Ok(BulkStep { outcome, next: None }) };
+        let Some(last) = page.last() else {
+            close(pool, audit).await?;
+            return Ok(BulkStep { outcome, next: None });
+        };
         before = Some((last.died_at, last.id));
         let ids: Vec<i64> = page.iter().map(|job| job.id).collect();
-        let mut conn = pool.acquire().await?;
-        outcome.add(act_on_dead_jobs(&mut conn, action, &ids).await?);
-        if (ids.len() as i64) < PAGE {
+        let done = (ids.len() as i64) < PAGE;
+        let mut tx = pool.begin().await?;
+        let page_outcome = act_on_dead_jobs(&mut tx, action, &ids).await?;
+        if let Some(audit) = audit {
+            audit.add_page(&mut tx, ids.len() as u64, page_outcome.changed, done).await?;
+        }
+        tx.commit().await?;
+        outcome.add(page_outcome);
+        if done {
             return Ok(BulkStep { outcome, next: None });
         }
     }
     Ok(BulkStep { outcome, next: before })
+}
+
+/// Closes a bulk action's audit entry when its last step found nothing more to do.
+pub(crate) async fn close(pool: &PgPool, audit: Option<&BulkAudit>) -> Result<()> {
+    if let Some(audit) = audit {
+        let mut conn = pool.acquire().await?;
+        audit.add_page(&mut conn, 0, 0, true).await?;
+    }
+    Ok(())
 }
 
 /// Applies `action` to every live job matching `state` and `search`, page by page. Running
@@ -185,7 +205,8 @@ pub async fn act_on_jobs_matching(
     let mut total = BulkOutcome::default();
     let mut after = None;
     loop {
-        let step = act_on_jobs_matching_step(pool, action, state, search, actor, after, u64::MAX).await?;
+        let step =
+            act_on_jobs_matching_step(pool, action, state, search, actor, after, u64::MAX, None).await?;
         total.add(step.outcome);
         match step.next {
             Some(next) => after = Some(next),
@@ -194,7 +215,9 @@ pub async fn act_on_jobs_matching(
     }
 }
 
-/// One step of [`act_on_jobs_matching`]: at most about `budget` rows, after the id `after`.
+/// One step of [`act_on_jobs_matching`]: at most about `budget` rows, after the id `after`,
+/// each page committed with its counts in `audit` (see [`act_on_dead_matching_step`]).
+#[expect(clippy::too_many_arguments, reason = "the search, its cursor and budget, who, and the audit")]
 pub async fn act_on_jobs_matching_step(
     pool: &PgPool,
     action: LiveAction,
@@ -203,19 +226,27 @@ pub async fn act_on_jobs_matching_step(
     actor: &str,
     after: Option<JobId>,
     budget: u64,
+    audit: Option<&BulkAudit>,
 ) -> Result<BulkStep<JobId>> {
     let mut outcome = BulkOutcome::default();
     let mut before = after;
     while outcome.matched < budget {
         let page = search_jobs(pool, state, search, before, PAGE).await?;
-        let Some(last) = page.last() else { return Ok(BulkStep { outcome, next: None }) };
+        let Some(last) = page.last() else {
+            close(pool, audit).await?;
+            return Ok(BulkStep { outcome, next: None });
+        };
         before = Some(last.id);
         let ids: Vec<i64> = page.iter().map(|job| job.id).collect();
-        outcome.matched += ids.len() as u64;
+        let done = (ids.len() as i64) < PAGE;
         let mut tx = pool.begin().await?;
-        outcome.changed += act_on_jobs(&mut tx, action, &ids, actor).await?;
+        let changed = act_on_jobs(&mut tx, action, &ids, actor).await?;
+        if let Some(audit) = audit {
+            audit.add_page(&mut tx, ids.len() as u64, changed, done).await?;
+        }
         tx.commit().await?;
-        if (ids.len() as i64) < PAGE {
+        outcome.add(BulkOutcome { matched: ids.len() as u64, changed, key_taken: 0 });
+        if done {
             return Ok(BulkStep { outcome, next: None });
         }
     }

@@ -4,7 +4,7 @@
 use sqlx::{PgConnection, PgPool};
 
 use super::{GraphileSchema, GraphileSearch, search};
-use crate::admin::BulkOutcome;
+use crate::admin::{BulkAudit, BulkOutcome};
 use crate::{Error, Result};
 
 /// What to do to graphile-worker jobs.
@@ -98,7 +98,9 @@ pub struct GraphileStep {
 const PAGE: i64 = 1_000;
 
 /// Re-runs the filter from `before` (exclusive, newest first) and applies `action` page by
-/// page, each page in its own short transaction, until about `budget` rows are done.
+/// page, each page in its own short transaction with its counts added to `audit`, until about
+/// `budget` rows are done.
+#[expect(clippy::too_many_arguments, reason = "the search, its cursor and budget, who, and the audit")]
 pub async fn act_on_graphile_matching_step(
     pool: &PgPool,
     schema: &GraphileSchema,
@@ -107,18 +109,26 @@ pub async fn act_on_graphile_matching_step(
     actor: &str,
     mut before: Option<i64>,
     budget: u64,
+    audit: Option<&BulkAudit>,
 ) -> Result<GraphileStep> {
     let mut outcome = BulkOutcome::default();
     while outcome.matched < budget {
         let page = search(pool, schema, filter, before, PAGE).await?;
-        let Some(last) = page.last() else { return Ok(GraphileStep { outcome, next: None }) };
+        let Some(last) = page.last() else {
+            crate::admin::close_bulk_audit(pool, audit).await?;
+            return Ok(GraphileStep { outcome, next: None });
+        };
         before = Some(last.id);
         let ids: Vec<i64> = page.iter().map(|job| job.id).collect();
+        let done = (page.len() as i64) < PAGE;
         let mut tx = pool.begin().await?;
         let changed = act_on_graphile_jobs(&mut tx, schema, action, &ids, actor).await?;
+        if let Some(audit) = audit {
+            audit.add_page(&mut tx, ids.len() as u64, changed, done).await?;
+        }
         tx.commit().await?;
         outcome.add(BulkOutcome { matched: ids.len() as u64, changed, key_taken: 0 });
-        if (page.len() as i64) < PAGE {
+        if done {
             return Ok(GraphileStep { outcome, next: None });
         }
     }

@@ -25,21 +25,70 @@ pub(crate) async fn audit_insert<'e, E: PgExecutor<'e>>(
     .await
 }
 
-pub(crate) async fn audit_add<'e, E: PgExecutor<'e>>(
+/// Opens the audit entry of a bulk action done in steps: nothing counted yet, in progress.
+pub(crate) async fn audit_insert_in_progress<'e, E: PgExecutor<'e>>(
+    executor: E,
+    actor: &str,
+    action: &str,
+    target: &serde_json::Value,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "insert into backstop.audit_log (actor, action, target, requested, changed, in_progress) \
+         values ($1, $2, $3, 0, 0, true) returning id",
+    )
+    .bind(actor)
+    .bind(action)
+    .bind(target)
+    .fetch_one(executor)
+    .await
+}
+
+/// Whether `id` is an entry in progress of this actor, action and target.
+pub(crate) async fn audit_in_progress<'e, E: PgExecutor<'e>>(
     executor: E,
     id: i64,
     actor: &str,
-    requested: i64,
-    changed: i64,
+    action: &str,
+    target: &serde_json::Value,
 ) -> sqlx::Result<bool> {
-    sqlx::query(
-        "update backstop.audit_log set requested = requested + $3, changed = changed + $4 \
-         where id = $1 and actor = $2",
+    sqlx::query_scalar(
+        // jsonb equality ignores key order and whitespace: the same filter is the same target.
+        "select exists (select from backstop.audit_log \
+         where id = $1 and actor = $2 and action = $3 and target = $4 and in_progress)",
     )
     .bind(id)
     .bind(actor)
+    .bind(action)
+    .bind(target)
+    .fetch_one(executor)
+    .await
+}
+
+/// Adds one page's counts to an entry in progress of this actor, action and target, and
+/// closes it when `done`. Returns whether such an entry was found (and so changed).
+#[expect(clippy::too_many_arguments, reason = "one statement's parameters, named")]
+pub(crate) async fn audit_add_page<'e, E: PgExecutor<'e>>(
+    executor: E,
+    id: i64,
+    actor: &str,
+    action: &str,
+    target: &serde_json::Value,
+    requested: i64,
+    changed: i64,
+    done: bool,
+) -> sqlx::Result<bool> {
+    sqlx::query(
+        "update backstop.audit_log \
+         set requested = requested + $5, changed = changed + $6, in_progress = not $7 \
+         where id = $1 and actor = $2 and action = $3 and target = $4 and in_progress",
+    )
+    .bind(id)
+    .bind(actor)
+    .bind(action)
+    .bind(target)
     .bind(requested)
     .bind(changed)
+    .bind(done)
     .execute(executor)
     .await
     .map(|r| r.rows_affected() == 1)

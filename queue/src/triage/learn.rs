@@ -107,6 +107,9 @@ async fn lock_bucket(conn: &mut PgConnection, source: &str, kind: &str, length: 
         .map(drop)
 }
 
+/// A group's id, template, arrivals and the group it redirects to.
+type TemplateRow = (i64, Vec<Option<String>>, i64, Option<i64>);
+
 /// The templates a message of this source, kind and length is compared with, each with the
 /// group it stands for when it is an operator's alias (a group merged into that one by hand).
 async fn bucket_templates(
@@ -115,7 +118,7 @@ async fn bucket_templates(
     kind: &str,
     length: i32,
 ) -> sqlx::Result<Vec<(Learned, Option<i64>)>> {
-    let rows: Vec<(i64, Vec<Option<String>>, i64, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<TemplateRow> = sqlx::query_as(
         "select id, template, total, merged_into from backstop.error_groups
          where source = $1 and kind = $2 and cardinality(template) = $3 and template is not null
          order by last_seen desc

@@ -1,6 +1,6 @@
 //! Slack messages: Block Kit with a plain `text` fallback (what notifications and screen
-//! readers show), inside Slack's limits, with everything from the database escaped and
-//! payloads only through the console's redaction list.
+//! readers show), inside Slack's limits, with everything from the database escaped, and
+//! error text and payloads masked by the console's redaction rules (`backstop::redact`).
 
 use app::server::RedactKeys;
 use backstop::triage::ErrorGroup;
@@ -25,6 +25,7 @@ pub struct MessageContext {
     pub environment: String,
     /// Where the console is, for links: `https://backstop.example.com` (no trailing slash).
     pub public_url: String,
+    /// Masks secrets in error text and payloads before they leave for Slack.
     pub redact: RedactKeys,
 }
 
@@ -93,12 +94,13 @@ impl MessageContext {
         let job_id = job.map_or(group.sample_job_id, |j| j.id);
         let attempts = job.map_or_else(|| "?".to_owned(), |j| format!("{}/{}", j.attempts, j.max_attempts));
         let link = self.group_link(group.id);
+        let message = self.redact.text(&group.message);
         // The fallback is mrkdwn too (notifications, screen readers): escaped like the rest.
         let text = clip(
             &format!(
                 "{}: {} — {} dead job{} in this group. {link}",
                 escape(&headline),
-                escape(first_line(&group.message)),
+                escape(first_line(&message)),
                 group.total,
                 if group.total == 1 { "" } else { "s" },
             ),
@@ -116,14 +118,14 @@ impl MessageContext {
         ];
         let mut blocks = vec![
             json!({"type": "header", "text": {"type": "plain_text", "text": clip(&headline, HEADER_CHARS)}}),
-            json!({"type": "section", "text": {"type": "mrkdwn", "text": code_block(&group.message)}}),
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": code_block(&message)}}),
             json!({"type": "section", "fields": fields.iter().map(|(name, value)| json!({
                 "type": "mrkdwn",
                 "text": clip(&format!("*{name}*\n{value}"), FIELD_CHARS),
             })).collect::<Vec<_>>()}),
         ];
         if let Some(payload) = job.and_then(|j| j.payload.as_ref()) {
-            let payload = clip(&self.redact.apply(payload).to_string(), PAYLOAD_CHARS);
+            let payload = clip(&self.redact.json(payload).to_string(), PAYLOAD_CHARS);
             blocks.push(json!({"type": "context", "elements": [
                 {"type": "mrkdwn", "text": clip(&format!("Payload: `{}`", escape(&payload)), SECTION_CHARS)}
             ]}));
@@ -149,6 +151,7 @@ impl MessageContext {
         ];
         for line in lines.iter().take(DIGEST_GROUPS_LISTED) {
             let group = &line.group;
+            let message = self.redact.text(&group.message);
             let text = format!(
                 "*+{}* <{}|{} ({})> — {} in all, last {}\n{}",
                 line.count,
@@ -157,7 +160,7 @@ impl MessageContext {
                 escape(&group.queue),
                 group.total,
                 slack_time(group.last_seen),
-                code_block(&clip(first_line(&group.message), 1_000)),
+                code_block(&clip(first_line(&message), 1_000)),
             );
             blocks.push(
                 json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&text, SECTION_CHARS)}}),
@@ -326,6 +329,26 @@ mod tests {
         for (text, limit) in texts_with_limits(&message) {
             assert!(text.chars().count() <= limit);
         }
+    }
+
+    #[test]
+    fn secrets_in_errors_and_nested_payload_keys_never_reach_slack() {
+        let error = "login failed: password=ERRPASS1 via https://bob:URLPASS2@db.internal Authorization: Bearer BEARER3";
+        let job = AlertJob {
+            id: 42,
+            attempts: 5,
+            max_attempts: 5,
+            payload: Some(json!({"account": {"auth": {"access_token": "NESTED4"}}, "keys": ["K5"]})),
+        };
+        let alert = context().group_alert(Reason::New, &group(error), Some(&job)).to_string();
+        let digest =
+            context().digest(&[DigestLine { group: group(error), count: 2 }], Utc::now()).to_string();
+        for (name, message) in [("alert", &alert), ("digest", &digest)] {
+            for secret in ["ERRPASS1", "URLPASS2", "BEARER3", "NESTED4", "K5"] {
+                assert!(!message.contains(secret), "{name} leaks {secret}: {message}");
+            }
+        }
+        assert!(alert.contains("password=[redacted]"), "what was masked stays readable: {alert}");
     }
 
     #[test]

@@ -610,3 +610,4 @@ async fn with_users_any_host_name_may_sign_in(pool: PgPool) {
     let (status, _, text) = send(&router, request).await;
     assert_eq!(status, StatusCode::OK, "{text}");
 }
+mod redaction_audit;

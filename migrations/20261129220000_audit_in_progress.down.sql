@@ -1,0 +1,1 @@
+alter table backstop.audit_log drop column in_progress;
