@@ -64,3 +64,27 @@ test('the triage list shows the group, and resolving it is recorded', async ({ p
   await openConsole(page, '/audit?action=resolve_group');
   await expect(page.getByTestId('audit-row').first()).toContainText(`"group":${group}`);
 });
+
+test('an operator merges two groups of one problem; the old link opens the survivor', async ({ page }) => {
+  const word = randomWord();
+  const { group: older } = await insertGroupedDeadJobs([
+    { kind: 'send_welcome_email', queue: 'emails', payload: {}, error: `smtp 550: ${word} unknown` },
+  ]);
+  const { group: newer } = await insertGroupedDeadJobs([
+    { kind: 'send_welcome_email', queue: 'emails', payload: {}, error: `smtp 550: no mailbox called ${word} here` },
+  ]);
+  expect(newer).not.toBe(older);
+
+  await openConsole(page, `/triage/${newer}`);
+  await page.getByTestId('merge-with').fill(String(older));
+  await page.getByRole('button', { name: 'Merge' }).click();
+  await expect(page).toHaveURL(new RegExp(`/triage/${older}$`));
+  await expect(page.getByTestId('group-message')).toHaveText(`smtp 550: ${word} unknown`);
+  await expect(page.getByTestId('group-dead-now')).toHaveText('2');
+
+  // The merged group's link (an old Slack message, say) now opens the survivor.
+  await openConsole(page, `/triage/${newer}`);
+  await expect(page).toHaveURL(new RegExp(`/triage/${older}$`));
+  await openConsole(page, '/audit?action=merge_groups');
+  await expect(page.getByTestId('audit-row').first()).toContainText(`"survivor":${older}`);
+});

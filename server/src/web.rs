@@ -156,6 +156,7 @@ static ROUTES: LazyLock<Vec<AxumRouteListing>> = LazyLock::new(|| generate_route
 /// all behind the host check, sign-in, cross-site refusal and security headers. The checks are
 /// layers around the whole router, so a route added here is behind them too.
 fn router(options: LeptosOptions, console: Console, users: Users, hosts: security::ServedHosts) -> Router {
+    let pool = console.pool.clone();
     let context = move || provide_context(console.clone());
     Router::new()
         .leptos_routes_with_context(&options, ROUTES.clone(), context.clone(), {
@@ -164,6 +165,7 @@ fn router(options: LeptosOptions, console: Console, users: Users, hosts: securit
         })
         .fallback(static_file_or_404(context))
         .with_state(options)
+        .layer(axum::middleware::from_fn_with_state(pool, redirect_merged_groups))
         // Layers run bottom-up on the way in: headers on everything, then the host check (a page
         // of another site that rebound its name to this machine goes no further), then
         // cross-site refusal (before sign-in, so a forged request is refused whoever's
@@ -172,6 +174,27 @@ fn router(options: LeptosOptions, console: Console, users: Users, hosts: securit
         .layer(axum::middleware::from_fn(security::refuse_cross_site))
         .layer(axum::middleware::from_fn_with_state(hosts, security::refuse_unknown_hosts))
         .layer(axum::middleware::from_fn(security::security_headers))
+}
+
+/// `/triage/{id}` of a group merged into another answers with a redirect to that group, so
+/// links to it (in Slack messages, say) keep working. Two primary-key lookups, only on that path.
+async fn redirect_merged_groups(
+    axum::extract::State(pool): axum::extract::State<sqlx::PgPool>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let group = request.uri().path().strip_prefix("/triage/").and_then(|id| id.parse::<i64>().ok());
+    if let Some(id) = group {
+        // A failed lookup is left to the page, which reports it.
+        if let Ok(Some(group)) = backstop::triage::error_group(&pool, id).await
+            && group.id != id
+        {
+            return axum::response::IntoResponse::into_response(axum::response::Redirect::permanent(
+                &format!("/triage/{}", group.id),
+            ));
+        }
+    }
+    next.run(request).await
 }
 
 /// Anything that is not a page or a server function: a file embedded in the binary (release

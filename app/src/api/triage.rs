@@ -124,6 +124,23 @@ pub async fn change_group(id: i64, change: GroupChange) -> Result<(), ServerFnEr
     Ok(())
 }
 
+/// Merges two groups an operator knows are one problem (see `backstop::triage::merge_groups`):
+/// the older keeps its id and takes the other's jobs and history. Operators only; audited in
+/// the same transaction. Returns the surviving group's id.
+#[server(endpoint = "merge_group")]
+pub async fn merge_group(id: i64, into: i64) -> Result<i64, ServerFnError> {
+    let user = server::require_operator().await?;
+    let console = server::console()?;
+    let mut tx = console.pool.begin().await.map_err(AppError::internal)?;
+    let survivor = triage::merge_groups(&mut tx, id, into).await.map_err(AppError::from)?;
+    let target = serde_json::json!({ "group": id, "into": into, "survivor": survivor });
+    admin::record_action(&mut *tx, &user.name, "merge_groups", &target, 2, 1)
+        .await
+        .map_err(AppError::from)?;
+    tx.commit().await.map_err(AppError::internal)?;
+    Ok(survivor)
+}
+
 /// The configured Slack webhooks and the alert jobs waiting or dead.
 #[server(endpoint = "alerting")]
 pub async fn alerting_status() -> Result<AlertsStatus, ServerFnError> {

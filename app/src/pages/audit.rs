@@ -11,7 +11,7 @@ use crate::api::audit_log;
 use crate::components::{ErrorNotice, Loading, Time, urlencode, use_live};
 
 /// The actions the filter offers (the log also accepts any other name in the URL).
-const ACTIONS: [(&str, &str); 14] = [
+const ACTIONS: [(&str, &str); 15] = [
     ("retry", "Retry"),
     ("run_now", "Run now"),
     ("discard", "Discard"),
@@ -24,6 +24,7 @@ const ACTIONS: [(&str, &str); 14] = [
     ("resolve_group", "Resolve group"),
     ("reopen_group", "Reopen group"),
     ("ignore_group", "Ignore group"),
+    ("merge_groups", "Merge groups"),
     ("alert_sent", "Slack alert sent"),
     ("test_alert", "Test alert requested"),
 ];

@@ -3,11 +3,11 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use super::PageHeading;
 use super::jobs::{ActionBar, JobTable};
-use crate::api::{change_group, get_group, list_groups, list_jobs};
+use crate::api::{change_group, get_group, list_groups, list_jobs, merge_group};
 use crate::app::use_user;
 use crate::components::{ErrorNotice, GroupBadge, Loading, Sparkline, Time, thousands, use_live};
 use crate::model::{GRAPHILE, GROUP_DEAD_COUNT_LIMIT, GroupChange, GroupRow, JobFilter, State};
@@ -171,6 +171,32 @@ pub fn GroupPage() -> impl IntoView {
         }
     });
     let button = "rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium shadow-sm hover:bg-slate-50 disabled:opacity-40 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800";
+    // Merging with another group (one problem the grouper kept apart): the page then shows the
+    // group that survives, the older of the two.
+    let merge_with = RwSignal::new(String::new());
+    let merge = Action::new(move |other: &String| {
+        let (other, id) = (other.trim().trim_start_matches('#').parse::<i64>(), id.get_untracked());
+        async move {
+            match (other, id) {
+                (Ok(other), Some(id)) => merge_group(id, other).await.map_err(|e| e.to_string()),
+                _ => Err("Give the number of the group to merge with, such as 12.".to_owned()),
+            }
+        }
+    });
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(result) = merge.value().get() {
+            match result {
+                Ok(survivor) => {
+                    report.set(Some(Ok(format!("Merged: group #{survivor} holds both now."))));
+                    merge_with.set(String::new());
+                    navigate(&format!("/triage/{survivor}"), Default::default());
+                    live.refresh();
+                }
+                Err(error) => report.set(Some(Err(error))),
+            }
+        }
+    });
 
     view! {
         <Title text="Error group" />
@@ -186,7 +212,7 @@ pub fn GroupPage() -> impl IntoView {
                                         <a href="/triage" class="hover:underline">"Triage"</a>
                                         {format!(" / group #{}", row.id)}
                                     </p>
-                                    <h1 data-testid="group-message" class="mt-1 font-mono text-lg font-semibold break-words whitespace-pre-wrap text-red-700 dark:text-red-400">{row.message}</h1>
+                                    <h1 data-testid="group-message" class="mt-1 font-mono text-lg font-semibold break-words whitespace-pre-wrap text-red-700 dark:text-red-400"><TemplateText text=row.message /></h1>
                                     <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">
                                         <span class="font-mono">{row.kind}</span>" · queue "{row.queue}" · source "{row.source}
                                     </p>
@@ -228,6 +254,12 @@ pub fn GroupPage() -> impl IntoView {
                         <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::IgnoreHours(24)); }>"Ignore for 24 h"</button>
                         <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::IgnoreArrivals(100)); }>"Ignore until 100 more"</button>
                         <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::Reopen); }>"Reopen"</button>
+                        <form class="flex items-center gap-2" on:submit=move |ev| { ev.prevent_default(); merge.dispatch(merge_with.get_untracked()); }>
+                            <label class="text-sm text-slate-600 dark:text-slate-400" for="merge-with">"Same problem as group #"</label>
+                            <input id="merge-with" data-testid="merge-with" inputmode="numeric" class="w-24 rounded-md border border-slate-300 px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
+                                prop:value=move || merge_with.get() on:input=move |ev| merge_with.set(event_target_value(&ev)) />
+                            <button type="submit" class=button disabled=move || merge.pending().get()>"Merge"</button>
+                        </form>
                     </div>
                 })
             })}
@@ -253,3 +285,21 @@ pub fn GroupPage() -> impl IntoView {
         </Transition>
     }
 }
+
+/// A group's template, its wildcards (the places where its messages differ) set apart.
+#[component]
+fn TemplateText(text: String) -> impl IntoView {
+    let mut parts = Vec::new();
+    for (i, piece) in text.split(WILDCARD).enumerate() {
+        if i > 0 {
+            parts.push(view! {
+                <span data-testid="wildcard" title="varies between occurrences" class="rounded bg-amber-100 px-1 text-amber-900 dark:bg-amber-900 dark:text-amber-100">{WILDCARD}</span>
+            }.into_any());
+        }
+        parts.push(view! { <span>{piece.to_owned()}</span> }.into_any());
+    }
+    parts
+}
+
+/// What a template shows where its messages differ (as `backstop::triage::WILDCARD`).
+const WILDCARD: &str = "<*>";

@@ -58,6 +58,21 @@ impl From<backstop::Error> for AppError {
             }
             return AppError::BadRequest(format!("{sentence}."));
         }
+        // Input the queue cannot take (too big, too many, NUL characters): the request's fault,
+        // and the queue's message says exactly what.
+        if matches!(
+            error,
+            backstop::Error::PayloadTooLarge { .. }
+                | backstop::Error::UnstorablePayload { .. }
+                | backstop::Error::OverLimit { .. }
+        ) {
+            let sentence = error.to_string();
+            let mut sentence = sentence.trim_end_matches('.').to_owned();
+            if let Some(first) = sentence.get_mut(0..1) {
+                first.make_ascii_uppercase();
+            }
+            return AppError::BadRequest(format!("{sentence}."));
+        }
         // 57014 query_canceled: the console pool's statement timeout stopped the query.
         let cancelled = match &error {
             backstop::Error::Database(e) => {

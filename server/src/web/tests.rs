@@ -399,6 +399,49 @@ async fn changing_a_group_needs_an_operator_and_is_audited(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn merging_groups_needs_an_operator_keeps_the_older_and_redirects_the_other(pool: PgPool) {
+    use app::api::MergeGroup;
+    // One problem worded two ways: the grouper keeps them apart, the operator knows better.
+    let (_, older) = grouped_dead_job(&pool, "mail", "550 user unknown").await;
+    let (_, newer) = grouped_dead_job(&pool, "mail", "550 no such user <b>here</b>").await;
+    assert_ne!(older, newer);
+    let router = console(pool.clone(), &["vera:v-pass:viewer", "otto:o-pass:operator"]);
+    let merge = MergeGroup { id: newer, into: older };
+
+    let (status, _, text) = send(&router, call_as("vera:v-pass", "merge_group", &merge)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    let itself = MergeGroup { id: newer, into: newer };
+    let (status, _, text) = send(&router, call_as("otto:o-pass", "merge_group", &itself)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("cannot merge with itself"), "{text}");
+
+    let (status, _, text) = send(&router, call_as("otto:o-pass", "merge_group", &merge)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(text.trim(), older.to_string(), "the older group survives");
+    let in_older: i64 = sqlx::query_scalar("select count(*) from backstop.dead_jobs where group_id = $1")
+        .bind(older)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(in_older, 2);
+    let audit: (String, i64) = sqlx::query_as(
+        "select action, (target->>'survivor')::bigint from backstop.audit_log where actor = 'otto'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audit, ("merge_groups".to_owned(), older));
+
+    // The merged group's old link goes on to the survivor, whose page shows its template.
+    let router = console(pool.clone(), &[]);
+    let (status, headers, _) = send(&router, get(&format!("/triage/{newer}"))).await;
+    assert!(status.is_redirection(), "{status}");
+    assert_eq!(headers.get("location").unwrap(), &format!("/triage/{older}"));
+    let (_, _, html) = send(&router, get(&format!("/triage/{older}"))).await;
+    assert!(html.contains("550 user unknown"), "{html}");
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn the_overview_shows_a_broken_webhook_and_never_its_url(pool: PgPool) {
     use app::api::SendTestAlert;
     let router = console(pool.clone(), &[]);
