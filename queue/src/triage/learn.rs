@@ -234,34 +234,54 @@ pub struct Regrouped {
 }
 
 /// Brings error groups from before learned templates (Backstop 0.1's normalised messages) into
-/// template learning, oldest first, `batch` groups per transaction: each is placed by its latest
+/// template learning, oldest first, `batch` groups per progress report: each is placed by its latest
 /// error, exactly as a new arrival would be (without counting an arrival or alerting). It keeps
 /// its id, status and dead jobs, and takes that error's template; where the template is one
 /// another group already has, the two merge into the older, which keeps its status. Idempotent:
-/// a group with a template is never touched again, so it can be stopped and run again.
-/// `progress` is called after each batch.
+/// a group with a template is never touched again, so it can be stopped and run again, and new
+/// arrivals may go on meanwhile. `progress` is called after each batch.
 pub async fn regroup(
     pool: &sqlx::PgPool,
     batch: i64,
     mut progress: impl FnMut(Regrouped),
 ) -> sqlx::Result<Regrouped> {
     let mut done = Regrouped::default();
+    // Before any group (PostgreSQL's timestamps start in 4713 BC; chrono's minimum is older).
+    let mut after = (chrono::DateTime::<chrono::Utc>::UNIX_EPOCH - chrono::Duration::days(365 * 1000), 0i64);
     loop {
-        let mut tx = pool.begin().await?;
-        let old: Vec<(i64, String, String, String)> = sqlx::query_as(
-            "select id, source, kind, sample_error from backstop.error_groups
-             where template is null and merged_into is null
+        let old: Vec<(i64, chrono::DateTime<chrono::Utc>, String, String, String)> = sqlx::query_as(
+            "select id, first_seen, source, kind, sample_error from backstop.error_groups
+             where template is null and merged_into is null and (first_seen, id) > ($1, $2)
              order by first_seen, id
-             limit $1
-             for update skip locked",
+             limit $3",
         )
+        .bind(after.0)
+        .bind(after.1)
         .bind(batch.max(1))
-        .fetch_all(&mut *tx)
+        .fetch_all(pool)
         .await?;
-        for (id, source, kind, sample) in &old {
+        let Some(last) = old.last() else {
+            return Ok(done);
+        };
+        after = (last.1, last.0);
+        for (id, _, source, kind, sample) in &old {
+            // One transaction per group, the bucket locked before the group's row, in the
+            // order the dead-letter path takes them: the two never deadlock.
+            let mut tx = pool.begin().await?;
             let signature = Signature::of(sample);
             let length = i32::try_from(signature.tokens.len()).unwrap_or(i32::MAX);
             lock_bucket(&mut tx, source, kind, length).await?;
+            let still_old: Option<i64> = sqlx::query_scalar(
+                "select id from backstop.error_groups
+                 where id = $1 and template is null and merged_into is null
+                 for update",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if still_old.is_none() {
+                continue; // regrouped meanwhile, by another run or an arrival
+            }
             let learned: Vec<Learned> = bucket_templates(&mut tx, source, kind, length)
                 .await?
                 .into_iter()
@@ -283,17 +303,14 @@ pub async fn regroup(
                     done.merged += 1;
                 }
             }
+            tx.commit().await?;
         }
         let remaining: i64 = sqlx::query_scalar(
             "select count(*) from backstop.error_groups where template is null and merged_into is null",
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(pool)
         .await?;
         done.remaining = remaining.unsigned_abs();
-        tx.commit().await?;
         progress(done);
-        if old.is_empty() || done.remaining == 0 {
-            return Ok(done);
-        }
     }
 }
