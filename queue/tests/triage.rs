@@ -280,26 +280,26 @@ async fn different_constraint_names_stay_apart(_: PgPoolOptions, opts: PgConnect
 async fn a_merge_keeps_the_old_link_and_enqueues_no_alert(_: PgPoolOptions, opts: PgConnectOptions) {
     let pool = pool(opts).await;
     add_webhook(&pool, "hook", None).await;
-    // 26 twice: a number seen twice looks constant, so 52 starts a group of its own...
-    let (older, alert) = arrive(&pool, "charge", "default", "invoice 26 declined").await;
+    // 503 twice: a status code seen twice names the problem, so 502 starts a group of its own...
+    let (older, alert) = arrive(&pool, "sync", "default", "partner answered 503").await;
     assert_eq!(alert.as_deref(), Some("new"));
-    arrive(&pool, "charge", "default", "invoice 26 declined").await;
-    let (younger, _) = arrive(&pool, "charge", "default", "invoice 52 declined").await;
+    arrive(&pool, "sync", "default", "partner answered 503").await;
+    let (younger, _) = arrive(&pool, "sync", "default", "partner answered 502").await;
     assert_ne!(older, younger);
     triage::ignore_group(&pool, older, Some(chrono::Utc::now() + chrono::Duration::days(7)), None)
         .await
         .unwrap();
     let alerts_before = alerts(&pool).await.len();
 
-    // ... until 78 shows the number varies: `invoice <*> declined` covers both, and the younger
-    // group merges into the older, which keeps its id and its status.
-    let (joined, alert) = arrive(&pool, "charge", "default", "invoice 78 declined").await;
+    // ... until 504 shows the code varies at this place: `partner answered <*>` covers both, and
+    // the younger group merges into the older, which keeps its id and its status.
+    let (joined, alert) = arrive(&pool, "sync", "default", "partner answered 504").await;
     assert_eq!(joined, older);
     assert_eq!(alert, None, "joining through a merge alerts nothing");
     assert_eq!(alerts(&pool).await.len(), alerts_before, "a merge enqueues no alert");
     let group = triage::error_group(&pool, younger).await.unwrap().expect("the old id still answers");
     assert_eq!(group.id, older);
-    assert_eq!(group.message, "invoice <*> declined");
+    assert_eq!(group.message, "partner answered <*>");
     assert_eq!(group.total, 4);
     assert_eq!(group.status, "ignored", "the survivor keeps its status");
     let listed = triage::error_groups(&pool, &GroupFilter::default()).await.unwrap();

@@ -41,14 +41,14 @@ static MASKS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b", "<time>"),
         // An IPv4 address; its port stays (6379 and 5432 are different services).
         (r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b", "<ip>"),
-        (r"\b0x[0-9a-fA-F]+\b", "<hex>"),
-        (r"\b[0-9a-fA-F]{16,}\b", "<hex>"),
         // A source location: the file names the code, the line and column move with every edit.
         (r"(\.[A-Za-z]{1,6})(?::\d+){1,2}\b", "$1:<n>"),
         (r"\bline \d+", "line <n>"),
         // Random ids (`ch_3MmlLr2eZvKYlo2C`, `req_snuyJnTyoFru8V`, `blk_-1608999687919862906`):
         // candidates here, [`is_random_id`] decides.
         (r"\b[A-Za-z0-9_-]{8,}\b", "<id>"),
+        (r"\b0x[0-9a-fA-F]+\b", "<hex>"),
+        (r"\b[0-9a-fA-F]{16,}\b", "<hex>"),
         (r"\d{5,}", "<n>"),
     ]
     .into_iter()
@@ -263,14 +263,17 @@ mod tests {
             tokens(
                 "order 3f2a9c4e-1b7d-4e8a-9f0c-2d5b6a7c8e9f locked at 2026-11-25T04:34:52.123Z by 0x7ffd5e8c (commit 9fceb02d0ae598e95dc970b74767f19372d61af8) for ada@example.com"
             ),
-            [
-                "order", "<uuid>", "locked", "at", "<time>", "by", "<hex>", "(commit", "<hex>)", "for",
-                "<email>"
-            ]
+            ["order", "<uuid>", "locked", "at", "<time>", "by", "<id>", "(commit", "<id>)", "for", "<email>"]
         );
         assert_eq!(tokens("connect ECONNREFUSED 10.0.4.12:6379"), ["connect", "ECONNREFUSED", "<ip>:6379"]);
         assert_eq!(tokens("No such customer: 'cus_NffrFeUfNV2Hib'"), ["No", "such", "customer:", "'<id>'"]);
-        assert_eq!(tokens("block blk_-1608999687919862906 lost"), ["block", "blk_-<hex>", "lost"]);
+        // However an id is written, it is masked the same way.
+        assert_eq!(tokens("block blk_-1608999687919862906 lost"), ["block", "<id>", "lost"]);
+        assert_eq!(tokens("block blk_7503483334202473044 lost"), ["block", "<id>", "lost"]);
+        assert_eq!(
+            tokens("at 0x7f and 9fceb02d0ae598e95dc970b74767f19372d61af8"),
+            ["at", "<hex>", "and", "<id>"]
+        );
         assert_eq!(tokens("request req_snuyJnTyoFru8V ch_3MmlLr2eZvKYlo2C"), ["request", "<id>", "<id>"]);
         assert_eq!(tokens("took 12:03:44.5 wall, job 918273"), ["took", "<time>", "wall,", "job", "<n>"]);
     }

@@ -93,7 +93,7 @@ impl Template {
         if tokens.len() != self.tokens.len() || tokens.len() > 64 {
             return None;
         }
-        let mut d = Difference { words: 0, numbers: 0, numbers_masked: true, similarity: 1.0 };
+        let mut d = Difference { words: 0, numbers: 0, codes: false, similarity: 1.0 };
         let (mut words, mut differing) = (0u32, 0u32);
         for (i, (mine, theirs)) in self.tokens.iter().zip(tokens).enumerate() {
             let theirs_breaks = theirs == LINE_BREAK;
@@ -111,12 +111,13 @@ impl Template {
                         continue;
                     }
                     differing += 1;
-                    match number_shape(word) {
-                        Some(shape) if number_shape(theirs).as_ref() == Some(&shape) => {
-                            d.numbers += 1;
-                            d.numbers_masked &= is_masked(word) || is_masked(theirs);
-                        }
-                        _ => d.words |= 1 << i,
+                    let same_shape =
+                        number_shape(word).is_some_and(|shape| number_shape(theirs) == Some(shape));
+                    if same_shape {
+                        d.numbers += 1;
+                        d.codes |= is_status_code(word);
+                    } else {
+                        d.words |= 1 << i;
                     }
                 }
                 None if theirs_breaks => return None,
@@ -224,13 +225,12 @@ pub fn place(candidates: &[Learned], signature: &Signature) -> Placement {
 
     // 1. A template the message fits once its numbers may vary: every word of it is in the
     //    message, and where they differ both have a number of the same shape (`(id)=(26)`,
-    //    `(id)=(<n>)`) that is not yet known to be constant. A number seen twice in a template
-    //    is known to be constant (an HTTP status, an SMTP code), unless one side is masked (a
-    //    place that has held a long id holds ids).
+    //    `(id)=(<n>)`). Numbers vary, except a status code (HTTP, SMTP) seen twice in a
+    //    template: that one names the problem (503 is not 404).
     //    The most similar template wins, then the most specific, then the oldest.
     let joinable = comparable
         .iter()
-        .filter(|(learned, d)| d.words == 0 && (d.numbers == 0 || learned.seen == 1 || d.numbers_masked))
+        .filter(|(learned, d)| d.words == 0 && (!d.codes || learned.seen == 1))
         .max_by(|(a, da), (b, db)| {
             da.similarity
                 .total_cmp(&db.similarity)
@@ -313,9 +313,8 @@ struct Difference {
     words: u64,
     /// How many positions differ only in a number of the same shape.
     numbers: u32,
-    /// Whether each of those has, on one side, a value that varies by nature (see
-    /// [`is_masked`]).
-    numbers_masked: bool,
+    /// Whether one of those is a status code in the template (see [`is_status_code`]).
+    codes: bool,
     /// The share of the template's words the message has.
     similarity: f64,
 }
@@ -328,13 +327,12 @@ fn number_shape(token: &str) -> Option<String> {
     SHAPE.is_match(token).then(|| SHAPE.replace_all(token, "0").into_owned())
 }
 
-/// Whether a number-shaped token holds a value that varies by nature: a masked one (`<n>`,
-/// `<id>`), or a measurement with a fraction (`10.003s`, `0.75`): codes are whole numbers.
-fn is_masked(token: &str) -> bool {
-    static MEASUREMENT: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"\d[.,]\d").expect("measurement pattern"));
-    let masked = token.contains('<') && !token.chars().any(|c| c.is_ascii_digit());
-    (masked && number_shape(token).is_some()) || MEASUREMENT.is_match(token)
+/// Whether a token is a status code as protocols write them (HTTP, SMTP, FTP: three digits from
+/// 100 to 599, alone or with punctuation): a number that names what happened, not which thing.
+fn is_status_code(token: &str) -> bool {
+    let digits: String = token.chars().filter(char::is_ascii_digit).collect();
+    let alone = token.chars().all(|c| c.is_ascii_digit() || c.is_ascii_punctuation());
+    alone && digits.len() == 3 && (100..600).contains(&digits.parse::<u32>().unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -249,7 +249,8 @@ async fn a_storm_of_ten_thousand_deaths_is_a_handful_of_messages(_: PgPoolOption
     }
     h.wait_count("select count(*) from backstop.dead_jobs", 10_000, Duration::from_secs(180)).await;
     h.wait_alerts_settled(Duration::from_secs(30)).await;
-    assert_eq!(h.recorder.received().len(), 3, "one message per new group");
+    let texts: Vec<String> = h.recorder.received().iter().map(text).collect();
+    assert_eq!(texts.len(), 3, "one message per new group: {texts:#?}");
 
     let digests = enqueue_digests(&h.pool, chrono::Utc::now()).await.unwrap();
     assert_eq!(digests, 1, "one digest per webhook");
