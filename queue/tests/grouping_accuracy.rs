@@ -47,6 +47,8 @@ fn grouping_accuracy_on_the_job_failure_corpus() {
     let predicted: Vec<i64> = placed.iter().map(|id| grouper.group_of(*id)).collect();
     let truth: Vec<&str> = corpus.iter().map(|item| item.group.as_str()).collect();
     let accuracy = grouping_accuracy(&truth, &predicted);
+    // `GROUPING_DEBUG=label,label cargo test ... -- --nocapture` shows those groups' tokens and
+    // where each message went: where to look when changing the grouper.
     if let Ok(labels) = std::env::var("GROUPING_DEBUG") {
         for (i, item) in corpus.iter().enumerate() {
             if labels.split(',').any(|l| l == item.group) {

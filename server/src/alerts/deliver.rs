@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use super::message::{AlertJob, DigestLine, MessageContext, Reason, clip};
+use super::message::{AlertJob, DigestLine, DigestRest, MessageContext, Reason, clip};
 use super::webhook;
 
 /// An alert job's payload. Group alerts come from `backstop.record_error_arrival` (SQL),
@@ -48,6 +48,12 @@ pub struct SlackAlert {
     /// For a group alert: when the death it reports happened.
     #[serde(default)]
     pub at: Option<DateTime<Utc>>,
+    /// For a digest: the groups and deaths it counts beyond `groups` (which lists only the
+    /// largest, so a digest stays small however many groups a storm touched).
+    #[serde(default)]
+    pub more_groups: i64,
+    #[serde(default)]
+    pub more_deaths: i64,
 }
 
 /// An alert sent this long after its death says so: it waited for a console (none ran), or
@@ -288,7 +294,8 @@ impl SlackAlertWorker {
                 return Ok(None);
             }
             let since = alert.since.unwrap_or_else(Utc::now);
-            return Ok(Some(self.messages.digest(&lines, since)));
+            let rest = DigestRest { groups: alert.more_groups, deaths: alert.more_deaths };
+            return Ok(Some(self.messages.digest(&lines, rest, since)));
         }
         let Some(reason) = Reason::parse(&alert.reason) else {
             return Err(JobError::fail_now(format!("unknown alert reason {:?}", alert.reason)));

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use super::deliver::{DigestEntry, SlackAlert};
+use super::message::DIGEST_GROUPS_LISTED;
 
 /// The cron job that builds digests (enqueued by the runner's cron, once per tick however many
 /// consoles run).
@@ -63,11 +64,14 @@ pub async fn enqueue_digests(pool: &PgPool, since: chrono::DateTime<Utc>) -> Res
     for webhook in webhooks.into_iter().filter(|w| w.active && w.broken_at.is_none()) {
         let routed =
             |names: &Option<Vec<String>>, name: &String| names.as_ref().is_none_or(|n| n.contains(name));
-        let groups: Vec<DigestEntry> = due
+        let mut groups: Vec<DigestEntry> = due
             .iter()
             .filter(|(_, kind, queue, _)| routed(&webhook.queues, queue) && routed(&webhook.kinds, kind))
             .map(|(group_id, _, _, count)| DigestEntry { group_id: *group_id, count: *count })
             .collect();
+        // The largest groups are listed (`due` is largest first); the rest are counted, so the
+        // alert job stays far under the payload limit with thousands of groups.
+        let unlisted = groups.split_off(groups.len().min(DIGEST_GROUPS_LISTED));
         if !groups.is_empty() {
             let alert = SlackAlert {
                 webhook: webhook.id,
@@ -78,6 +82,8 @@ pub async fn enqueue_digests(pool: &PgPool, since: chrono::DateTime<Utc>) -> Res
                 since: Some(since),
                 requested_by: None,
                 at: None,
+                more_groups: unlisted.len() as i64,
+                more_deaths: unlisted.iter().map(|entry| entry.count).sum(),
             };
             alerts.push(NewJob::new(&alert));
         }

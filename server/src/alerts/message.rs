@@ -14,7 +14,7 @@ const HEADER_CHARS: usize = 150;
 const FIELD_CHARS: usize = 2_000;
 const MAX_BLOCKS: usize = 50;
 /// Digest groups listed one per block; the rest are counted in a closing line.
-const DIGEST_GROUPS_LISTED: usize = 40;
+pub const DIGEST_GROUPS_LISTED: usize = 40;
 /// The payload excerpt in an alert.
 const PAYLOAD_CHARS: usize = 500;
 
@@ -71,6 +71,13 @@ pub struct AlertJob {
 pub struct DigestLine {
     pub group: ErrorGroup,
     pub count: i64,
+}
+
+/// The groups a digest counts but does not list (beyond [`DIGEST_GROUPS_LISTED`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DigestRest {
+    pub groups: i64,
+    pub deaths: i64,
 }
 
 impl MessageContext {
@@ -135,14 +142,15 @@ impl MessageContext {
     }
 
     /// The periodic digest: further deaths in known groups since `since`.
-    pub fn digest(&self, lines: &[DigestLine], since: DateTime<Utc>) -> Value {
-        let deaths: i64 = lines.iter().map(|l| l.count).sum();
+    pub fn digest(&self, lines: &[DigestLine], rest: DigestRest, since: DateTime<Utc>) -> Value {
+        let deaths: i64 = lines.iter().map(|l| l.count).sum::<i64>() + rest.deaths;
+        let groups = lines.len() as i64 + rest.groups;
         let env = &self.environment;
         let headline = format!(
             "[{env}] {deaths} more dead job{} in {} known group{}",
             if deaths == 1 { "" } else { "s" },
-            lines.len(),
-            if lines.len() == 1 { "" } else { "s" }
+            groups,
+            if groups == 1 { "" } else { "s" }
         );
         let triage = format!("{}/triage", self.public_url);
         let mut blocks = vec![
@@ -166,11 +174,14 @@ impl MessageContext {
                 json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&text, SECTION_CHARS)}}),
             );
         }
-        if lines.len() > DIGEST_GROUPS_LISTED {
-            let rest = &lines[DIGEST_GROUPS_LISTED..];
-            let count: i64 = rest.iter().map(|l| l.count).sum();
+        let unlisted = lines.get(DIGEST_GROUPS_LISTED..).unwrap_or_default();
+        let rest = DigestRest {
+            groups: rest.groups + unlisted.len() as i64,
+            deaths: rest.deaths + unlisted.iter().map(|l| l.count).sum::<i64>(),
+        };
+        if rest.groups > 0 {
             blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
-                "…and {count} more in {} other groups", rest.len()
+                "…and {} more in {} other groups", rest.deaths, rest.groups
             )}]}));
         }
         blocks.push(open_button(&triage, "Open triage in Backstop"));
@@ -320,7 +331,7 @@ mod tests {
         let lines: Vec<DigestLine> = (0..120)
             .map(|i| DigestLine { group: ErrorGroup { id: i, ..group("gateway timeout") }, count: 10 })
             .collect();
-        let message = context().digest(&lines, Utc::now());
+        let message = context().digest(&lines, DigestRest::default(), Utc::now());
         assert!(message["blocks"].as_array().unwrap().len() <= MAX_BLOCKS);
         assert!(
             message["text"].as_str().unwrap().starts_with("[prod] 1200 more dead jobs in 120 known groups")
@@ -341,8 +352,9 @@ mod tests {
             payload: Some(json!({"account": {"auth": {"access_token": "NESTED4"}}, "keys": ["K5"]})),
         };
         let alert = context().group_alert(Reason::New, &group(error), Some(&job)).to_string();
-        let digest =
-            context().digest(&[DigestLine { group: group(error), count: 2 }], Utc::now()).to_string();
+        let digest = context()
+            .digest(&[DigestLine { group: group(error), count: 2 }], DigestRest::default(), Utc::now())
+            .to_string();
         for (name, message) in [("alert", &alert), ("digest", &digest)] {
             for secret in ["ERRPASS1", "URLPASS2", "BEARER3", "NESTED4", "K5"] {
                 assert!(!message.contains(secret), "{name} leaks {secret}: {message}");

@@ -486,3 +486,35 @@ async fn a_broken_webhook_is_checked_and_used_again_once_it_works(_: PgPoolOptio
     h.stop().await;
     checks.await.unwrap();
 }
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_digest_of_thousands_of_groups_is_one_small_message(_: PgPoolOptions, opts: PgConnectOptions) {
+    let h = Harness::start(opts, vec![], 1).await;
+    // 8,000 open groups with deaths not yet reported: more than fit a job's payload by id.
+    sqlx::query(
+        "insert into backstop.error_groups (fingerprint, source, kind, queue, message, sample_error, sample_job_id,
+                                            total, digested_total)
+         select 'digest-' || i, 'backstop', 'k' || i, 'billing', 'problem ' || i, 'problem ' || i, i,
+                1 + i % 7, 0
+         from generate_series(1, 8000) i",
+    )
+    .execute(&h.pool)
+    .await
+    .unwrap();
+    let deaths: i64 = h.count("select sum(total)::bigint from backstop.error_groups").await;
+
+    // Held while it is measured, then let go.
+    backstop::admin::pause_queue(&h.pool, triage::ALERT_QUEUE).await.unwrap();
+    assert_eq!(enqueue_digests(&h.pool, chrono::Utc::now()).await.unwrap(), 1);
+    let size = h
+        .count("select length(payload::text)::bigint from backstop.jobs where kind = 'backstop.slack_alert'")
+        .await;
+    assert!(size < 8 * 1024, "the digest job is small: {size} bytes");
+    backstop::admin::resume_queue(&h.pool, triage::ALERT_QUEUE).await.unwrap();
+    let received = h.recorder.wait_for(1, Duration::from_secs(30)).await;
+    let message = text(&received[0]);
+    assert!(message.contains(&format!("{deaths} more dead jobs in 8000 known groups")), "{message}");
+    let all = received[0].body.to_string();
+    assert!(all.contains("other groups"), "the unlisted groups are counted: {all}");
+    h.stop().await;
+}
