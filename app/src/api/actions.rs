@@ -229,7 +229,7 @@ async fn act_on_graphile_matching(
     audit_id: Option<i64>,
 ) -> Result<BulkProgress, ServerFnError> {
     let schema = graphile::schema(&console.pool).await?;
-    let search = graphile::search(&console.pool, &filter).await?;
+    let search = graphile::search(&filter)?;
     let graphile_action = graphile_target(action, filter.state.unwrap_or(State::Queued))?;
     let name = graphile_audit_name(graphile_action);
     let audit = bulk_audit(&console.pool, &user.name, audit_id, name, &filter).await?;

@@ -18,23 +18,20 @@ pub(super) async fn schema(pool: &PgPool) -> Result<GraphileSchema, AppError> {
 
 /// The filter as graphile-worker's search takes it. Payload and time filters are Backstop's
 /// only (graphile-worker has no index for them, and its payload may be unreadable).
-pub(super) async fn search(pool: &PgPool, filter: &JobFilter) -> Result<GraphileSearch, AppError> {
+pub(super) fn search(filter: &JobFilter) -> Result<GraphileSearch, AppError> {
     if filter.payload.is_some() || filter.from.is_some() || filter.to.is_some() {
         return Err(AppError::BadRequest(
             "graphile-worker's jobs filter by state, queue, kind (task) and error text; clear the payload and time filters."
                 .into(),
         ));
     }
-    let ids = match filter.group {
-        Some(group) => Some(graphile::group_job_ids(pool, group).await.map_err(AppError::from)?),
-        None => None,
-    };
     Ok(GraphileSearch {
         state: state(filter.state),
         task: filter.kind.clone(),
         queue: filter.queue.clone(),
         error_text: filter.error.clone(),
-        ids,
+        ids: None,
+        group: filter.group,
     })
 }
 

@@ -91,7 +91,7 @@ pub async fn count_matching(filter: JobFilter, limit: i64) -> Result<i64, Server
     let filter = with_group_source(&console.pool, filter).await?;
     if filter.is_graphile() {
         let schema = graphile::schema(&console.pool).await?;
-        let search = graphile::search(&console.pool, &filter).await?;
+        let search = graphile::search(&filter)?;
         return Ok(backstop::graphile::count(&console.pool, &schema, &search, limit)
             .await
             .map_err(AppError::from)?);
@@ -158,7 +158,7 @@ async fn list_graphile_jobs(
     before: Option<String>,
 ) -> Result<JobPage, ServerFnError> {
     let schema = graphile::schema(&console.pool).await?;
-    let search = graphile::search(&console.pool, filter).await?;
+    let search = graphile::search(filter)?;
     let before = before
         .as_deref()
         .map(|c| {

@@ -69,10 +69,9 @@ pub async fn get_group(id: i64) -> Result<Option<GroupDetail>, ServerFnError> {
     let dead_now = if group.source == graphile::SOURCE {
         // graphile-worker's failed jobs stay in its table; the group knows which they were.
         let schema = graphile::detect(&console.pool).await.map_err(AppError::from)?;
-        let ids = graphile::group_job_ids(&console.pool, id).await.map_err(AppError::from)?;
         let search = graphile::GraphileSearch {
             state: Some(graphile::GraphileState::Dead),
-            ids: Some(ids),
+            group: Some(id),
             ..graphile::GraphileSearch::default()
         };
         match schema {

@@ -98,8 +98,11 @@ pub struct GraphileSearch {
     pub queue: Option<String>,
     /// Only jobs whose last error has these words (full-text, as for Backstop's jobs).
     pub error_text: Option<String>,
-    /// Only these ids (an error group's jobs).
+    /// Only these ids.
     pub ids: Option<Vec<i64>>,
+    /// Only the jobs of this error group (as recorded when they failed), looked up in the
+    /// query itself: a group of a million jobs costs a page, not a million ids.
+    pub group: Option<i64>,
 }
 
 /// The same columns from the private tables (payload included) ...
@@ -126,9 +129,13 @@ macro_rules! view_source {
 }
 
 /// Filters over either source's columns: `$1` state, `$2` task, `$3` queue, `$4` error
-/// words, `$5` ids, `$6` before id; `$7` the page size.
+/// words, `$5` ids, `$6` before id; `$7` the page size; and, with `in_group!`, `$8` an error
+/// group.
 macro_rules! filtered {
     ($source:expr) => {
+        filtered!($source, "")
+    };
+    ($source:expr, $and:expr) => {
         concat!(
             "select * from (",
             $source,
@@ -146,10 +153,23 @@ macro_rules! filtered {
                and ($4::text is null
                     or to_tsvector('simple', coalesce(last_error, '')) @@ websearch_to_tsquery('simple', $4))
                and ($5::bigint[] is null or id = any($5))
-               and ($6::bigint is null or id < $6)
+               and ($6::bigint is null or id < $6)",
+            $and,
+            "
              order by id desc
              limit $7"
         )
+    };
+}
+
+/// The error group filter: Backstop's record of which jobs joined the group. Only in the query
+/// when asked for, so a role that reads graphile-worker's tables but not Backstop's can still
+/// search them.
+macro_rules! in_group {
+    () => {
+        "
+               and id in (select s.job_id from backstop.source_job_groups s
+                          where s.source = 'graphile_worker' and s.group_id = $8)"
     };
 }
 
@@ -166,18 +186,25 @@ pub async fn search<'e, E: PgExecutor<'e>>(
     if !schema.readable() {
         return Ok(Vec::new());
     }
-    let sql =
-        if schema.reads_private_tables() { filtered!(private_source!()) } else { filtered!(view_source!()) };
-    Ok(sqlx::query_as(sql)
+    let sql = match (schema.reads_private_tables(), search.group.is_some()) {
+        (true, false) => filtered!(private_source!()),
+        (true, true) => filtered!(private_source!(), in_group!()),
+        (false, false) => filtered!(view_source!()),
+        (false, true) => filtered!(view_source!(), in_group!()),
+    };
+    let query = sqlx::query_as(sql)
         .bind(search.state.map(GraphileState::name))
         .bind(search.task.as_deref())
         .bind(search.queue.as_deref())
         .bind(search.error_text.as_deref().filter(|t| !t.trim().is_empty()))
         .bind(search.ids.as_deref())
         .bind(before)
-        .bind(limit.clamp(1, 1000))
-        .fetch_all(executor)
-        .await?)
+        .bind(limit.clamp(1, 1000));
+    let query = match search.group {
+        Some(group) => query.bind(group),
+        None => query,
+    };
+    Ok(query.fetch_all(executor).await?)
 }
 
 /// How many jobs match, counted up to `cap`.
@@ -190,32 +217,25 @@ pub async fn count<'e, E: PgExecutor<'e>>(
     if !schema.readable() {
         return Ok(0);
     }
-    let sql = if schema.reads_private_tables() {
-        concat!("select count(*) from (", filtered!(private_source!()), ") c")
-    } else {
-        concat!("select count(*) from (", filtered!(view_source!()), ") c")
+    let sql = match (schema.reads_private_tables(), search.group.is_some()) {
+        (true, false) => concat!("select count(*) from (", filtered!(private_source!()), ") c"),
+        (true, true) => concat!("select count(*) from (", filtered!(private_source!(), in_group!()), ") c"),
+        (false, false) => concat!("select count(*) from (", filtered!(view_source!()), ") c"),
+        (false, true) => concat!("select count(*) from (", filtered!(view_source!(), in_group!()), ") c"),
     };
-    Ok(sqlx::query_scalar(sql)
+    let query = sqlx::query_scalar(sql)
         .bind(search.state.map(GraphileState::name))
         .bind(search.task.as_deref())
         .bind(search.queue.as_deref())
         .bind(search.error_text.as_deref().filter(|t| !t.trim().is_empty()))
         .bind(search.ids.as_deref())
         .bind(None::<i64>)
-        .bind(cap.max(1))
-        .fetch_one(executor)
-        .await?)
-}
-
-/// The ids of the jobs of an error group (as recorded when they failed).
-pub async fn group_job_ids<'e, E: PgExecutor<'e>>(executor: E, group_id: i64) -> Result<Vec<i64>> {
-    Ok(sqlx::query_scalar(
-        "select job_id from backstop.source_job_groups where source = $1 and group_id = $2 order by job_id",
-    )
-    .bind(super::SOURCE)
-    .bind(group_id)
-    .fetch_all(executor)
-    .await?)
+        .bind(cap.max(1));
+    let query = match search.group {
+        Some(group) => query.bind(group),
+        None => query,
+    };
+    Ok(query.fetch_one(executor).await?)
 }
 
 /// One job by id.

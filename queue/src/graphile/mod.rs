@@ -31,7 +31,7 @@ mod poll;
 
 pub use actions::{GraphileAction, GraphileStep, act_on_graphile_jobs, act_on_graphile_matching_step};
 pub use detect::{Flavour, GraphileSchema, SUPPORTED_NODE_MIGRATIONS, detect};
-pub use jobs::{GraphileJob, GraphileSearch, GraphileState, count, graphile_job, group_job_ids, search};
+pub use jobs::{GraphileJob, GraphileSearch, GraphileState, count, graphile_job, search};
 pub use poll::{History, Poll, SLICE, record_failures};
 
 /// The source name graphile-worker's failures carry in error groups.
