@@ -6,8 +6,8 @@
 --
 -- Operator notes: two nullable columns (instant) and a partial index over groups with a
 -- template (none yet: it builds instantly). Groups from before keep their normalised message
--- and no template; the first arrival whose template renders the same adopts them, and
--- `backstop regroup` is not needed for new arrivals to group well.
+-- and no template until regrouped: the console does it in the background when it starts, and
+-- `backstop regroup` does it by hand (both idempotent).
 
 alter table backstop.error_groups
     add column template text[],

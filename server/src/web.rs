@@ -71,6 +71,7 @@ pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -
     let users = Users::new(args.users.clone());
     users.check_bind(args.bind)?;
     backstop::MIGRATOR.run(&pool).await.context("apply Backstop's migrations")?;
+    regroup_in_background(pool.clone());
     check_site_root(&args.site_root);
     let console =
         Console { pool: console_pool(&pool, args.query_timeout), redact: RedactKeys::new(&args.redact_keys) };
@@ -174,6 +175,26 @@ fn router(options: LeptosOptions, console: Console, users: Users, hosts: securit
         .layer(axum::middleware::from_fn(security::refuse_cross_site))
         .layer(axum::middleware::from_fn_with_state(hosts, security::refuse_unknown_hosts))
         .layer(axum::middleware::from_fn(security::security_headers))
+}
+
+/// Error groups from before learned templates take part in learning as soon as a console of
+/// this version runs (`backstop regroup`, which does the same by hand, is idempotent), so the
+/// first failure of a known problem after an upgrade joins its old group rather than alerting
+/// as new. In the background: serving does not wait for it.
+fn regroup_in_background(pool: PgPool) {
+    tokio::spawn(async move {
+        match backstop::triage::regroup(&pool, 500, |_| {}).await {
+            Ok(done) if done.given_a_template + done.merged > 0 => tracing::info!(
+                given_a_template = done.given_a_template,
+                merged = done.merged,
+                "error groups from before learned templates regrouped"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not regroup older error groups (run `backstop regroup`)")
+            }
+        }
+    });
 }
 
 /// `/triage/{id}` of a group merged into another answers with a redirect to that group, so
