@@ -238,12 +238,7 @@ async fn a_bulk_audit_entry_continues_only_for_its_actor_action_and_filter(
     .await
     .unwrap();
     assert_eq!(last.next, None);
-    let row: (i64, i64, bool) =
-        sqlx::query_as("select requested, changed, in_progress from backstop.audit_log where id = $1")
-            .bind(audit.id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let row = audit_counts(&pool, audit.id).await;
     assert_eq!(row, (1500, 1500, false), "every page counted, and the last one closed the entry");
     assert_eq!(resume(audit.id, "alice", "delete", filter).await, None, "a finished entry cannot grow");
 }
@@ -280,12 +275,7 @@ async fn a_page_that_fails_leaves_the_pages_before_it_done_and_audited(
     .await;
     assert!(failed.is_err());
     assert_eq!(count(&pool, "select count(*) from backstop.dead_jobs").await, 500, "the first page is done");
-    let row: (i64, i64, bool) =
-        sqlx::query_as("select requested, changed, in_progress from backstop.audit_log where id = $1")
-            .bind(audit.id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let row = audit_counts(&pool, audit.id).await;
     assert_eq!(row, (1000, 1000, true), "and audited; the entry stays open");
 }
 
@@ -312,4 +302,13 @@ async fn cancel_and_edit_and_retry_join_the_caller_s_transaction(_: PgPoolOption
     assert!(admin::retry_dead_job_with_payload(&mut tx, dead, &json!({"n": 2}), 1024).await.unwrap());
     tx.commit().await.unwrap();
     assert_eq!(admin::job(&pool, dead).await.unwrap().unwrap().payload, json!({"n": 2}));
+}
+
+/// An audit entry's (requested, changed, in progress).
+async fn audit_counts(pool: &sqlx::PgPool, id: i64) -> (i64, i64, bool) {
+    sqlx::query_as("select requested, changed, in_progress from backstop.audit_log where id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }

@@ -69,11 +69,8 @@ pub async fn record_arrival(
         }
         Some(survivor) => {
             placement.absorbed.retain(|id| alias_of(*id).is_none());
-            for victim in &placement.absorbed {
-                merge_groups_into(conn, survivor, *victim, false).await?;
-            }
             if placement.template_changed {
-                set_template(conn, survivor, source, kind, &placement.template).await?;
+                absorb(conn, survivor, &placement.absorbed, source, kind, &placement.template).await?;
             }
             Some(survivor)
         }
@@ -152,6 +149,22 @@ async fn merge_groups_into(
         .execute(conn)
         .await
         .map(drop)
+}
+
+/// A learned merge: `victims` join `survivor`, which takes `template` (the one that covers
+/// them all).
+async fn absorb(
+    conn: &mut PgConnection,
+    survivor: i64,
+    victims: &[i64],
+    source: &str,
+    kind: &str,
+    template: &Template,
+) -> sqlx::Result<()> {
+    for victim in victims {
+        merge_groups_into(conn, survivor, *victim, false).await?;
+    }
+    set_template(conn, survivor, source, kind, template).await
 }
 
 /// Gives a group its widened template (and the message and fingerprint that follow from it).
@@ -296,10 +309,8 @@ pub async fn regroup(
                 }
                 Some(other) => {
                     let (survivor, victim) = if other < *id { (other, *id) } else { (*id, other) };
-                    for absorbed in placement.absorbed.iter().chain([&victim]) {
-                        merge_groups_into(&mut tx, survivor, *absorbed, false).await?;
-                    }
-                    set_template(&mut tx, survivor, source, kind, &placement.template).await?;
+                    let victims: Vec<i64> = placement.absorbed.iter().copied().chain([victim]).collect();
+                    absorb(&mut tx, survivor, &victims, source, kind, &placement.template).await?;
                     done.merged += 1;
                 }
             }
