@@ -523,6 +523,20 @@ pub struct GroupDetail {
     /// Its jobs still in the dead-letter table (not discarded), counted up to
     /// [`GROUP_DEAD_COUNT_LIMIT`].
     pub dead_now: i64,
+    /// One label per wildcard of its template, in order (the word before it: `to <*>`): the
+    /// places an operator can split it by.
+    pub split_by: Vec<String>,
+}
+
+/// One group made by splitting a group (the first of a split keeps the split group's id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitPart {
+    /// The group's id.
+    pub id: i64,
+    /// The value its messages have where the template varied.
+    pub value: String,
+    /// How many of the split group's dead jobs it holds.
+    pub jobs: u64,
 }
 
 /// A change to a group's status.

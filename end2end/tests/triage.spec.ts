@@ -2,7 +2,7 @@
 // stand-in once; the message's link opens the group in the console; retry all empties it.
 import { signedInURL, slackURL } from '../playwright.config';
 import { expect, openConsole, test, ui } from './fixtures/console';
-import { insertGroupedDeadJobs, randomWord, whereIs } from './fixtures/db';
+import { insertGroupedDeadJobs, insertTemplatedGroup, randomWord, whereIs } from './fixtures/db';
 
 test.use({ baseURL: signedInURL, httpCredentials: { username: 'otto', password: 'o-pass' } });
 
@@ -87,4 +87,32 @@ test('an operator merges two groups of one problem; the old link opens the survi
   await expect(page).toHaveURL(new RegExp(`/triage/${older}$`));
   await openConsole(page, '/audit?action=merge_groups');
   await expect(page.getByTestId('audit-row').first()).toContainText(`"survivor":${older}`);
+});
+
+test('an operator splits a group by the part that names the problem', async ({ page }) => {
+  const kind = `export_${randomWord()}`;
+  const tenants = ['acme', 'acme', 'globex', 'initech', 'umbrella'];
+  const group = await insertTemplatedGroup(
+    kind,
+    ['export', 'for', 'tenant', null, 'refused'],
+    tenants.map((tenant) => `export for tenant ${tenant} refused`),
+  );
+
+  await openConsole(page, `/triage/${group}`);
+  await expect(page.getByTestId('group-message')).toHaveText('export for tenant <*> refused');
+  await expect(page.getByTestId('wildcard')).toHaveCount(1);
+  await page.getByRole('toolbar', { name: 'Split the group' }).getByRole('button', { name: 'Split by tenant <*>' }).click();
+  await expect(page.getByTestId('group-report')).toHaveText('Split into 4 groups, one per value:');
+  const parts = page.getByTestId('split-parts').getByRole('listitem');
+  await expect(parts).toHaveCount(4);
+  await expect(parts.first()).toContainText('acme · 2 dead jobs');
+  // The group keeps the most common value and its id; the others have groups of their own.
+  await expect(page.getByTestId('group-message')).toHaveText('export for tenant acme refused');
+  await expect(page.getByTestId('group-dead-now')).toHaveText('2');
+  await parts.filter({ hasText: 'globex' }).getByRole('link').click();
+  await expect(page.getByTestId('group-message')).toHaveText('export for tenant globex refused');
+  await expect(page.getByTestId('group-dead-now')).toHaveText('1');
+
+  await openConsole(page, '/audit?action=split_group');
+  await expect(page.getByTestId('audit-row').first()).toContainText(`"group":${group}`);
 });

@@ -519,3 +519,41 @@ async fn bench_polls_on_a_million_jobs(_: PgPoolOptions, opts: PgConnectOptions)
     let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
     println!("a poll, nothing new: p50 {:.2?}, p95 {:.2?}, max {:.2?}", at(0.5), at(0.95), at(1.0));
 }
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn an_operator_split_moves_graphile_worker_jobs_by_their_value(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts.clone()).await;
+    let (_worker, schema) = NodeWorker::start(&opts, &pool).await;
+    let tenants = ["acme", "acme", "globex", "initech", "umbrella"];
+    for tenant in tenants {
+        let message = format!("sync for tenant {tenant} refused");
+        add_job(&pool, "always_fails", serde_json::json!({ "message": message }), 1).await;
+    }
+    poll_until(
+        &pool,
+        &schema,
+        "the failures",
+        "select (count(*) = 5)::int::int8 from backstop.source_job_groups",
+    )
+    .await;
+    let groups = triage::error_groups(&pool, &GroupFilter::default()).await.unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].message, "sync for tenant <*> refused");
+
+    let mut tx = pool.begin().await.unwrap();
+    let split = triage::split_group(&mut tx, groups[0].id, 0).await.unwrap();
+    tx.commit().await.unwrap();
+    let values: Vec<(&str, usize)> =
+        std::iter::once(&split.kept).chain(&split.others).map(|g| (g.value.as_str(), g.jobs)).collect();
+    assert_eq!(values, [("acme", 2), ("globex", 1), ("initech", 1), ("umbrella", 1)]);
+    for group in std::iter::once(&split.kept).chain(&split.others) {
+        let search =
+            graphile::GraphileSearch { group: Some(group.id), ..graphile::GraphileSearch::default() };
+        let jobs = graphile::search(&pool, &schema, &search, None, 50).await.unwrap();
+        assert_eq!(jobs.len(), group.jobs, "group {}", group.value);
+        assert!(jobs.iter().all(|j| j.last_error.as_deref().unwrap().contains(group.value.as_str())));
+    }
+}

@@ -539,3 +539,110 @@ async fn an_operator_merge_keeps_the_older_group_and_sends_later_failures_there(
     let group = triage::error_group(&pool, newer).await.unwrap().unwrap();
     assert_eq!((group.id, group.total), (older, 3));
 }
+
+/// Dead-letters one job per message, in order, through the runner's own failure path.
+async fn dead_jobs(pool: &PgPool, messages: &[String]) {
+    for message in messages {
+        backstop::enqueue(pool, &Scripted::new(message.clone(), Action::FailNow)).await.unwrap();
+        let claimed = backstop::testing::claim(pool, "default", "splitter", 1).await.unwrap();
+        let failed =
+            backstop::testing::fail(pool, claimed[0], "splitter", backstop::JobError::fail_now(message))
+                .await
+                .unwrap();
+        assert!(matches!(failed, backstop::testing::Failed::Dead(_)));
+    }
+}
+
+fn messages(template: &str, values: &[&str]) -> Vec<String> {
+    values.iter().map(|value| template.replace("{}", value)).collect()
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn an_operator_split_makes_one_group_per_value_and_they_stay_apart(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    add_webhook(&pool, "hook", None).await;
+    // Three different buckets, each seen once, make the bucket a wildcard: one group of six.
+    dead_jobs(
+        &pool,
+        &messages(
+            "upload to {} refused",
+            &["bucket-a", "bucket-a", "bucket-a", "bucket-b", "bucket-c", "bucket-d"],
+        ),
+    )
+    .await;
+    let groups = triage::error_groups(&pool, &GroupFilter::default()).await.unwrap();
+    assert_eq!(groups.len(), 1);
+    let (group, kind) = (groups[0].id, groups[0].kind.clone());
+    assert_eq!(groups[0].message, "upload to <*> refused");
+    triage::ignore_group(&pool, group, Some(chrono::Utc::now() + chrono::Duration::days(1)), None)
+        .await
+        .unwrap();
+    let alerts_before = alerts(&pool).await.len();
+
+    // The operator knows each bucket is its own misconfiguration.
+    let mut tx = pool.begin().await.unwrap();
+    assert!(triage::split_group(&mut tx, group, 1).await.is_err(), "it has one wildcard only");
+    tx.rollback().await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let split = triage::split_group(&mut tx, group, 0).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((split.kept.id, split.kept.value.as_str(), split.kept.jobs), (group, "bucket-a", 3));
+    let others: Vec<(&str, usize)> = split.others.iter().map(|g| (g.value.as_str(), g.jobs)).collect();
+    assert_eq!(others, [("bucket-b", 1), ("bucket-c", 1), ("bucket-d", 1)]);
+    assert_eq!(alerts(&pool).await.len(), alerts_before, "a split alerts nothing");
+
+    let mut listed = group_messages(&pool).await;
+    listed.sort();
+    assert_eq!(listed, messages("upload to {} refused", &["bucket-a", "bucket-b", "bucket-c", "bucket-d"]));
+    for g in std::iter::once(&split.kept).chain(&split.others) {
+        let row = triage::error_group(&pool, g.id).await.unwrap().unwrap();
+        assert_eq!((row.total, row.status.as_str()), (g.jobs as i64, "ignored"), "group {}", g.id);
+        let dead =
+            count(&pool, &format!("select count(*) from backstop.dead_jobs where group_id = {}", g.id)).await;
+        let arrivals = count(
+            &pool,
+            &format!(
+                "select sum(arrivals)::bigint from backstop.error_group_arrivals where group_id = {}",
+                g.id
+            ),
+        )
+        .await;
+        assert_eq!((dead, arrivals), (g.jobs as i64, g.jobs as i64), "group {}", g.id);
+    }
+
+    // Later failures go to their bucket's group; a new bucket is a new problem (and alerts),
+    // and new buckets, however many, never widen into a wildcard again.
+    let b = split.others[0].id;
+    assert_eq!(arrive(&pool, &kind, "default", "upload to bucket-b refused").await, (b, None));
+    let (e, alert) = arrive(&pool, &kind, "default", "upload to bucket-e refused").await;
+    assert_eq!(alert.as_deref(), Some("new"));
+    for bucket in ["bucket-f", "bucket-g", "bucket-h"] {
+        let (id, _) = arrive(&pool, &kind, "default", &format!("upload to {bucket} refused")).await;
+        assert!(id > e, "{bucket} starts its own group");
+    }
+    assert_eq!(group_messages(&pool).await.len(), 8);
+    assert!(group_messages(&pool).await.iter().all(|m| !m.contains("<*>")));
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_split_by_a_place_with_too_many_values_is_refused_and_changes_nothing(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    let names: Vec<String> = (0..=triage::MAX_SPLIT_VALUES)
+        .map(|i| format!("user{}x", char::from(b'a' + (i % 26) as u8).to_string().repeat(i / 26 + 1)))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    dead_jobs(&pool, &messages("no such user {} here", &names)).await;
+    let groups = triage::error_groups(&pool, &GroupFilter::default()).await.unwrap();
+    assert_eq!(groups.len(), 1, "{:?}", group_messages(&pool).await);
+    let mut tx = pool.begin().await.unwrap();
+    let refused = triage::split_group(&mut tx, groups[0].id, 0).await.unwrap_err();
+    tx.rollback().await.unwrap();
+    assert!(refused.to_string().contains("is a variable"), "{refused}");
+    assert_eq!(group_messages(&pool).await, ["no such user <*> here"]);
+}

@@ -20,8 +20,8 @@ pub use reads::{
 };
 pub use reveal::{RevealMasked, reveal_masked};
 pub use triage::{
-    AlertingStatus, ChangeGroup, GetGroup, ListGroups, MergeGroup, SendTestAlert, alerting_status,
-    change_group, get_group, list_groups, merge_group, send_test_alert,
+    AlertingStatus, ChangeGroup, GetGroup, ListGroups, MergeGroup, SendTestAlert, SplitGroup,
+    alerting_status, change_group, get_group, list_groups, merge_group, send_test_alert, split_group,
 };
 
 use leptos::prelude::*;

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
 use crate::model::GROUP_DEAD_COUNT_LIMIT;
-use crate::model::{AlertsStatus, GroupChange, GroupDetail, GroupPage};
+use crate::model::{AlertsStatus, GroupChange, GroupDetail, GroupPage, SplitPart};
 
 #[cfg(feature = "ssr")]
 use {
@@ -91,7 +91,32 @@ pub async fn get_group(id: i64) -> Result<Option<GroupDetail>, ServerFnError> {
         sample_error: console.redact.text(&group.sample_error).into_owned(),
         sample_job_id: group.sample_job_id,
         dead_now,
+        split_by: group
+            .template
+            .as_deref()
+            .map(|tokens| wildcard_labels(tokens).map(|l| console.redact.text(&l).into_owned()).collect())
+            .unwrap_or_default(),
     }))
+}
+
+/// A label for each wildcard of a template, in order: the word before it and the wildcard
+/// (`to <*>`), so an operator sees which part a split is by.
+#[cfg(feature = "ssr")]
+fn wildcard_labels(tokens: &[Option<String>]) -> impl Iterator<Item = String> + '_ {
+    tokens.iter().enumerate().filter(|(_, t)| t.is_none()).map(|(i, _)| {
+        match i.checked_sub(1).and_then(|before| tokens[before].as_deref()) {
+            Some(word) if word != triage::LINE_BREAK => {
+                // A long word (a quoted value, say) by its end, the part next to the wildcard.
+                let chars: Vec<char> = word.chars().collect();
+                let word: String = match chars.len() {
+                    n if n > 32 => std::iter::once('…').chain(chars[n - 31..].iter().copied()).collect(),
+                    _ => word.to_owned(),
+                };
+                format!("{word} {}", triage::WILDCARD)
+            }
+            _ => triage::WILDCARD.to_owned(),
+        }
+    })
 }
 
 /// Resolves, reopens or ignores a group. Operators only; audited.
@@ -138,6 +163,29 @@ pub async fn merge_group(id: i64, into: i64) -> Result<i64, ServerFnError> {
         .map_err(AppError::from)?;
     tx.commit().await.map_err(AppError::internal)?;
     Ok(survivor)
+}
+
+/// Splits a group by what its dead jobs have at its `wildcard`-th wildcard (from 0), one group
+/// per value (see `backstop::triage::split_group`). Operators only; audited in the same
+/// transaction. Returns the groups, the one that kept the id first.
+#[server(endpoint = "split_group")]
+pub async fn split_group(id: i64, wildcard: u32) -> Result<Vec<SplitPart>, ServerFnError> {
+    let user = server::require_operator().await?;
+    let console = server::console()?;
+    let mut tx = console.pool.begin().await.map_err(AppError::internal)?;
+    let split = triage::split_group(&mut tx, id, wildcard as usize).await.map_err(AppError::from)?;
+    let parts: Vec<SplitPart> = std::iter::once(split.kept)
+        .chain(split.others)
+        .map(|g| SplitPart { id: g.id, value: g.value, jobs: g.jobs as u64 })
+        .collect();
+    let groups: Vec<i64> = parts.iter().map(|p| p.id).collect();
+    let target = serde_json::json!({ "group": id, "wildcard": wildcard, "groups": groups });
+    let moved: u64 = parts.iter().map(|p| p.jobs).sum();
+    admin::record_action(&mut *tx, &user.name, "split_group", &target, moved, moved)
+        .await
+        .map_err(AppError::from)?;
+    tx.commit().await.map_err(AppError::internal)?;
+    Ok(parts)
 }
 
 /// The configured Slack webhooks and the alert jobs waiting or dead.

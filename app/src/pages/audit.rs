@@ -11,7 +11,7 @@ use crate::api::audit_log;
 use crate::components::{ErrorNotice, Loading, Time, urlencode, use_live};
 
 /// The actions the filter offers (the log also accepts any other name in the URL).
-const ACTIONS: [(&str, &str); 15] = [
+const ACTIONS: [(&str, &str); 16] = [
     ("retry", "Retry"),
     ("run_now", "Run now"),
     ("discard", "Discard"),
@@ -25,6 +25,7 @@ const ACTIONS: [(&str, &str); 15] = [
     ("reopen_group", "Reopen group"),
     ("ignore_group", "Ignore group"),
     ("merge_groups", "Merge groups"),
+    ("split_group", "Split group"),
     ("alert_sent", "Slack alert sent"),
     ("test_alert", "Test alert requested"),
 ];

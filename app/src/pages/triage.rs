@@ -7,10 +7,10 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use super::PageHeading;
 use super::jobs::{ActionBar, JobTable};
-use crate::api::{change_group, get_group, list_groups, list_jobs, merge_group};
+use crate::api::{change_group, get_group, list_groups, list_jobs, merge_group, split_group};
 use crate::app::use_user;
 use crate::components::{ErrorNotice, GroupBadge, Loading, Sparkline, Time, thousands, use_live};
-use crate::model::{GRAPHILE, GROUP_DEAD_COUNT_LIMIT, GroupChange, GroupRow, JobFilter, State};
+use crate::model::{GRAPHILE, GROUP_DEAD_COUNT_LIMIT, GroupChange, GroupRow, JobFilter, SplitPart, State};
 
 /// The status tabs: URL value and label.
 const TABS: [(&str, &str); 4] =
@@ -198,6 +198,37 @@ pub fn GroupPage() -> impl IntoView {
         }
     });
 
+    // Splitting by what varies at one wildcard (each value its own problem): the page stays on
+    // this group, which keeps the most common value, and lists the groups made.
+    let split_parts = RwSignal::new(Vec::<SplitPart>::new());
+    let split = Action::new(move |wildcard: &u32| {
+        let (wildcard, id) = (*wildcard, id.get_untracked());
+        async move {
+            match id {
+                Some(id) => split_group(id, wildcard).await.map_err(|e| e.to_string()),
+                None => Err("no group".to_owned()),
+            }
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(result) = split.value().get() {
+            match result {
+                Ok(parts) => {
+                    report.set(Some(Ok(match parts.len() {
+                        1 => "Fixed: every dead job has this value there; other values will be groups of their own.".to_owned(),
+                        n => format!("Split into {n} groups, one per value:"),
+                    })));
+                    split_parts.set(parts);
+                }
+                Err(error) => {
+                    report.set(Some(Err(error)));
+                    split_parts.set(Vec::new());
+                }
+            }
+            live.refresh();
+        }
+    });
+
     view! {
         <Title text="Error group" />
         <Transition fallback=Loading>
@@ -264,9 +295,40 @@ pub fn GroupPage() -> impl IntoView {
                 })
             })}
         </Transition>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                let can_act = user.await.is_ok_and(|u| u.can_act());
+                let labels = match group.await {
+                    Ok(Some(detail)) if can_act => detail.split_by,
+                    _ => Vec::new(),
+                };
+                (!labels.is_empty()).then(|| view! {
+                    <div class="mt-3 flex flex-wrap items-center gap-2" role="toolbar" aria-label="Split the group">
+                        <span class="text-sm text-slate-600 dark:text-slate-400" title="One group per value its dead jobs have there: for a part that names the problem, not an id">"Each value its own problem:"</span>
+                        {labels.into_iter().enumerate().map(|(wildcard, label)| view! {
+                            <button type="button" class=button data-testid="split-by" disabled=move || split.pending().get()
+                                on:click=move |_| { split.dispatch(wildcard as u32); }>
+                                "Split by " <span class="font-mono">{label}</span>
+                            </button>
+                        }).collect_view()}
+                    </div>
+                })
+            })}
+        </Transition>
         {move || report.get().map(|report| match report {
             Ok(text) => view! { <p role="status" data-testid="group-report" class="mt-3 text-sm font-medium text-emerald-700 dark:text-emerald-400">{text}</p> }.into_any(),
             Err(text) => view! { <p role="alert" class="mt-3 text-sm font-medium text-red-700 dark:text-red-400">{text}</p> }.into_any(),
+        })}
+        {move || (!split_parts.get().is_empty()).then(|| view! {
+            <ul data-testid="split-parts" class="mt-2 space-y-1 text-sm">
+                {split_parts.get().into_iter().map(|part| view! {
+                    <li>
+                        <a href=format!("/triage/{}", part.id) class="text-indigo-600 hover:underline dark:text-indigo-400">{format!("#{}", part.id)}</a>
+                        " " <span class="font-mono">{part.value}</span>
+                        {format!(" · {} dead {}", thousands(part.jobs as i64), if part.jobs == 1 { "job" } else { "jobs" })}
+                    </li>
+                }).collect_view()}
+            </ul>
         })}
         <h2 class="mt-8 text-lg font-semibold">"Its dead jobs"</h2>
         <p class="text-sm text-slate-500 dark:text-slate-400">

@@ -42,6 +42,9 @@ pub struct ErrorGroup {
     pub ignored_until: Option<DateTime<Utc>>,
     /// ... or until its total reaches this.
     pub ignored_until_total: Option<i64>,
+    /// Its learned template's tokens, `None` at the wildcards (see
+    /// [`crate::triage::Template`]); none for a group from before templates not yet regrouped.
+    pub template: Option<Vec<Option<String>>>,
 }
 
 /// A group's status as the triage page shows it.

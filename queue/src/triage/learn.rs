@@ -89,11 +89,26 @@ pub async fn record_arrival(
     .bind(group)
     .fetch_one(&mut *conn)
     .await?;
+    if group.is_none() && placement.template.fixed != 0 {
+        // A new value where an operator split a group: the new group keeps the place fixed.
+        sqlx::query(
+            "update backstop.error_groups set template_fixed = $2 where id = $1 and template_fixed = 0",
+        )
+        .bind(group_id)
+        .bind(placement.template.fixed as i64)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(Arrival { group_id, alert, merged: placement.absorbed })
 }
 
 /// Takes the lock that serialises learning in one bucket, to the end of the transaction.
-async fn lock_bucket(conn: &mut PgConnection, source: &str, kind: &str, length: i32) -> sqlx::Result<()> {
+pub(super) async fn lock_bucket(
+    conn: &mut PgConnection,
+    source: &str,
+    kind: &str,
+    length: i32,
+) -> sqlx::Result<()> {
     sqlx::query("select pg_advisory_xact_lock($1, hashtext($2 || E'\\x1f' || $3 || E'\\x1f' || $4::text))")
         .bind(LOCK_SPACE)
         .bind(source)
@@ -104,8 +119,8 @@ async fn lock_bucket(conn: &mut PgConnection, source: &str, kind: &str, length: 
         .map(drop)
 }
 
-/// A group's id, template, arrivals and the group it redirects to.
-type TemplateRow = (i64, Vec<Option<String>>, i64, Option<i64>);
+/// A group's id, template, fixed positions, arrivals and the group it redirects to.
+type TemplateRow = (i64, Vec<Option<String>>, i64, i64, Option<i64>);
 
 /// The templates a message of this source, kind and length is compared with, each with the
 /// group it stands for when it is an operator's alias (a group merged into that one by hand).
@@ -116,7 +131,7 @@ async fn bucket_templates(
     length: i32,
 ) -> sqlx::Result<Vec<(Learned, Option<i64>)>> {
     let rows: Vec<TemplateRow> = sqlx::query_as(
-        "select id, template, total, merged_into from backstop.error_groups
+        "select id, template, template_fixed, total, merged_into from backstop.error_groups
          where source = $1 and kind = $2 and cardinality(template) = $3 and template is not null
          order by last_seen desc
          limit $4",
@@ -129,7 +144,9 @@ async fn bucket_templates(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, tokens, seen, alias_of)| (Learned { id, template: Template { tokens }, seen }, alias_of))
+        .map(|(id, tokens, fixed, seen, alias_of)| {
+            (Learned { id, template: Template { tokens, fixed: fixed as u64 }, seen }, alias_of)
+        })
         .collect())
 }
 
@@ -170,7 +187,7 @@ async fn absorb(
 /// Gives a group its widened template (and the message and fingerprint that follow from it).
 /// A group from before templates whose normalised message happens to read the same holds
 /// that fingerprint: it is the same problem, and merges in first.
-async fn set_template(
+pub(super) async fn set_template(
     conn: &mut PgConnection,
     id: i64,
     source: &str,
@@ -193,7 +210,8 @@ async fn set_template(
     }
     sqlx::query(
         "update backstop.error_groups
-         set template = $2, message = $3, fingerprint = md5($4 || E'\\x1f' || $5 || E'\\x1f' || $3)
+         set template = $2, message = $3, fingerprint = md5($4 || E'\\x1f' || $5 || E'\\x1f' || $3),
+             template_fixed = $6
          where id = $1",
     )
     .bind(id)
@@ -201,6 +219,7 @@ async fn set_template(
     .bind(&message)
     .bind(source)
     .bind(kind)
+    .bind(template.fixed as i64)
     .execute(&mut *conn)
     .await?;
     Ok(())

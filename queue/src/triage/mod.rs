@@ -7,7 +7,8 @@
 //! a new group calls for is enqueued as a Backstop job in that same transaction (the
 //! `backstop.record_error_arrival` SQL function). When a template widens over another group's,
 //! the younger group merges into the older one, which keeps its id; the younger id redirects.
-//! Cancelled jobs are not failures and join no group. [`Grouper`] runs the same decisions in
+//! An operator can merge two groups ([`merge_groups`]) or split one by what varies at one of
+//! its wildcards ([`split_group`]). Cancelled jobs are not failures and join no group. [`Grouper`] runs the same decisions in
 //! memory (`backstop group-errors`).
 //!
 //! ```no_run
@@ -25,6 +26,7 @@ mod grouper;
 mod groups;
 mod learn;
 mod signature;
+mod split;
 mod template;
 
 pub use alerts::{
@@ -39,4 +41,5 @@ pub use groups::{
 };
 pub use learn::{Arrival, Regrouped, merge_groups, record_arrival, regroup};
 pub use signature::{LINE_BREAK, MAX_TOKENS, Signature};
+pub use split::{MAX_SPLIT_JOBS, MAX_SPLIT_VALUES, Split, SplitGroup, split_group};
 pub use template::{Learned, MAX_CANDIDATES, Placement, SIMILARITY_THRESHOLD, Template, WILDCARD, place};

@@ -45,16 +45,44 @@ pub const WILDCARD: &str = "<*>";
 
 /// A learned message shape: the words every message of a group has at each position, and
 /// wildcards where they differ.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Template {
     /// One entry per token: `Some(word)`, or `None` for a wildcard.
     pub tokens: Vec<Option<String>>,
+    /// Positions an operator split the group by (one bit each): their word names the problem,
+    /// so they never become wildcards, and a message with another word there is another group
+    /// (which inherits the positions, so it cannot widen over them either).
+    pub fixed: u64,
 }
 
 impl Template {
     /// The template of a single message: all of its tokens, no wildcards yet.
     pub fn exact(signature: &Signature) -> Template {
-        Template { tokens: signature.tokens.iter().cloned().map(Some).collect() }
+        Template { tokens: signature.tokens.iter().cloned().map(Some).collect(), fixed: 0 }
+    }
+
+    /// Token positions of the wildcards, in order.
+    pub fn wildcard_positions(&self) -> impl Iterator<Item = usize> + '_ {
+        self.tokens.iter().enumerate().filter(|(_, t)| t.is_none()).map(|(i, _)| i)
+    }
+
+    /// The template with its wildcard at `position` replaced by `word` and fixed there: what
+    /// each group of a split stands for.
+    ///
+    /// ```
+    /// use backstop::triage::{Signature, Template};
+    ///
+    /// let mut template = Template::exact(&Signature::of("export to bucket-a failed"));
+    /// template.tokens[2] = None;
+    /// let split = template.fixed_at(2, "bucket-b");
+    /// assert_eq!(split.render(), "export to bucket-b failed");
+    /// assert_eq!(split.fixed, 1 << 2);
+    /// ```
+    pub fn fixed_at(&self, position: usize, word: &str) -> Template {
+        let mut template = self.clone();
+        template.tokens[position] = Some(word.to_owned());
+        template.fixed |= 1 << position;
+        template
     }
 
     /// The template as people read it: wildcards as `<*>`, lines on lines.
@@ -93,7 +121,7 @@ impl Template {
         if tokens.len() != self.tokens.len() || tokens.len() > 64 {
             return None;
         }
-        let mut d = Difference { words: 0, numbers: 0, codes: false, similarity: 1.0 };
+        let mut d = Difference { words: 0, numbers: 0, codes: false, fixed: 0, similarity: 1.0 };
         let (mut words, mut differing) = (0u32, 0u32);
         for (i, (mine, theirs)) in self.tokens.iter().zip(tokens).enumerate() {
             let theirs_breaks = theirs == LINE_BREAK;
@@ -111,6 +139,7 @@ impl Template {
                         continue;
                     }
                     differing += 1;
+                    d.fixed |= self.fixed & (1 << i);
                     let same_shape =
                         number_shape(word).is_some_and(|shape| number_shape(theirs) == Some(shape));
                     if same_shape {
@@ -146,6 +175,7 @@ impl Template {
                 .zip(&other.tokens)
                 .map(|(mine, theirs)| mine.clone().filter(|_| mine == theirs))
                 .collect(),
+            fixed: self.fixed | other.fixed,
         }
     }
 
@@ -159,12 +189,15 @@ impl Template {
                 .zip(tokens)
                 .map(|(mine, theirs)| mine.as_ref().filter(|word| *word == theirs).cloned())
                 .collect(),
+            fixed: self.fixed,
         }
     }
 
-    /// Whether every message `other` stands for also fits this template.
+    /// Whether every message `other` stands for also fits this template, and it is the same
+    /// problem: `other`'s fixed positions are fixed, with the same words, here too.
     pub fn covers(&self, other: &Template) -> bool {
         self.tokens.len() == other.tokens.len()
+            && other.fixed & !self.fixed == 0
             && self.tokens.iter().zip(&other.tokens).all(|(mine, theirs)| match (mine, theirs) {
                 (None, _) => true,
                 (Some(word), Some(their_word)) => word == their_word,
@@ -230,7 +263,7 @@ pub fn place(candidates: &[Learned], signature: &Signature) -> Placement {
     //    The most similar template wins, then the most specific, then the oldest.
     let joinable = comparable
         .iter()
-        .filter(|(learned, d)| d.words == 0 && (!d.codes || learned.seen == 1))
+        .filter(|(learned, d)| d.words == 0 && d.fixed == 0 && (!d.codes || learned.seen == 1))
         .max_by(|(a, da), (b, db)| {
             da.similarity
                 .total_cmp(&db.similarity)
@@ -255,8 +288,10 @@ pub fn place(candidates: &[Learned], signature: &Signature) -> Placement {
     //    constraint name or a decline code seen twice, are part of what the problem is. One
     //    word at a time: two words that change together (a constraint and its column) name
     //    another problem.
-    let mut singles: Vec<&(&Learned, Difference)> =
-        comparable.iter().filter(|(learned, d)| learned.seen == 1 && d.words.count_ones() == 1).collect();
+    let mut singles: Vec<&(&Learned, Difference)> = comparable
+        .iter()
+        .filter(|(learned, d)| learned.seen == 1 && d.fixed == 0 && d.words.count_ones() == 1)
+        .collect();
     singles.sort_by_key(|(learned, d)| (d.words, learned.id));
     let mut best: Option<(f64, Vec<&Learned>)> = None;
     for class in singles.chunk_by(|(_, a), (_, b)| a.words == b.words) {
@@ -280,7 +315,12 @@ pub fn place(candidates: &[Learned], signature: &Signature) -> Placement {
         Some((_, picked)) => widen(candidates, &picked, tokens),
         None => Placement {
             group: None,
-            template: Template::exact(signature),
+            // Another value where an operator split a group is another problem, and stays one:
+            // the positions stay fixed in the new group.
+            template: Template {
+                fixed: comparable.iter().fold(0, |fixed, (_, d)| fixed | d.fixed),
+                ..Template::exact(signature)
+            },
             template_changed: true,
             absorbed: Vec::new(),
         },
@@ -315,6 +355,9 @@ struct Difference {
     numbers: u32,
     /// Whether one of those is a status code in the template (see [`is_status_code`]).
     codes: bool,
+    /// Fixed positions of the template (see [`Template::fixed`]) where the message has another
+    /// word: it cannot join, and a new group it starts keeps them fixed.
+    fixed: u64,
     /// The share of the template's words the message has.
     similarity: f64,
 }
@@ -448,6 +491,49 @@ mod tests {
         assert_eq!(p.template.render(), "sync <*> stopped at <*>");
         assert_eq!(p.group, Some(2));
         assert_eq!(p.absorbed, [5]);
+    }
+
+    #[test]
+    fn a_fixed_position_never_varies_and_another_value_there_is_another_fixed_group() {
+        let mut bucket = Template::exact(&Signature::of("upload to bucket-a refused"));
+        bucket.tokens[2] = None;
+        let groups = [
+            Learned { id: 1, template: bucket.fixed_at(2, "bucket-a"), seen: 30 },
+            Learned { id: 2, template: bucket.fixed_at(2, "bucket-b"), seen: 1 },
+        ];
+        assert_eq!(placed(&groups, "upload to bucket-b refused").group, Some(2));
+        let other = placed(&groups, "upload to bucket-c refused");
+        assert_eq!(other.group, None);
+        assert_eq!(other.template.fixed, 1 << 2, "the new value is fixed too");
+        // Two more new values, each seen once, would make a wildcard anywhere else: not here.
+        let more = [
+            groups[1].clone(),
+            Learned { id: 3, template: other.template, seen: 1 },
+            Learned { id: 4, template: bucket.fixed_at(2, "bucket-d"), seen: 1 },
+        ];
+        assert_eq!(placed(&more, "upload to bucket-e refused").group, None);
+        // A number there is fixed as well.
+        let mut code = Template::exact(&Signature::of("provider said 17"));
+        code.tokens[2] = None;
+        assert_eq!(
+            placed(&[Learned { id: 1, template: code.fixed_at(2, "17"), seen: 1 }], "provider said 42").group,
+            None
+        );
+    }
+
+    #[test]
+    fn a_widened_template_does_not_absorb_a_group_fixed_where_it_varies() {
+        let mut fixed = Template::exact(&Signature::of("sync 1 stopped at x"));
+        fixed.tokens[1] = None;
+        let fixed = fixed.fixed_at(4, "x");
+        let groups = [
+            Learned { id: 1, template: fixed, seen: 5 },
+            learned(2, "sync 2 stopped at y"),
+            learned(3, "sync 3 stopped at z"),
+        ];
+        let p = placed(&groups, "sync 4 stopped at w");
+        assert_eq!(p.template.render(), "sync <*> stopped at <*>");
+        assert_eq!((p.group, p.absorbed.as_slice()), (Some(2), &[3][..]));
     }
 
     #[test]

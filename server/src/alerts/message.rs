@@ -273,6 +273,7 @@ mod tests {
             reopened_at: None,
             ignored_until: None,
             ignored_until_total: None,
+            template: None,
         }
     }
 

@@ -442,6 +442,41 @@ async fn merging_groups_needs_an_operator_keeps_the_older_and_redirects_the_othe
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn splitting_a_group_needs_an_operator_and_is_audited_with_the_groups_it_made(pool: PgPool) {
+    use app::api::SplitGroup;
+    let mut group = 0;
+    for tenant in ["acme", "acme", "globex", "initech", "umbrella"] {
+        group = grouped_dead_job(&pool, "export", &format!("export for tenant {tenant} refused")).await.1;
+    }
+    let router = console(pool.clone(), &["vera:v-pass:viewer", "otto:o-pass:operator"]);
+    let before = backstop::triage::error_group(&pool, group).await.unwrap().unwrap();
+    assert_eq!(before.message, "export for tenant <*> refused", "one group");
+
+    let split = SplitGroup { id: group, wildcard: 0 };
+    let (status, _, text) = send(&router, call_as("vera:v-pass", "split_group", &split)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    let nowhere = SplitGroup { id: group, wildcard: 3 };
+    let (status, _, text) = send(&router, call_as("otto:o-pass", "split_group", &nowhere)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("no wildcard number 4"), "{text}");
+
+    let (status, _, text) = send(&router, call_as("otto:o-pass", "split_group", &split)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let parts: Vec<app::model::SplitPart> = serde_json::from_str(&text).unwrap();
+    let values: Vec<(&str, u64)> = parts.iter().map(|p| (p.value.as_str(), p.jobs)).collect();
+    assert_eq!(values, [("acme", 2), ("globex", 1), ("initech", 1), ("umbrella", 1)]);
+    assert_eq!(parts[0].id, group, "the most common value keeps the group");
+    let audit: (String, serde_json::Value, i64) = sqlx::query_as(
+        "select action, target->'groups', changed from backstop.audit_log where actor = 'otto'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let made: Vec<i64> = parts.iter().map(|p| p.id).collect();
+    assert_eq!(audit, ("split_group".to_owned(), serde_json::json!(made), 5));
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn the_overview_shows_a_broken_webhook_and_never_its_url(pool: PgPool) {
     use app::api::SendTestAlert;
     let router = console(pool.clone(), &[]);

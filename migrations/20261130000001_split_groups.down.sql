@@ -1,0 +1,1 @@
+alter table backstop.error_groups drop column template_fixed;
