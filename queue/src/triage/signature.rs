@@ -9,8 +9,9 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 /// How many lines of an error are kept: the message and the top of a trace, which is where
-/// two different bugs with the same message differ. Deeper frames vary with the caller.
-const KEPT_LINES: usize = 3;
+/// two different bugs with the same message differ (for a PostgreSQL error, its DETAIL and
+/// CONTEXT lines: which relation). Deeper frames vary with the caller.
+const KEPT_LINES: usize = 4;
 
 /// The most tokens kept: enough for any message's distinguishing words, and a bound on the
 /// work per message and the size of a stored template, whatever arrives (a 10 KB HTML page).
@@ -155,10 +156,15 @@ fn kept_lines(message: &str) -> Vec<String> {
     raw.iter()
         .map(|line| line.trim())
         .take_while(|line| !TRACE_MACHINERY.iter().any(|marker| line.starts_with(marker)))
+        .filter(|line| !ADVICE.iter().any(|marker| line.starts_with(marker)))
         .take(KEPT_LINES)
         .map(str::to_owned)
         .collect()
 }
+
+/// Lines that only advise (PostgreSQL's `HINT:`, the same for every error of its kind): kept,
+/// they would push a line that locates the problem (`CONTEXT: ... relation "accounts"`) out.
+const ADVICE: &[&str] = &["HINT:"];
 
 /// Lines after which a trace only says how to get a trace, or starts with the runtime's own
 /// frames: nothing that tells two problems apart.

@@ -140,8 +140,8 @@ impl Template {
                     }
                     differing += 1;
                     d.fixed |= self.fixed & (1 << i);
-                    let same_shape =
-                        number_shape(word).is_some_and(|shape| number_shape(theirs) == Some(shape));
+                    let same_shape = !names_a_thing(word)
+                        && number_shape(word).is_some_and(|shape| number_shape(theirs) == Some(shape));
                     if same_shape {
                         d.numbers += 1;
                         d.codes |= is_status_code(word);
@@ -368,6 +368,17 @@ fn number_shape(token: &str) -> Option<String> {
     static SHAPE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"\d+(?:[.,]\d+)*|<[a-z]+>").expect("shape pattern"));
     SHAPE.is_match(token).then(|| SHAPE.replace_all(token, "0").into_owned())
+}
+
+/// Whether a token's number is part of a name rather than a count or an id: a service's port
+/// after its address or host (`<ip>:5432`, `redis:6379`; ports of five digits, the ephemeral
+/// ones a client picks, are masked before this) or a type's parameter (`varying(255)`). Two
+/// values there are two things, like two words.
+fn names_a_thing(token: &str) -> bool {
+    static NAME: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(?:(?:<ip>|[A-Za-z][\w.-]*):\d{1,4}|[A-Za-z_]+\(\d+(?:,\d+)?\))[,;.:)]*$").expect("name pattern")
+    });
+    NAME.is_match(token)
 }
 
 /// Whether a token is a status code as protocols write them (HTTP, SMTP, FTP: three digits from
