@@ -24,6 +24,13 @@ const MAX_TOKEN_CHARS: usize = 120;
 /// another.
 pub const LINE_BREAK: &str = "\n";
 
+/// A month's name, abbreviated or in full (a pattern).
+macro_rules! month {
+    () => {
+        "(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+    };
+}
+
 /// Replacements, in order: the broad shapes first (a URL contains paths and numbers, a
 /// timestamp contains four-digit years), so a later rule never sees half of an earlier one.
 static MASKS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
@@ -37,6 +44,20 @@ static MASKS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "<uuid>"),
         (
             r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:\s?(?:Z|UTC|[+-]\d{2}(?::?\d{2})?))?)?",
+            "<time>",
+        ),
+        // Dates with month names, as syslog, RFC 2822 and people write them, with the weekday,
+        // time and year around them: `Fri Jun 17 20:55:07 2005`, `Fri, 17 Jun 2005 20:55:07 +0000`.
+        (
+            concat!(
+                r"\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s+)?",
+                r"(?:",
+                month!(),
+                r"\.?\s+\d{1,2}(?:st|nd|rd|th)?,?|\d{1,2}\s+",
+                month!(),
+                r"\.?,?)",
+                r"(?:\s+\d{4}\b)?(?:\s+\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?(?:\s+(?:\d{4}\b|[+-]\d{4}\b|GMT\b|UTC\b))?"
+            ),
             "<time>",
         ),
         (r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b", "<time>"),
@@ -282,6 +303,21 @@ mod tests {
         );
         assert_eq!(tokens("request req_snuyJnTyoFru8V ch_3MmlLr2eZvKYlo2C"), ["request", "<id>", "<id>"]);
         assert_eq!(tokens("took 12:03:44.5 wall, job 918273"), ["took", "<time>", "wall,", "job", "<n>"]);
+        // Dates with month names, however they are written, with what goes with them.
+        for date in
+            ["Fri Jun 17 20:55:07 2005", "Fri, 17 Jun 2005 20:55:07 +0000", "June 17th, 2005", "17 Jun 2005"]
+        {
+            assert_eq!(
+                tokens(&format!("connection at {date} refused")),
+                ["connection", "at", "<time>", "refused"],
+                "{date}"
+            );
+        }
+        assert_eq!(
+            tokens("May I ask: June 2 tries"),
+            ["May", "I", "ask:", "<time>", "tries"],
+            "a month needs its day"
+        );
     }
 
     #[test]
