@@ -242,16 +242,6 @@ pub(crate) async fn job_move_to_dead(
     .await
 }
 
-/// Records which error group a dead job joined (in the transaction that dead-lettered it).
-pub(crate) async fn dead_job_set_group(conn: &mut PgConnection, id: i64, group_id: i64) -> sqlx::Result<()> {
-    sqlx::query("update backstop.dead_jobs set group_id = $2 where id = $1")
-        .bind(id)
-        .bind(group_id)
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
 /// Hands claimed jobs back without running them (graceful shutdown): the claim's attempt is
 /// given back too.
 pub(crate) async fn job_release_unstarted(

@@ -646,3 +646,38 @@ async fn a_split_by_a_place_with_too_many_values_is_refused_and_changes_nothing(
     assert!(refused.to_string().contains("is a variable"), "{refused}");
     assert_eq!(group_messages(&pool).await, ["no such user <*> here"]);
 }
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_failure_waiting_for_the_bucket_sees_what_the_holder_learned(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    arrive(&pool, "lookup", "default", "no such user alice").await;
+    arrive(&pool, "lookup", "default", "no such user bob").await;
+    // One process learns the wildcard (carol is the third name) and holds the bucket...
+    let mut holder = pool.begin().await.unwrap();
+    let learned =
+        triage::record_arrival(&mut holder, "backstop", "lookup", "default", "no such user carol", 3)
+            .await
+            .unwrap();
+    assert_eq!(learned.merged.len(), 1);
+    // ... while another's failure waits for it.
+    let waiter = {
+        let pool = pool.clone();
+        tokio::spawn(async move { arrive(&pool, "lookup", "default", "no such user dave").await })
+    };
+    common::wait_for("the second failure to wait for the bucket", Duration::from_secs(10), || async {
+        (count(&pool, "select count(*) from pg_locks where locktype = 'advisory' and not granted").await > 0)
+            .then_some(())
+    })
+    .await;
+    holder.commit().await.unwrap();
+    // It must meet the wildcard its holder committed, not the two names it saw before waiting
+    // (which would merge bob's group a second time and count its arrivals twice).
+    let (group, alert) = waiter.await.unwrap();
+    assert_eq!((group, alert), (learned.group_id, None));
+    let groups = triage::error_groups(&pool, &GroupFilter::default()).await.unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!((groups[0].message.as_str(), groups[0].total), ("no such user <*>", 4));
+}

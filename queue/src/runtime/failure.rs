@@ -17,9 +17,6 @@ use crate::job::Decision;
 use crate::text::StoredText;
 use crate::{sql, triage};
 
-/// Backstop's own dead jobs, as error groups name their source.
-const SOURCE: &str = "backstop";
-
 /// What to do with one failed attempt.
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
@@ -77,9 +74,8 @@ pub(crate) async fn record_failure(conn: &mut PgConnection, failure: &Failure) -
         // A failure (not a cancellation) joins its error group, in this same transaction.
         if reason != "cancelled" {
             let arrival =
-                triage::record_arrival(conn, SOURCE, &dead.kind, &dead.queue, message.as_str(), dead.id)
+                triage::record_dead_job_arrival(conn, &dead.kind, &dead.queue, message.as_str(), dead.id)
                     .await?;
-            sql::dead_job_set_group(conn, dead.id, arrival.group_id).await?;
             dead.group_id = Some(arrival.group_id);
         }
         return Ok(Recorded::Dead(Box::new(dead)));

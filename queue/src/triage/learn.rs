@@ -50,12 +50,35 @@ pub async fn record_arrival(
     error: &str,
     job_id: i64,
 ) -> sqlx::Result<Arrival> {
+    record(conn, source, kind, queue, error, job_id, false).await
+}
+
+/// [`record_arrival`] for one of Backstop's own dead jobs, which also takes its group, in the
+/// same statement as the arrival: the dead-letter transaction's grouping is two round trips.
+pub(crate) async fn record_dead_job_arrival(
+    conn: &mut PgConnection,
+    kind: &str,
+    queue: &str,
+    error: &str,
+    dead_job_id: i64,
+) -> sqlx::Result<Arrival> {
+    record(conn, "backstop", kind, queue, error, dead_job_id, true).await
+}
+
+async fn record(
+    conn: &mut PgConnection,
+    source: &str,
+    kind: &str,
+    queue: &str,
+    error: &str,
+    job_id: i64,
+    is_dead_job: bool,
+) -> sqlx::Result<Arrival> {
     // The sample kept on the group is bounded and storable like every stored error.
     let error = StoredText::new(error);
     let signature = Signature::of(error.as_str());
     let length = i32::try_from(signature.tokens.len()).unwrap_or(i32::MAX);
-    lock_bucket(conn, source, kind, length).await?;
-    let bucket = bucket_templates(conn, source, kind, length).await?;
+    let bucket = locked_bucket_templates(conn, source, kind, length).await?;
     let learned: Vec<Learned> = bucket.iter().map(|(learned, _)| learned.clone()).collect();
     let mut placement = place(&learned, &signature);
     let alias_of = |id: i64| bucket.iter().find(|(l, _)| l.id == id).and_then(|(_, target)| *target);
@@ -76,9 +99,13 @@ pub async fn record_arrival(
         }
         None => None,
     };
-    let (group_id, alert): (i64, Option<String>) = sqlx::query_as(
-        "select group_id, alert from backstop.record_error_arrival($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
+    let (group_id, alert): (i64, Option<String>) = sqlx::query_as(if is_dead_job {
+        "with arrival as (select * from backstop.record_error_arrival($1, $2, $3, $4, $5, $6, $7, $8)),
+              grouped as (update backstop.dead_jobs d set group_id = a.group_id from arrival a where d.id = $6)
+         select group_id, alert from arrival"
+    } else {
+        "select group_id, alert from backstop.record_error_arrival($1, $2, $3, $4, $5, $6, $7, $8)"
+    })
     .bind(source)
     .bind(kind)
     .bind(queue)
@@ -123,7 +150,27 @@ pub(super) async fn lock_bucket(
 type TemplateRow = (i64, Vec<Option<String>>, i64, i64, Option<i64>);
 
 /// The templates a message of this source, kind and length is compared with, each with the
-/// group it stands for when it is an operator's alias (a group merged into that one by hand).
+/// group it stands for when it is an operator's alias (a group merged into that one by hand),
+/// read after taking the bucket's lock, in one round trip (`backstop.lock_error_templates`).
+async fn locked_bucket_templates(
+    conn: &mut PgConnection,
+    source: &str,
+    kind: &str,
+    length: i32,
+) -> sqlx::Result<Vec<(Learned, Option<i64>)>> {
+    let rows: Vec<TemplateRow> =
+        sqlx::query_as("select * from backstop.lock_error_templates($1, $2, $3, $4, $5)")
+            .bind(LOCK_SPACE)
+            .bind(source)
+            .bind(kind)
+            .bind(length)
+            .bind(MAX_CANDIDATES as i32)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().map(learned).collect())
+}
+
+/// The same, for a caller that holds the bucket's lock already.
 async fn bucket_templates(
     conn: &mut PgConnection,
     source: &str,
@@ -142,12 +189,11 @@ async fn bucket_templates(
     .bind(MAX_CANDIDATES as i64)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, tokens, fixed, seen, alias_of)| {
-            (Learned { id, template: Template { tokens, fixed: fixed as u64 }, seen }, alias_of)
-        })
-        .collect())
+    Ok(rows.into_iter().map(learned).collect())
+}
+
+fn learned((id, tokens, fixed, seen, alias_of): TemplateRow) -> (Learned, Option<i64>) {
+    (Learned { id, template: Template { tokens, fixed: fixed as u64 }, seen }, alias_of)
 }
 
 /// Merges group `victim` into `survivor` (see `backstop.merge_error_groups`). A learned merge

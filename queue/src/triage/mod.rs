@@ -39,6 +39,7 @@ pub use groups::{
     ErrorGroup, GroupArrivals, GroupFilter, GroupStatus, NEW_GROUP_HOURS, error_group, error_groups,
     group_arrivals, ignore_group, reopen_group, resolve_group,
 };
+pub(crate) use learn::record_dead_job_arrival;
 pub use learn::{Arrival, Regrouped, merge_groups, record_arrival, regroup};
 pub use signature::{LINE_BREAK, MAX_TOKENS, Signature};
 pub use split::{MAX_SPLIT_JOBS, MAX_SPLIT_VALUES, Split, SplitGroup, split_group};
