@@ -371,12 +371,13 @@ fn number_shape(token: &str) -> Option<String> {
 }
 
 /// Whether a token's number is part of a name rather than a count or an id: a service's port
-/// after its address or host (`<ip>:5432`, `redis:6379`; ports of five digits, the ephemeral
-/// ones a client picks, are masked before this) or a type's parameter (`varying(255)`). Two
-/// values there are two things, like two words.
+/// after its address or a host name (`<ip>:5432`, `db.internal:6379`, `localhost:8080`; ports of
+/// five digits, the ephemeral ones a client picks, are masked before this) or a type's
+/// parameter (`varying(255)`). Two values there are two things, like two words. A `key:value`
+/// pair (`attempt:3`, `CurrentState:112`) is not a host and port: its number varies.
 fn names_a_thing(token: &str) -> bool {
     static NAME: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^(?:(?:<ip>|[A-Za-z][\w.-]*):\d{1,4}|[A-Za-z_]+\(\d+(?:,\d+)?\))[,;.:)]*$").expect("name pattern")
+        Regex::new(r"^(?:(?:<ip>|localhost|[a-z0-9-]+(?:\.[a-z0-9-]+)+):\d{2,4}|[A-Za-z_]+\(\d+(?:,\d+)?\))[,;.:)]*$").expect("name pattern")
     });
     NAME.is_match(token)
 }
@@ -545,6 +546,23 @@ mod tests {
         let p = placed(&groups, "sync 4 stopped at w");
         assert_eq!(p.template.render(), "sync <*> stopped at <*>");
         assert_eq!((p.group, p.absorbed.as_slice()), (Some(2), &[3][..]));
+    }
+
+    #[test]
+    fn a_port_or_a_type_parameter_names_a_thing_a_key_s_value_varies() {
+        let refused = [learned(1, "connect ECONNREFUSED 10.0.0.7:5432")];
+        assert_eq!(
+            placed(&refused, "connect ECONNREFUSED 10.0.0.9:6379").group,
+            None,
+            "postgres is not redis"
+        );
+        assert_eq!(placed(&refused, "connect ECONNREFUSED 10.0.0.9:5432").group, Some(1));
+        let host = [learned(1, "cannot reach db.internal:5432")];
+        assert_eq!(placed(&host, "cannot reach db.internal:6432").group, None);
+        let width = [learned(1, "value too long for type character varying(255)")];
+        assert_eq!(placed(&width, "value too long for type character varying(64)").group, None);
+        let state = [learned(1, "package state CurrentState:112")];
+        assert_eq!(placed(&state, "package state CurrentState:0").group, Some(1));
     }
 
     #[test]
