@@ -5,7 +5,8 @@
 #   scripts/build-site.sh            debug: fast to build, large wasm
 #   scripts/build-site.sh --release  release: `wasm-release` profile + wasm-opt -Oz, minified CSS
 #
-# Output: <target dir>/site/pkg/{backstop.js, backstop_bg.wasm, backstop.css}, the static
+# Output: <target dir>/site/pkg/{backstop.js, backstop_bg.wasm, backstop.css} (release: named
+# backstop-<hash>.* and precompressed, see scripts/fingerprint-site.mjs), the static
 # files from public/ in <target dir>/site, and
 # <target dir>/{debug,release}/backstop. Serve it with
 #   <target dir>/debug/backstop serve --site-root <target dir>/site
@@ -60,6 +61,14 @@ step "tailwindcss -> $pkg/backstop.css"
 tailwind_args=(--input style/main.css --output "$pkg/backstop.css")
 $release && tailwind_args+=(--minify)
 tailwindcss "${tailwind_args[@]}"
+
+if $release; then
+  step "fingerprinting and precompressing (brotli, gzip) the wasm, JS and CSS"
+  node scripts/fingerprint-site.mjs "$pkg"
+else
+  # A release build's names left behind would be what the server picks (pkg/site.json).
+  rm -f "$pkg"/backstop-* "$pkg"/site.json
+fi
 
 step "server: cargo build -p backstop-server ${server_profile[*]}"
 if $release; then

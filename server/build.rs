@@ -11,10 +11,12 @@ fn main() {
     let mut files = Vec::new();
     if let Some(site) = env::var_os("BACKSTOP_EMBED_SITE").filter(|s| !s.is_empty()) {
         let site = PathBuf::from(site);
+        // The directory too: a new build brings new (fingerprinted) names, not just new bytes.
+        println!("cargo:rerun-if-changed={}", site.display());
         collect(&site, &site, &mut files);
         assert!(
-            files.iter().any(|(name, _)| name == "pkg/backstop_bg.wasm"),
-            "BACKSTOP_EMBED_SITE={} has no pkg/backstop_bg.wasm: build the site first",
+            files.iter().any(|(name, _)| name.starts_with("pkg/backstop") && name.ends_with("_bg.wasm")),
+            "BACKSTOP_EMBED_SITE={} has no pkg/backstop*_bg.wasm: build the site first",
             site.display()
         );
     }

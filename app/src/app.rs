@@ -1,7 +1,7 @@
 //! The HTML shell, the router and the frame around every page.
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Form, Route, Router, Routes};
 use leptos_router::path;
 
@@ -36,6 +36,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 // Before anything paints: the dark class, from the stored choice or the system.
                 <script src="/theme.js"></script>
+                // The stylesheet is built with the wasm and named like it (fingerprinted in
+                // release builds), so the server names it here, not the app.
+                <link rel="stylesheet" id="leptos" href=format!("/{}/{}.css", options.site_pkg_dir, options.output_name) />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -73,7 +76,6 @@ pub fn App() -> impl IntoView {
     provide_context(Live::start());
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/backstop.css" />
         <Title formatter=|page: String| if page.is_empty() { "Backstop".to_owned() } else { format!("{page} · Backstop") } />
 
         <Router>

@@ -2,6 +2,8 @@
 //! serves its own wasm, JS and CSS, so deploying it is copying one file.
 
 use axum::body::Body;
+use std::path::Path;
+
 use axum::http::{HeaderValue, Response, StatusCode, header};
 
 mod embedded {
@@ -19,17 +21,85 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     embedded::FILES.iter().map(|(name, _)| *name)
 }
 
-/// The embedded file at `path` (`/pkg/backstop.js`), as a response; `None` if there is none.
-pub fn response(path: &str) -> Option<Response<Body>> {
+/// The name the built site's wasm, JS and CSS go by: `backstop-<hash>` when
+/// `scripts/build-site.sh --release` fingerprinted them (its `pkg/site.json` says so), else
+/// `backstop`. Read from the embedded site, or else from `site_root` on disk.
+pub fn output_name(site_root: &Path) -> String {
+    let manifest = match embedded::FILES.iter().find(|(name, _)| *name == SITE_MANIFEST) {
+        Some((_, bytes)) => Some(bytes.to_vec()),
+        None => std::fs::read(site_root.join(SITE_MANIFEST)).ok(),
+    };
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        output_name: String,
+    }
+    manifest
+        .and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok())
+        .map_or_else(|| PLAIN_NAME.to_owned(), |m| m.output_name)
+}
+
+/// The build's manifest, relative to the site root.
+const SITE_MANIFEST: &str = "pkg/site.json";
+/// The site's name without fingerprinting (`--out-name` of wasm-bindgen).
+pub const PLAIN_NAME: &str = "backstop";
+
+/// The embedded file at `path` (`/pkg/backstop-<hash>.js`), as a response; `None` if there is
+/// none. It goes out precompressed when the request accepts it (brotli, else gzip) and the
+/// build made that variant; fingerprinted files are cached for good (`immutable`): a new build
+/// has new names.
+pub fn response(path: &str, accept_encoding: Option<&HeaderValue>) -> Option<Response<Body>> {
     let name = path.trim_start_matches('/');
-    let (_, bytes) = embedded::FILES.iter().find(|(file, _)| *file == name)?;
-    let mut response = Response::new(Body::from(*bytes));
+    let (_, identity) = embedded::FILES.iter().find(|(file, _)| *file == name)?;
+    let variant = |suffix: &str| {
+        let compressed = format!("{name}.{suffix}");
+        embedded::FILES.iter().find(|(file, _)| *file == compressed).map(|(_, bytes)| *bytes)
+    };
+    let accepted = accepted_encodings(accept_encoding);
+    let has_variants = variant("br").is_some() || variant("gz").is_some();
+    let (bytes, encoding) = [("br", "br"), ("gzip", "gz")]
+        .into_iter()
+        .filter(|(coding, _)| accepted.contains(coding))
+        .find_map(|(coding, suffix)| variant(suffix).map(|bytes| (bytes, Some(coding))))
+        .unwrap_or((*identity, None));
+    let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(name)));
-    // Names are not content-hashed: let browsers keep a copy but check it on each load.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Some(coding) = encoding {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
+    if has_variants {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    let fingerprinted = name.starts_with(&format!("pkg/{PLAIN_NAME}-"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if fingerprinted {
+            "public, max-age=31536000, immutable"
+        } else {
+            // Not content-named: let browsers keep a copy but check it on each load.
+            "no-cache"
+        }),
+    );
     Some(response)
+}
+
+/// The content codings a request's `Accept-Encoding` allows (`br`, `gzip`; `q=0` refuses one).
+fn accepted_encodings(header: Option<&HeaderValue>) -> Vec<&'static str> {
+    let Some(value) = header.and_then(|v| v.to_str().ok()) else {
+        return Vec::new();
+    };
+    ["br", "gzip"]
+        .into_iter()
+        .filter(|coding| {
+            value.split(',').any(|item| {
+                let mut parts = item.split(';').map(str::trim);
+                let token = parts.next().unwrap_or_default();
+                let refused = parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("q=0"));
+                (token.eq_ignore_ascii_case(coding) || token == "*") && !refused
+            })
+        })
+        .collect()
 }
 
 fn content_type(name: &str) -> &'static str {
@@ -47,6 +117,19 @@ fn content_type(name: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn accept_encoding_is_read_as_clients_write_it() {
+        let accepted = |value: &str| super::accepted_encodings(Some(&HeaderValue::from_str(value).unwrap()));
+        assert_eq!(accepted("gzip, deflate, br, zstd"), ["br", "gzip"]);
+        assert_eq!(accepted("gzip;q=1.0, br;q=0"), ["gzip"]);
+        assert_eq!(accepted("br ; q=0.5"), ["br"]);
+        assert_eq!(accepted("identity"), Vec::<&str>::new());
+        assert_eq!(accepted("*"), ["br", "gzip"]);
+        assert!(super::accepted_encodings(None).is_empty());
+    }
+
     #[test]
     fn content_types_fit_what_browsers_require() {
         // Browsers refuse module scripts and streaming wasm compilation with other types.

@@ -21,9 +21,6 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{User, Users};
 use crate::security;
 
-/// The name wasm-bindgen gives the browser build (`--out-name backstop`): the page loads
-/// `pkg/backstop.js` and `pkg/backstop_bg.wasm`, and the stylesheet is `pkg/backstop.css`.
-const OUTPUT_NAME: &str = "backstop";
 /// Where, under the site root, the wasm, JS and CSS live.
 const PKG_DIR: &str = "pkg";
 
@@ -138,8 +135,9 @@ fn leptos_options(args: &ServeArgs) -> anyhow::Result<LeptosOptions> {
         .site_root
         .to_str()
         .with_context(|| format!("site root is not valid UTF-8: {}", args.site_root.display()))?;
+    // The page loads `pkg/<name>.js`, `pkg/<name>_bg.wasm` and `pkg/<name>.css` (app::shell).
     Ok(LeptosOptions::builder()
-        .output_name(OUTPUT_NAME)
+        .output_name(crate::assets::output_name(&args.site_root))
         .site_root(site_root)
         .site_pkg_dir(PKG_DIR)
         .site_addr(args.bind)
@@ -231,7 +229,10 @@ fn static_file_or_404(
 + Send
 + 'static {
     let from_disk = leptos_axum::file_and_error_handler_with_context(context, shell);
-    move |uri, state, request| match crate::assets::response(uri.path()) {
+    move |uri, state, request: axum::extract::Request| match crate::assets::response(
+        uri.path(),
+        request.headers().get(axum::http::header::ACCEPT_ENCODING),
+    ) {
         Some(response) => Box::pin(std::future::ready(response)),
         None => from_disk(uri, state, request),
     }
@@ -245,7 +246,8 @@ fn check_site_root(site_root: &Path) {
         return;
     }
     let pkg = site_root.join(PKG_DIR);
-    let missing: Vec<&str> = ["backstop.js", "backstop_bg.wasm", "backstop.css"]
+    let name = crate::assets::output_name(site_root);
+    let missing: Vec<String> = [format!("{name}.js"), format!("{name}_bg.wasm"), format!("{name}.css")]
         .into_iter()
         .filter(|file| !pkg.join(file).is_file())
         .collect();
