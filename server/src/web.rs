@@ -164,6 +164,7 @@ fn router(options: LeptosOptions, console: Console, users: Users, hosts: securit
         })
         .fallback(static_file_or_404(context))
         .with_state(options)
+        .layer(compress_pages())
         .layer(axum::middleware::from_fn_with_state(pool, redirect_merged_groups))
         // Layers run bottom-up on the way in: headers on everything, then the host check (a page
         // of another site that rebound its name to this machine goes no further), then
@@ -173,6 +174,20 @@ fn router(options: LeptosOptions, console: Console, users: Users, hosts: securit
         .layer(axum::middleware::from_fn(security::refuse_cross_site))
         .layer(axum::middleware::from_fn_with_state(hosts, security::refuse_unknown_hosts))
         .layer(axum::middleware::from_fn(security::security_headers))
+}
+
+/// Pages (server-rendered HTML, about 30 KB) compressed as the browser accepts (brotli, gzip).
+/// Only HTML: the site's files are precompressed at build time, and server function answers,
+/// which can carry what an operator revealed, stay as they are, out of reach of
+/// compression-length attacks (BREACH).
+fn compress_pages() -> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    let html = |_: axum::http::StatusCode,
+                _: axum::http::Version,
+                headers: &axum::http::HeaderMap,
+                _: &axum::http::Extensions| {
+        headers.get(axum::http::header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"text/html"))
+    };
+    tower_http::compression::CompressionLayer::new().compress_when(html)
 }
 
 /// Error groups from before learned templates take part in learning as soon as a console of

@@ -689,3 +689,30 @@ async fn with_users_any_host_name_may_sign_in(pool: PgPool) {
     assert_eq!(status, StatusCode::OK, "{text}");
 }
 mod redaction_audit;
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn pages_go_out_compressed_and_server_function_answers_do_not(pool: PgPool) {
+    use app::api::Whoami;
+    let router = console(pool, &[]);
+    let fetch = |mut request: Request<Body>, encoding: &'static str| {
+        let router = router.clone();
+        async move {
+            let headers = request.headers_mut();
+            headers.insert(header::HOST, header::HeaderValue::from_static("127.0.0.1:8080"));
+            headers.insert(header::ACCEPT_ENCODING, header::HeaderValue::from_static(encoding));
+            let response = router.oneshot(request).await.unwrap();
+            let encoding = response.headers().get(header::CONTENT_ENCODING).cloned();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            (encoding, body.len())
+        }
+    };
+    let (plain, plain_size) = fetch(get("/"), "identity").await;
+    assert_eq!(plain, None);
+    for encoding in ["br", "gzip"] {
+        let (used, size) = fetch(get("/"), encoding).await;
+        assert_eq!(used.as_ref().map(|v| v.to_str().unwrap()), Some(encoding));
+        assert!(size * 3 < plain_size, "{encoding}: {size} of {plain_size} bytes");
+    }
+    let (used, _) = fetch(call("whoami", &Whoami {}), "br, gzip").await;
+    assert_eq!(used, None, "server function answers are not compressed");
+}
