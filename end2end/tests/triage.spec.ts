@@ -112,6 +112,7 @@ test('an operator splits a group by the part that names the problem', async ({ p
   await parts.filter({ hasText: 'globex' }).getByRole('link').click();
   await expect(page.getByTestId('group-message')).toHaveText('export for tenant globex refused');
   await expect(page.getByTestId('group-dead-now')).toHaveText('1');
+  await expect(page.getByTestId('split-parts')).toHaveCount(0);
 
   await openConsole(page, '/audit?action=split_group');
   await expect(page.getByTestId('audit-row').first()).toContainText(`"group":${group}`);

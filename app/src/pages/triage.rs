@@ -229,6 +229,17 @@ pub fn GroupPage() -> impl IntoView {
         }
     });
 
+    // Another group's page (a link in the list a split made, say) starts without this one's
+    // reports.
+    Effect::new(move |previous: Option<Option<i64>>| {
+        let now = id.get();
+        if previous.is_some_and(|previous| previous != now) {
+            report.set(None);
+            split_parts.set(Vec::new());
+        }
+        now
+    });
+
     view! {
         <Title text="Error group" />
         <Transition fallback=Loading>
