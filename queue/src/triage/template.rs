@@ -376,7 +376,8 @@ fn number_shape(token: &str) -> Option<String> {
 /// values there are two things, like two words.
 fn names_a_thing(token: &str) -> bool {
     static NAME: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^(?:(?:<ip>|[A-Za-z][\w.-]*):\d{1,4}|[A-Za-z_]+\(\d+(?:,\d+)?\))[,;.:)]*$").expect("name pattern")
+        Regex::new(r"^(?:(?:<ip>|[A-Za-z][\w.-]*):\d{1,4}|[A-Za-z_]+\(\d+(?:,\d+)?\))[,;.:)]*$")
+            .expect("name pattern")
     });
     NAME.is_match(token)
 }
