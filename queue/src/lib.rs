@@ -154,7 +154,7 @@ pub use enqueue::{Client, DEFAULT_MAX_PAYLOAD_BYTES, Enqueued, enqueue, enqueue_
 pub use error::{Error, Result};
 pub use idempotency::claim_idempotency_key;
 pub use job::{Decision, Job, JobContext, JobError, JobId, NewJob, Worker};
-pub use migrate::{MIGRATOR, Migrator};
+pub use migrate::{MIGRATOR, MigrationStatus, Migrator};
 pub use retry::RetryPolicy;
 pub use runtime::{DEFAULT_CONCURRENCY, Runner, RunnerBuilder};
 pub use text::MAX_ERROR_MESSAGE_BYTES;

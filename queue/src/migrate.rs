@@ -43,6 +43,34 @@ fn backstop_migrations() -> sqlx::migrate::Migrator {
     migrator
 }
 
+/// Where a database stands against this build's migrations (see [`Migrator::status`]).
+///
+/// ```
+/// let fresh = backstop::MigrationStatus::default();
+/// assert!(fresh.is_current(), "nothing known, nothing pending");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MigrationStatus {
+    /// Versions this build has that the database has not applied, oldest first.
+    pub pending: Vec<i64>,
+    /// A migration that failed part-way (sqlx calls the database dirty): nothing more applies
+    /// until someone repairs it by hand.
+    pub failed: Option<i64>,
+    /// Applied versions whose migration differs from this build's (sqlx refuses to run then).
+    pub changed: Vec<i64>,
+    /// Applied versions this build does not know: a newer Backstop migrated the database.
+    pub unknown: Vec<i64>,
+}
+
+impl MigrationStatus {
+    /// Whether this build's migrations are all applied, none failed and none changed. Versions
+    /// a newer Backstop applied are listed in `unknown` but do not count against it.
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty() && self.failed.is_none() && self.changed.is_empty()
+    }
+}
+
 /// Backstop's migrations: sqlx's [`Migrator`](sqlx::migrate::Migrator) with the history in
 /// `backstop._sqlx_migrations`, plus the move from where an older Backstop kept it.
 ///
@@ -129,6 +157,38 @@ impl Migrator {
         let mut conn = db.acquire().await?;
         self.adopt_legacy_history(&mut conn).await?;
         self.revert(&mut conn, target).await
+    }
+
+    /// Where the database stands against these migrations, without changing anything: for a
+    /// readiness check. Reads Backstop's history only; a database an older Backstop migrated
+    /// and no [`run`](Migrator::run) has moved yet reads as nothing applied.
+    ///
+    /// ```no_run
+    /// # async fn example(pool: sqlx::PgPool) -> Result<(), backstop::Error> {
+    /// let status = backstop::MIGRATOR.status(&pool).await?;
+    /// if !status.is_current() {
+    ///     eprintln!("not ready: migrations {:?} are pending", status.pending);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn status<'a, A>(&self, db: A) -> Result<MigrationStatus, MigrateError>
+    where
+        A: Acquire<'a, Database = Postgres>,
+    {
+        let mut conn = db.acquire().await?;
+        let applied = sql::migration_history_list(&mut conn).await?;
+        let mut status = MigrationStatus::default();
+        for migration in self.migrations.iter().filter(|m| m.migration_type.is_up_migration()) {
+            match applied.iter().find(|row| row.version == migration.version) {
+                None => status.pending.push(migration.version),
+                Some(row) if !row.success => status.failed = status.failed.or(Some(row.version)),
+                Some(row) if *row.checksum != *migration.checksum => status.changed.push(row.version),
+                Some(_) => {}
+            }
+        }
+        status.unknown =
+            applied.iter().map(|row| row.version).filter(|&v| !self.migrations.version_exists(v)).collect();
+        Ok(status)
     }
 
     /// sqlx's `undo`, step for step, on a connection. (Its `undo` takes an `Acquire`, and its

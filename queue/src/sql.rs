@@ -742,7 +742,7 @@ pub(crate) use audit::{
 };
 pub(crate) use migrations::{
     MIGRATION_HISTORY, migration_history_legacy_table, migration_history_legacy_versions,
-    migration_history_move,
+    migration_history_list, migration_history_move,
 };
 pub(crate) use search::{
     FilterArgs, dead_job_count, dead_job_search, job_count, job_search, queue_counts, table_row_estimate,

@@ -304,3 +304,42 @@ async fn a_failed_backstop_migration_leaves_the_lock_free(_: PgPoolOptions, opts
         .unwrap();
     assert_eq!(history(&pool, APP_HISTORY).await, up_versions(&APP_MIGRATOR));
 }
+
+#[sqlx::test(migrations = false)]
+async fn status_says_what_is_pending_failed_or_unknown(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    let versions = up_versions(&backstop::MIGRATOR);
+    let fresh = backstop::MIGRATOR.status(&pool).await.unwrap();
+    assert_eq!(fresh.pending, versions, "no history table yet: everything pending");
+    assert!(!fresh.is_current());
+
+    backstop::MIGRATOR.run(&pool).await.unwrap();
+    let migrated = backstop::MIGRATOR.status(&pool).await.unwrap();
+    assert!(migrated.is_current(), "{migrated:?}");
+    assert_eq!(migrated, backstop::MigrationStatus::default());
+
+    let last = *versions.last().unwrap();
+    sqlx::query("delete from backstop._sqlx_migrations where version = $1")
+        .bind(last)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(backstop::MIGRATOR.status(&pool).await.unwrap().pending, [last]);
+
+    sqlx::query("update backstop._sqlx_migrations set success = false where version = $1")
+        .bind(versions[0])
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into backstop._sqlx_migrations (version, description, success, checksum, execution_time)
+         values (29991231000000, 'from a newer Backstop', true, '\\x00', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let odd = backstop::MIGRATOR.status(&pool).await.unwrap();
+    assert_eq!(odd.failed, Some(versions[0]));
+    assert_eq!(odd.unknown, [29991231000000]);
+    assert!(!odd.is_current());
+}

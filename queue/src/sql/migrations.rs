@@ -1,11 +1,12 @@
-//! Backstop's migration history: where it lives, and moving it out of the application's table.
+//! Backstop's migration history: where it lives, moving it out of the application's table, and
+//! reading it for readiness checks.
 //!
 //! The history table's name is spliced into these statements (sqlx's migrator does the same:
 //! a table name cannot be a bind parameter). Every name spliced here is either the constant
 //! below or built by PostgreSQL's own `format('%I.%I', ...)` from the catalog, so it is always
 //! a quoted identifier.
 
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::{AssertSqlSafe, PgConnection, PgExecutor};
 
 /// Backstop's migration history, in Backstop's schema (sqlx's columns, sqlx's DDL).
 pub(crate) const MIGRATION_HISTORY: &str = "backstop._sqlx_migrations";
@@ -75,4 +76,31 @@ pub(crate) async fn migration_history_move(
     .execute(conn)
     .await
     .map(|done| done.rows_affected())
+}
+/// One row of Backstop's migration history.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct AppliedMigrationRow {
+    pub version: i64,
+    pub success: bool,
+    pub checksum: Vec<u8>,
+}
+
+/// Backstop's migration history, oldest first; empty when the table does not exist yet.
+pub(crate) async fn migration_history_list(
+    conn: &mut PgConnection,
+) -> sqlx::Result<Vec<AppliedMigrationRow>> {
+    if !migration_history_exists(&mut *conn).await? {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select version, success, checksum from {MIGRATION_HISTORY} order by version"
+    )))
+    .fetch_all(conn)
+    .await
+}
+
+async fn migration_history_exists<'e, E: PgExecutor<'e>>(executor: E) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select to_regclass('backstop._sqlx_migrations') is not null")
+        .fetch_one(executor)
+        .await
 }
