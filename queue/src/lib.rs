@@ -7,13 +7,23 @@
 //!
 //! ## Setting up
 //!
-//! Apply the migrations once at start-up (they only touch schema `backstop`):
+//! Apply the migrations once at start-up (they only touch schema `backstop`, and record what ran
+//! in `backstop._sqlx_migrations`), before or after your own:
 //!
 //! ```no_run
-//! # async fn example(pool: sqlx::PgPool) -> Result<(), backstop::Error> {
+//! # static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("tests/fixtures/app_migrations");
+//! # async fn example(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+//! // Yours (`sqlx::migrate!()`): history in `_sqlx_migrations`.
+//! MIGRATIONS.run(&pool).await?;
+//! // Backstop's: history in `backstop._sqlx_migrations`.
 //! backstop::MIGRATOR.run(&pool).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Each migrator sees only its own history, so neither meets versions it does not know; both
+//! take sqlx's migration lock, so processes starting at once apply each migration once. A
+//! database migrated by an older Backstop, which kept its rows in your `_sqlx_migrations`, has
+//! them moved on the first run (see [`Migrator::run`]).
 //!
 //! ## Defining jobs
 //!
@@ -126,6 +136,7 @@ mod enqueue;
 mod error;
 mod idempotency;
 mod job;
+mod migrate;
 mod retry;
 mod runtime;
 mod sql;
@@ -143,11 +154,7 @@ pub use enqueue::{Client, DEFAULT_MAX_PAYLOAD_BYTES, Enqueued, enqueue, enqueue_
 pub use error::{Error, Result};
 pub use idempotency::claim_idempotency_key;
 pub use job::{Decision, Job, JobContext, JobError, JobId, NewJob, Worker};
+pub use migrate::{MIGRATOR, MigrationStatus, Migrator};
 pub use retry::RetryPolicy;
 pub use runtime::{DEFAULT_CONCURRENCY, Runner, RunnerBuilder};
 pub use text::MAX_ERROR_MESSAGE_BYTES;
-
-/// Backstop's migrations (schema `backstop`). Run them at start-up with
-/// `backstop::MIGRATOR.run(&pool)`, or point `#[sqlx::test(migrator = "backstop::MIGRATOR")]`
-/// at them.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

@@ -724,10 +724,15 @@ pub(crate) async fn job_stats_since<'e, E: PgExecutor<'e>>(
 
 // Declared after the column macros above, which they use.
 mod audit;
+mod migrations;
 mod search;
 
 pub(crate) use audit::{
     audit_add_page, audit_in_progress, audit_insert, audit_insert_in_progress, audit_list,
+};
+pub(crate) use migrations::{
+    MIGRATION_HISTORY, migration_history_legacy_table, migration_history_legacy_versions,
+    migration_history_list, migration_history_move,
 };
 pub(crate) use search::{
     FilterArgs, dead_job_count, dead_job_search, job_count, job_search, queue_counts, table_row_estimate,

@@ -1,4 +1,4 @@
-//! Cron across processes, missed ticks, key cleanup, and migrations that revert cleanly.
+//! Cron across processes, missed ticks and key cleanup. (Migrations: `migrations.rs`.)
 
 mod common;
 
@@ -90,43 +90,6 @@ async fn maintenance_deletes_idempotency_keys_past_their_age(_: PgPoolOptions, o
         1,
         "30 days by default"
     );
-}
-
-#[sqlx::test(migrations = false)]
-async fn migrations_apply_revert_to_zero_and_apply_again(_: PgPoolOptions, opts: PgConnectOptions) {
-    let pool = pool(opts).await;
-    let tables = "select count(*) from information_schema.tables where table_schema = 'backstop'";
-    backstop::MIGRATOR.run(&pool).await.unwrap();
-    assert_eq!(count(&pool, tables).await, 14);
-    // Back to the first migration: the audit log, error groups, their arrivals, the alert
-    // webhooks and the other sources' watermarks, groups and seen failures go; the queue's
-    // tables stay.
-    backstop::MIGRATOR.undo(&pool, 20261124000001).await.unwrap();
-    assert_eq!(count(&pool, tables).await, 7);
-    backstop::MIGRATOR.undo(&pool, 0).await.unwrap();
-    assert_eq!(count(&pool, tables).await, 0);
-    backstop::MIGRATOR.run(&pool).await.unwrap();
-    assert_eq!(count(&pool, tables).await, 14);
-}
-
-/// Several app processes deploying at once all migrate the same fresh database. (A migration
-/// that ran `create index concurrently` deadlocked here: it waits for every older transaction,
-/// including the other process's wait for the migrator's lock.)
-#[sqlx::test(migrations = false)]
-async fn processes_starting_together_migrate_once_without_deadlock(_: PgPoolOptions, opts: PgConnectOptions) {
-    let pools = [pool(opts.clone()).await, pool(opts.clone()).await, pool(opts).await];
-    let runs = futures::future::join_all(pools.iter().map(|pool| backstop::MIGRATOR.run(pool)));
-    // A deadlock can also leave one process holding the migrator's lock and the others waiting
-    // for ever, so the wait has a deadline.
-    let results = tokio::time::timeout(Duration::from_secs(60), runs)
-        .await
-        .expect("the processes' migrations did not all finish within 60 s");
-    for result in results {
-        result.unwrap();
-    }
-    let applied = "select count(*) from _sqlx_migrations where success";
-    let ups = backstop::MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).count();
-    assert_eq!(count(&pools[0], applied).await, ups as i64);
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]

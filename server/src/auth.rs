@@ -88,6 +88,50 @@ impl Users {
     }
 }
 
+/// Who may read `/metrics`: whoever may read the console's pages (everyone on loopback when
+/// there are no users; any signed-in user, viewer or operator, otherwise), and anyone with the
+/// `--metrics-token` as a bearer token, for a scraper that should not hold a console password.
+#[derive(Debug, Clone)]
+pub struct MetricsReaders {
+    users: Users,
+    token: Option<Arc<str>>,
+}
+
+impl MetricsReaders {
+    pub fn new(users: Users, token: Option<String>) -> Self {
+        MetricsReaders { users, token: token.filter(|t| !t.is_empty()).map(Arc::from) }
+    }
+
+    fn may_read(&self, authorization: Option<&HeaderValue>) -> bool {
+        if self.users.is_empty() {
+            return true;
+        }
+        let bearer = authorization.and_then(|value| value.to_str().ok()?.strip_prefix("Bearer "));
+        if let (Some(token), Some(given)) = (&self.token, bearer) {
+            return constant_time_eq(token.as_bytes(), given.trim().as_bytes());
+        }
+        self.users.authenticate(authorization).is_some()
+    }
+}
+
+/// Middleware for `/metrics`: answers 401 to a request that may not read it (see
+/// [`MetricsReaders`]).
+pub async fn require_metrics_reader(
+    State(readers): State<MetricsReaders>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if readers.may_read(request.headers().get(header::AUTHORIZATION)) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, r#"Basic realm="Backstop console", charset="UTF-8""#)],
+        "Metrics need a console user's credentials, or the --metrics-token as a bearer token.",
+    )
+        .into_response()
+}
+
 /// Compares without returning early, so the time taken does not tell how much of a guessed
 /// password was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -18,8 +18,10 @@ use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{User, Users};
+use crate::auth::{MetricsReaders, User, Users};
 use crate::security;
+
+mod monitoring;
 
 /// Where, under the site root, the wasm, JS and CSS live.
 const PKG_DIR: &str = "pkg";
@@ -58,6 +60,11 @@ pub struct ServeArgs {
     /// alerts start with the failures after that first look.
     #[arg(long, env = "BACKSTOP_GRAPHILE_ALERT_HISTORY")]
     pub graphile_alert_history: bool,
+    /// A bearer token that may read `/metrics` (Prometheus' `authorization: {credentials: ...}`),
+    /// besides any console user. Without users the console, `/metrics` included, is open to
+    /// loopback anyway.
+    #[arg(long, env = "BACKSTOP_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     #[command(flatten)]
     pub alerts: crate::alerts::AlertArgs,
 }
@@ -73,7 +80,9 @@ pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -
     let console =
         Console { pool: console_pool(&pool, args.query_timeout), redact: RedactKeys::new(&args.redact_keys) };
     let hosts = security::ServedHosts::new(!users.is_empty(), &args.allowed_hosts);
-    let app = router(leptos_options(&args)?, console, users, hosts);
+    let monitoring = monitoring::Monitoring::new(console.pool.clone(), chrono::Utc::now());
+    let metrics_readers = MetricsReaders::new(users.clone(), args.metrics_token.clone());
+    let app = router(leptos_options(&args)?, console, users, hosts, monitoring, metrics_readers);
     let listener =
         tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("listen on {}", args.bind))?;
     let addr = listener.local_addr().context("read the listening address")?;
@@ -153,11 +162,23 @@ static ROUTES: LazyLock<Vec<AxumRouteListing>> = LazyLock::new(|| generate_route
 /// The console's routes: every page of the app (rendered on the server), its server functions
 /// under `/api`, and, for anything else, a static file from the site root or the app's 404 page;
 /// all behind the host check, sign-in, cross-site refusal and security headers. The checks are
-/// layers around the whole router, so a route added here is behind them too.
-fn router(options: LeptosOptions, console: Console, users: Users, hosts: security::ServedHosts) -> Router {
+/// layers around the whole console router, so a route added to it is behind them too.
+///
+/// Beside it, `/metrics` is behind the host check and its own reader check (a console user or
+/// the metrics token), and `/healthz` and `/readyz` only get the security headers: a load
+/// balancer probes them by address, without credentials, and they tell nothing about the jobs.
+fn router(
+    options: LeptosOptions,
+    console: Console,
+    users: Users,
+    hosts: security::ServedHosts,
+    monitoring: monitoring::Monitoring,
+    metrics_readers: MetricsReaders,
+) -> Router {
+    use axum::routing::get;
     let pool = console.pool.clone();
     let context = move || provide_context(console.clone());
-    Router::new()
+    let pages = Router::new()
         .leptos_routes_with_context(&options, ROUTES.clone(), context.clone(), {
             let options = options.clone();
             move || shell(options.clone())
@@ -171,8 +192,21 @@ fn router(options: LeptosOptions, console: Console, users: Users, hosts: securit
         // cross-site refusal (before sign-in, so a forged request is refused whoever's
         // credentials it carries).
         .layer(axum::middleware::from_fn_with_state(users, crate::auth::require_user))
-        .layer(axum::middleware::from_fn(security::refuse_cross_site))
-        .layer(axum::middleware::from_fn_with_state(hosts, security::refuse_unknown_hosts))
+        .layer(axum::middleware::from_fn(security::refuse_cross_site));
+    let metrics = Router::new()
+        .route("/metrics", get(monitoring::metrics))
+        .with_state(monitoring.clone())
+        .layer(axum::middleware::from_fn_with_state(metrics_readers, crate::auth::require_metrics_reader));
+    let health = Router::new()
+        .route("/healthz", get(monitoring::healthz))
+        .route("/readyz", get(monitoring::readyz))
+        .with_state(monitoring);
+    health
+        .merge(
+            pages
+                .merge(metrics)
+                .layer(axum::middleware::from_fn_with_state(hosts, security::refuse_unknown_hosts)),
+        )
         .layer(axum::middleware::from_fn(security::security_headers))
 }
 

@@ -36,14 +36,20 @@ fn console_built(pool: PgPool, users: &[&str], query_timeout: u64, allowed_hosts
         redact_keys: vec!["password".into()],
         allowed_hosts: allowed_hosts.iter().map(|host| host.parse().unwrap()).collect(),
         graphile_alert_history: false,
+        metrics_token: None,
         alerts: crate::alerts::AlertArgs::none(),
     };
     let console =
         Console { pool: console_pool(&pool, query_timeout), redact: RedactKeys::new(&args.redact_keys) };
     let users = Users::new(args.users.clone());
     let hosts = security::ServedHosts::new(!users.is_empty(), &args.allowed_hosts);
-    router(leptos_options(&args).unwrap(), console, users, hosts)
+    let monitoring = monitoring::Monitoring::new(console.pool.clone(), chrono::Utc::now());
+    let readers = MetricsReaders::new(users.clone(), Some(METRICS_TOKEN.into()));
+    router(leptos_options(&args).unwrap(), console, users, hosts, monitoring, readers)
 }
+
+/// The `--metrics-token` of the test consoles.
+const METRICS_TOKEN: &str = "scrape-me";
 
 /// Sends `request` as a browser on the console's own page would: to the loopback address it
 /// serves, unless the request names another host.
@@ -688,6 +694,7 @@ async fn with_users_any_host_name_may_sign_in(pool: PgPool) {
     let (status, _, text) = send(&router, request).await;
     assert_eq!(status, StatusCode::OK, "{text}");
 }
+mod health_metrics;
 mod redaction_audit;
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
