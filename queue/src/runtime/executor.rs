@@ -144,7 +144,10 @@ async fn record(shared: &Shared, job: &ClaimedJob, error: &JobError) {
     let mut backoff = ErrorBackoff::default();
     for attempt in 1..=MAX_RECORD_TRIES {
         match record_or_hand_back(&shared.pool, &failure).await {
-            Ok(recorded) => return log_recorded(&recorded, error),
+            Ok(recorded) => {
+                shared.held.remove([job.id]);
+                return log_recorded(&recorded, error);
+            }
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %e, attempt, "recording a job failure failed; retrying");

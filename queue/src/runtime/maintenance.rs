@@ -52,7 +52,10 @@ pub(super) async fn record_unrecorded(shared: &Shared) {
     let pending: Vec<Failure> = std::mem::take(&mut *shared.unrecorded.lock().expect("unrecorded lock"));
     for failure in pending {
         match record_or_hand_back(&shared.pool, &failure).await {
-            Ok(recorded) => super::executor::log_recorded(&recorded, &failure.message),
+            Ok(recorded) => {
+                shared.held.remove([failure.job_id]);
+                super::executor::log_recorded(&recorded, &failure.message);
+            }
             Err(e) => {
                 tracing::warn!(job_id = failure.job_id, error = %e, "still cannot record a job failure");
                 shared.unrecorded.lock().expect("unrecorded lock").push(failure);
@@ -142,8 +145,11 @@ pub(super) async fn hand_back_interrupted(shared: &Shared) {
             decision: Decision::Retry,
             backoff_until: Utc::now(),
         };
-        if let Err(e) = record_or_hand_back(&shared.pool, &failure).await {
-            tracing::warn!(job_id = id, error = %e, "could not hand back an interrupted job; the heartbeat rescue will");
+        match record_or_hand_back(&shared.pool, &failure).await {
+            Ok(_) => shared.held.remove([id]),
+            Err(e) => {
+                tracing::warn!(job_id = id, error = %e, "could not hand back an interrupted job; the heartbeat rescue will")
+            }
         }
     }
 }
@@ -166,7 +172,10 @@ pub(super) async fn release_buffered(shared: &Shared, buffers: Vec<Arc<Buffer>>)
         Err(e) => Err(e),
     };
     match result {
-        Ok(released) => tracing::info!(released, "handed back jobs claimed but not started"),
+        Ok(released) => {
+            shared.held.remove(ids);
+            tracing::info!(released, "handed back jobs claimed but not started");
+        }
         Err(e) => {
             tracing::warn!(error = %e, jobs = ids.len(), "could not hand back buffered jobs; the heartbeat rescue will")
         }
