@@ -245,3 +245,47 @@ async fn a_lock_a_live_process_does_not_hold_is_handed_back(_: PgPoolOptions, op
     wait_for_count(&pool, "select count(*) from backstop.jobs", 0, DEADLINE).await;
     runner.stop().await;
 }
+
+/// Jobs that die because their process stopped heartbeating are one problem, whichever process
+/// it was: one error group (one alert), not one per process. The process is in each attempt's
+/// history, not in the message that groups them.
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn deaths_by_rescue_from_different_processes_are_one_error_group(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    // Processes with ids of the default shape (host:pid:random), each killed holding two jobs
+    // on their last attempt: each id is seen twice, as the rescue of a real process's jobs is.
+    let mut jobs = Vec::new();
+    for owner in ["vm:31234:3462", "vm:31377:f822", "vm:4242:ede3"] {
+        let first = silent_owner(&pool, owner, 2.0, 60.0).await;
+        let second = backstop::enqueue(&pool, backstop::NewJob::new(&Gated).queue("elsewhere"))
+            .await
+            .unwrap()
+            .created()
+            .unwrap();
+        sqlx::query(
+            "update backstop.jobs set locked_by = $2, locked_at = now() - interval '60 seconds', \
+             attempts = 1, max_attempts = 1 where id = any($1)",
+        )
+        .bind([first, second])
+        .bind(owner)
+        .execute(&pool)
+        .await
+        .unwrap();
+        jobs.push(first);
+    }
+    let rescuer = RunningRunner::start(test_runner(&pool).worker_id("rescuer"));
+    wait_for_count(&pool, "select count(*) from backstop.dead_jobs", 6, DEADLINE).await;
+    rescuer.stop().await;
+    let groups: Vec<Option<i64>> = sqlx::query_scalar("select distinct group_id from backstop.dead_jobs")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(groups.len(), 1, "one group: {groups:?}");
+    let dead = backstop::admin::dead_job(&pool, jobs[0]).await.unwrap().unwrap();
+    let last = dead.errors.0.last().unwrap();
+    assert_eq!(last.worker, "vm:31234:3462", "the process is in the history: {last:?}");
+    assert!(last.error.contains("stopped heartbeating for over 2s"), "{last:?}");
+}

@@ -696,6 +696,11 @@ async fn drive(args: Args) -> anyhow::Result<ExitCode> {
         ),
     );
     println!();
+    println!("Error groups (id, dead jobs, template):");
+    for (id, total, message) in &report.group_lines {
+        println!("  {id:>3} {total:>5}  {message}");
+    }
+    println!();
 
     let mut failures = report.failures(args.jobs, doomed_count);
     failures.extend(unexpected_exits);
@@ -749,6 +754,8 @@ struct Report {
     groups: Vec<i64>,
     /// The groups the dead jobs joined, by what killed them.
     groups_by_cause: BTreeMap<String, BTreeSet<Option<i64>>>,
+    /// Each group's id, dead jobs and template.
+    group_lines: Vec<(i64, i64, String)>,
     alerts_delivered: usize,
     alerts_missing: Vec<i64>,
     alerts_duplicated: Vec<(i64, usize)>,
@@ -774,7 +781,7 @@ impl Report {
         .await?;
         let (dead, dead_of_rescue, good_dead): (i64, i64, i64) = sqlx::query_as(
             "select count(*),
-                    count(*) filter (where last_error like 'worker % stopped heartbeating%'),
+                    count(*) filter (where last_error like '%stopped heartbeating%'),
                     count(*) filter (where payload->'doom' is null)
              from backstop.dead_jobs where kind = $1",
         )
@@ -816,6 +823,13 @@ impl Report {
         let left_in_queue = left_detail.iter().map(|(_, _, n)| n).sum();
 
         let groups = chaos_groups(pool).await?;
+        let group_lines = sqlx::query_as(
+            "select id, total, message from backstop.error_groups
+             where kind = $1 and merged_into is null order by id",
+        )
+        .bind(ChaosJob::KIND)
+        .fetch_all(pool)
+        .await?;
         // Which groups the dead jobs joined, by what killed them: each problem should be one
         // group, the rescues' message one more.
         let deaths: Vec<(String, Option<i64>)> = sqlx::query_as(
@@ -854,6 +868,7 @@ impl Report {
             effects_on_later_attempt,
             groups,
             groups_by_cause,
+            group_lines,
             alerts_delivered: alerts.new_by_group.values().sum(),
             alerts_missing,
             alerts_duplicated,

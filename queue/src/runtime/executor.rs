@@ -95,9 +95,11 @@ async fn execute(shared: &Shared, job: &ClaimedJob, shutdown: &CancellationToken
     let Some(handler) = shared.registry.get(job.kind.as_str()) else {
         // Maybe a newer deploy knows this kind: retry with backoff; dead-letter if it never
         // shows up. Never drop the job.
+        // The process is in the attempt's history, not in the message, which groups the deaths
+        // of every process into one error group.
         return Err(JobError::retry(format!(
-            "unknown job kind `{}`: no worker is registered for it in worker {}",
-            job.kind, shared.config.worker_id
+            "unknown job kind `{}`: no worker is registered for it in the worker process that took it",
+            job.kind
         )));
     };
     let ctx = JobContext {

@@ -77,9 +77,11 @@ pub(crate) async fn rescue_stale_jobs(
     let stale = sql::job_find_stale(&mut tx, timeout.as_secs_f64(), now).await?;
     for job in &stale {
         let owner_timeout = Duration::try_from_secs_f64(job.timeout_secs).unwrap_or(timeout);
+        // Which process it was is in the attempt's history (`worker`), not in the message: the
+        // message groups the deaths of every process into one error group (one alert).
         let message = format!(
-            "worker {} stopped heartbeating for over {owner_timeout:?} during attempt {} (crashed, killed, or lost its database connection)",
-            job.locked_by, job.attempts
+            "the worker process running it stopped heartbeating for over {owner_timeout:?} during attempt {} (crashed, killed, or lost its database connection)",
+            job.attempts
         );
         let failure = Failure {
             job_id: job.id,
