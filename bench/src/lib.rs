@@ -1,10 +1,13 @@
 //! What the benchmark binaries share.
 
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use tokio::sync::mpsc;
 
 /// A freshly created database beside `DATABASE_URL`'s, with Backstop's migrations applied.
 #[derive(Debug)]
@@ -38,15 +41,88 @@ pub async fn fresh_database(
     Ok(BenchDatabase { admin, url, pool })
 }
 
-/// Starts `binary serve --database-url db_url` with `args` added, quiet (errors only).
-pub fn spawn_serve(binary: &str, db_url: &str, args: &[&str]) -> anyhow::Result<Child> {
-    Command::new(binary)
+/// The `backstop serve` command [`spawn_serve`] runs, for callers that want its output
+/// elsewhere (a log file, say).
+pub fn serve_command(binary: &str, db_url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(binary);
+    command
         .args(["serve", "--database-url", db_url])
         .args(args)
         .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| {
+        .stdout(Stdio::null());
+    command
+}
+
+/// Starts `binary serve --database-url db_url` with `args` added, quiet (errors only).
+pub fn spawn_serve(binary: &str, db_url: &str, args: &[&str]) -> anyhow::Result<Child> {
+    serve_command(binary, db_url, args).spawn().with_context(|| {
+        format!("start {binary} serve (build it with `cargo build --release -p backstop-server`)")
+    })
+}
+
+/// The path Slack's stand-in answers on (a webhook URL's shape).
+const SLACK_PATH: &str = "/services/T0/B0/bench";
+
+/// A stand-in for Slack: an HTTP server on a free loopback port that answers `ok` to every POST
+/// to its webhook, and passes on each request's arrival time and body, in order. Returns the
+/// webhook's URL (for `--slack-webhook`) and the arrivals.
+pub async fn slack_stand_in() -> anyhow::Result<(String, mpsc::UnboundedReceiver<(DateTime<Utc>, String)>)> {
+    let (arrivals, received) = mpsc::unbounded_channel::<(DateTime<Utc>, String)>();
+    let slack = axum::Router::new().route(
+        SLACK_PATH,
+        axum::routing::post(move |body: String| {
+            let arrivals = arrivals.clone();
+            async move {
+                let _ = arrivals.send((Utc::now(), body));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let webhook = format!("http://{}{SLACK_PATH}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, slack).await });
+    Ok((webhook, received))
+}
+
+/// Waits until a console has registered its webhook (it is serving alerts from then on).
+pub async fn wait_for_webhook(pool: &PgPool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let count: i64 =
+            sqlx::query_scalar("select count(*) from backstop.alert_webhooks").fetch_one(pool).await?;
+        if count > 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the console did not register its webhook within 60 s")
+}
+
+/// A `backstop serve` process, killed when dropped.
+#[derive(Debug)]
+pub struct Console(pub Child);
+
+impl Console {
+    /// Starts `backstop serve` with `webhook` as its Slack webhook, naming the environment
+    /// `environment` in every alert, its errors to `stderr`.
+    pub fn start(
+        binary: &str,
+        db_url: &str,
+        webhook: &str,
+        environment: &str,
+        stderr: Stdio,
+    ) -> anyhow::Result<Console> {
+        let args = ["--bind", "127.0.0.1:0", "--slack-webhook", webhook, "--environment", environment];
+        let child = serve_command(binary, db_url, &args).stderr(stderr).spawn().with_context(|| {
             format!("start {binary} serve (build it with `cargo build --release -p backstop-server`)")
-        })
+        })?;
+        Ok(Console(child))
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -242,8 +242,23 @@ pub(crate) async fn job_move_to_dead(
     .await
 }
 
-/// Hands claimed jobs back without running them (graceful shutdown): the claim's attempt is
-/// given back too.
+/// The jobs of `queue` locked by `worker_id`, as the database has them (the runtime compares
+/// them with the jobs it knows it holds).
+pub(crate) async fn job_locked_ids(
+    conn: &mut PgConnection,
+    queue: &str,
+    worker_id: &str,
+) -> sqlx::Result<Vec<i64>> {
+    // Served by `jobs_locked` (locked_by, locked_at): only this process's rows are read.
+    sqlx::query_scalar("select id from backstop.jobs where locked_by = $1 and queue = $2")
+        .bind(worker_id)
+        .bind(queue)
+        .fetch_all(conn)
+        .await
+}
+
+/// Hands claimed jobs back without running them (graceful shutdown), or jobs whose outcome
+/// was lost (see `job_locked_ids`): the claim's attempt is given back too.
 pub(crate) async fn job_release_unstarted(
     conn: &mut PgConnection,
     ids: &[i64],

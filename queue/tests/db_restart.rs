@@ -3,20 +3,14 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use backstop::NewJob;
 use common::{
-    Action, RunningRunner, Scripted, ScriptedWorker, count, pool, test_runner, wait_for, wait_for_count,
+    Action, RunningRunner, Scripted, ScriptedWorker, count, pg_ctl, pool, test_runner, wait_for,
+    wait_for_count,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-fn pg_ctl(args: &str) {
-    let ctl = std::env::var("BACKSTOP_PG_CTL").expect("set by `backstop with-postgres`");
-    let status = Command::new("sh").arg("-c").arg(format!("{ctl} {args}")).status().unwrap();
-    assert!(status.success(), "pg_ctl {args}");
-}
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn workers_survive_a_database_restart_without_losing_jobs(_: PgPoolOptions, opts: PgConnectOptions) {

@@ -186,3 +186,106 @@ async fn a_runner_records_its_own_heartbeat_timeout(_: PgPoolOptions, opts: PgCo
     runner.stop().await;
     assert_eq!(timeout, 300.0);
 }
+
+/// A lock the database says a live process holds, but which that process has no job for (its
+/// completion was lost in a database crash: `db_restart.rs` crashes a real server for it), is
+/// handed back by the process itself within a heartbeat interval, and the job runs again. No
+/// rescue would ever take it: the process is alive. The job it is running meanwhile stays
+/// its own.
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_lock_a_live_process_does_not_hold_is_handed_back(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    let gate = Gate::closed();
+    let runner = RunningRunner::start(
+        test_runner(&pool)
+            .worker_id("live")
+            .heartbeat(Duration::from_millis(100), Duration::from_secs(30))
+            .register(gate.clone()),
+    );
+    let running = backstop::enqueue(&pool, &Gated).await.unwrap().created().unwrap();
+    tokio::time::timeout(DEADLINE, gate.started.acquire())
+        .await
+        .expect("the first job starts")
+        .unwrap()
+        .forget();
+
+    // A job back in the table as the crash left it: locked by "live", attempt 1 used.
+    let orphan = backstop::enqueue(&pool, backstop::NewJob::new(&Gated).delay(Duration::from_secs(3600)))
+        .await
+        .unwrap()
+        .created()
+        .unwrap();
+    sqlx::query(
+        "update backstop.jobs set locked_by = 'live', locked_at = now(), attempts = 1, run_at = now() \
+         where id = $1",
+    )
+    .bind(orphan)
+    .execute(&pool)
+    .await
+    .unwrap();
+    tokio::time::timeout(DEADLINE, gate.started.acquire())
+        .await
+        .expect("the orphan runs again")
+        .unwrap()
+        .forget();
+
+    let job = |id| {
+        let pool = pool.clone();
+        async move { backstop::admin::job(&pool, id).await.unwrap().unwrap() }
+    };
+    let first = job(running).await;
+    assert_eq!((first.locked_by.as_deref(), first.attempts), (Some("live"), 1), "{first:?}");
+    let again = job(orphan).await;
+    assert_eq!(
+        (again.locked_by.as_deref(), again.attempts),
+        (Some("live"), 1),
+        "attempt given back: {again:?}"
+    );
+    gate.release.add_permits(10);
+    wait_for_count(&pool, "select count(*) from backstop.jobs", 0, DEADLINE).await;
+    runner.stop().await;
+}
+
+/// Jobs that die because their process stopped heartbeating are one problem, whichever process
+/// it was: one error group (one alert), not one per process. The process is in each attempt's
+/// history, not in the message that groups them.
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn deaths_by_rescue_from_different_processes_are_one_error_group(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    // Processes with ids of the default shape (host:pid:random), each killed holding two jobs
+    // on their last attempt: each id is seen twice, as the rescue of a real process's jobs is.
+    let mut jobs = Vec::new();
+    for owner in ["vm:31234:3462", "vm:31377:f822", "vm:4242:ede3"] {
+        let first = silent_owner(&pool, owner, 2.0, 60.0).await;
+        let second = backstop::enqueue(&pool, backstop::NewJob::new(&Gated).queue("elsewhere"))
+            .await
+            .unwrap()
+            .created()
+            .unwrap();
+        sqlx::query(
+            "update backstop.jobs set locked_by = $2, locked_at = now() - interval '60 seconds', \
+             attempts = 1, max_attempts = 1 where id = any($1)",
+        )
+        .bind([first, second])
+        .bind(owner)
+        .execute(&pool)
+        .await
+        .unwrap();
+        jobs.push(first);
+    }
+    let rescuer = RunningRunner::start(test_runner(&pool).worker_id("rescuer"));
+    wait_for_count(&pool, "select count(*) from backstop.dead_jobs", 6, DEADLINE).await;
+    rescuer.stop().await;
+    let groups: Vec<Option<i64>> = sqlx::query_scalar("select distinct group_id from backstop.dead_jobs")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(groups.len(), 1, "one group: {groups:?}");
+    let dead = backstop::admin::dead_job(&pool, jobs[0]).await.unwrap().unwrap();
+    let last = dead.errors.0.last().unwrap();
+    assert_eq!(last.worker, "vm:31234:3462", "the process is in the history: {last:?}");
+    assert!(last.error.contains("stopped heartbeating for over 2s"), "{last:?}");
+}

@@ -8,7 +8,7 @@
 //! clock). Samples are spaced a little over one second apart: alerts to one webhook are paced at
 //! one per second, and this measures delivery, not the pace. Run it through `./dev bench-alerts`.
 
-use std::process::Child;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -16,8 +16,6 @@ use backstop::{Job, JobContext, JobError, Runner, Worker};
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -62,23 +60,10 @@ async fn main() -> anyhow::Result<()> {
         backstop_bench::fresh_database("alert_bench", "bench-alerts", 8).await?;
 
     // Slack's stand-in: every request's arrival time and body, in order.
-    let (arrivals, mut received) = mpsc::unbounded_channel::<(DateTime<Utc>, String)>();
-    let slack = axum::Router::new().route(
-        "/services/T0/B0/bench",
-        axum::routing::post(move |body: String| {
-            let arrivals = arrivals.clone();
-            async move {
-                let _ = arrivals.send((Utc::now(), body));
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let webhook = format!("http://{}/services/T0/B0/bench", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, slack).await });
-
-    let _console = Console::start(&args.backstop, &db_url, &webhook)?;
-    wait_for_webhook(&pool).await?;
+    let (webhook, mut received) = backstop_bench::slack_stand_in().await?;
+    let _console =
+        backstop_bench::Console::start(&args.backstop, &db_url, &webhook, "bench", Stdio::inherit())?;
+    backstop_bench::wait_for_webhook(&pool).await?;
 
     let shutdown = CancellationToken::new();
     let runner = Runner::builder(pool.clone()).queue("bench", 4).register(Dies).build()?;
@@ -135,36 +120,5 @@ fn letters(mut i: usize) -> String {
         if i == 0 {
             return word;
         }
-    }
-}
-
-/// Waits until the console has registered its webhook (it is serving alerts from then on).
-async fn wait_for_webhook(pool: &PgPool) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let count: i64 =
-            sqlx::query_scalar("select count(*) from backstop.alert_webhooks").fetch_one(pool).await?;
-        if count > 0 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("the console did not register its webhook within 60 s")
-}
-
-/// `backstop serve` with the Slack stand-in as its webhook, stopped when dropped.
-struct Console(Child);
-
-impl Console {
-    fn start(binary: &str, db_url: &str, webhook: &str) -> anyhow::Result<Console> {
-        let args = ["--bind", "127.0.0.1:0", "--slack-webhook", webhook, "--environment", "bench"];
-        Ok(Console(backstop_bench::spawn_serve(binary, db_url, &args)?))
-    }
-}
-
-impl Drop for Console {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }

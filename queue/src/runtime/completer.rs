@@ -11,7 +11,8 @@ use crate::sql;
 const MAX_BATCH: usize = 2_000;
 
 /// How many times a batch is retried when the database is unreachable. After that the jobs
-/// stay locked by this worker and are taken back by the heartbeat rescue (at-least-once).
+/// stay locked by this worker, which forgets them: its fetchers then find the locks it does
+/// not hold and hand the jobs back to run again (at-least-once; see `held`).
 const MAX_TRIES: u32 = 50;
 
 pub(super) async fn run(shared: Arc<Shared>, mut completed: mpsc::UnboundedReceiver<i64>) {
@@ -34,6 +35,9 @@ pub(super) async fn run(shared: Arc<Shared>, mut completed: mpsc::UnboundedRecei
             };
             match result {
                 Ok(()) => break,
+                Err(e) if attempt == MAX_TRIES => {
+                    tracing::error!(jobs = batch.len(), error = %e, "could not record completed jobs; they will run again");
+                }
                 Err(e) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(jobs = batch.len(), attempt, error = %e, "recording completed jobs failed; retrying");
@@ -41,6 +45,6 @@ pub(super) async fn run(shared: Arc<Shared>, mut completed: mpsc::UnboundedRecei
                 }
             }
         }
-        batch.clear();
+        shared.held.remove(batch.drain(..));
     }
 }

@@ -95,9 +95,11 @@ async fn execute(shared: &Shared, job: &ClaimedJob, shutdown: &CancellationToken
     let Some(handler) = shared.registry.get(job.kind.as_str()) else {
         // Maybe a newer deploy knows this kind: retry with backoff; dead-letter if it never
         // shows up. Never drop the job.
+        // The process is in the attempt's history, not in the message, which groups the deaths
+        // of every process into one error group.
         return Err(JobError::retry(format!(
-            "unknown job kind `{}`: no worker is registered for it in worker {}",
-            job.kind, shared.config.worker_id
+            "unknown job kind `{}`: no worker is registered for it in the worker process that took it",
+            job.kind
         )));
     };
     let ctx = JobContext {
@@ -144,7 +146,10 @@ async fn record(shared: &Shared, job: &ClaimedJob, error: &JobError) {
     let mut backoff = ErrorBackoff::default();
     for attempt in 1..=MAX_RECORD_TRIES {
         match record_or_hand_back(&shared.pool, &failure).await {
-            Ok(recorded) => return log_recorded(&recorded, error),
+            Ok(recorded) => {
+                shared.held.remove([job.id]);
+                return log_recorded(&recorded, error);
+            }
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %e, attempt, "recording a job failure failed; retrying");

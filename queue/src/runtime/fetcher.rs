@@ -1,4 +1,6 @@
-//! One per queue: claims batches of runnable jobs into the queue's local buffer.
+//! One per queue: claims batches of runnable jobs into the queue's local buffer, and once a
+//! heartbeat interval hands back the jobs of its queue that the database says this process
+//! holds and it does not (see `held`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,7 +21,15 @@ pub(super) async fn run(
     shutdown: CancellationToken,
 ) {
     let mut backoff = ErrorBackoff::default();
+    let mut next_check = tokio::time::Instant::now() + shared.config.heartbeat_interval;
     loop {
+        if tokio::time::Instant::now() >= next_check {
+            // Between claims: nothing claimed for this queue is on its way to the held set.
+            if let Err(e) = hand_back_orphans(&shared, &queue).await {
+                tracing::warn!(queue, error = %e, "checking this process's locks failed");
+            }
+            next_check = tokio::time::Instant::now() + shared.config.heartbeat_interval;
+        }
         let target = buffer.target();
         let buffered = buffer.max - tx.capacity();
         let want = target.saturating_sub(buffered).min(shared.config.claim_batch);
@@ -28,6 +38,7 @@ pub(super) async fn run(
             // claim never waits on executors and executors rarely wait on a claim.
             tokio::select! {
                 _ = buffer.low.notified() => continue,
+                _ = tokio::time::sleep_until(next_check) => continue,
                 _ = shutdown.cancelled() => return,
             }
         }
@@ -42,6 +53,7 @@ pub(super) async fn run(
         let jobs = match claimed {
             Ok(jobs) => {
                 backoff.reset();
+                shared.held.add(jobs.iter().map(|job| job.id));
                 jobs
             }
             Err(e) => {
@@ -71,4 +83,27 @@ pub(super) async fn run(
             }
         }
     }
+}
+
+/// Hands back the jobs of `queue` locked by this process that it does not hold: their outcome
+/// was written, then lost (a database crash takes the last moments of asynchronous commits),
+/// or never written (the completer gave up). They run again, their attempt given back, as a
+/// job whose claim was lost does. Returns how many.
+async fn hand_back_orphans(shared: &Shared, queue: &str) -> sqlx::Result<u64> {
+    // The snapshot comes first: a job that leaves the set after it has had its outcome written,
+    // so the database cannot show it locked unless that outcome was lost.
+    let held = shared.held.snapshot();
+    let mut conn = shared.ack_pool.acquire().await?;
+    let mut orphans = sql::job_locked_ids(&mut conn, queue, &shared.config.worker_id).await?;
+    orphans.retain(|id| !held.contains(id));
+    if orphans.is_empty() {
+        return Ok(0);
+    }
+    let released = sql::job_release_unstarted(&mut conn, &orphans, &shared.config.worker_id).await?;
+    tracing::warn!(
+        queue,
+        released,
+        "jobs locked by this process that it no longer held (an acknowledgement lost, as in a database crash) were handed back to run again"
+    );
+    Ok(released)
 }

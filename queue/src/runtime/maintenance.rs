@@ -52,7 +52,10 @@ pub(super) async fn record_unrecorded(shared: &Shared) {
     let pending: Vec<Failure> = std::mem::take(&mut *shared.unrecorded.lock().expect("unrecorded lock"));
     for failure in pending {
         match record_or_hand_back(&shared.pool, &failure).await {
-            Ok(recorded) => super::executor::log_recorded(&recorded, &failure.message),
+            Ok(recorded) => {
+                shared.held.remove([failure.job_id]);
+                super::executor::log_recorded(&recorded, &failure.message);
+            }
             Err(e) => {
                 tracing::warn!(job_id = failure.job_id, error = %e, "still cannot record a job failure");
                 shared.unrecorded.lock().expect("unrecorded lock").push(failure);
@@ -74,9 +77,11 @@ pub(crate) async fn rescue_stale_jobs(
     let stale = sql::job_find_stale(&mut tx, timeout.as_secs_f64(), now).await?;
     for job in &stale {
         let owner_timeout = Duration::try_from_secs_f64(job.timeout_secs).unwrap_or(timeout);
+        // Which process it was is in the attempt's history (`worker`), not in the message: the
+        // message groups the deaths of every process into one error group (one alert).
         let message = format!(
-            "worker {} stopped heartbeating for over {owner_timeout:?} during attempt {} (crashed, killed, or lost its database connection)",
-            job.locked_by, job.attempts
+            "the worker process running it stopped heartbeating for over {owner_timeout:?} during attempt {} (crashed, killed, or lost its database connection)",
+            job.attempts
         );
         let failure = Failure {
             job_id: job.id,
@@ -142,8 +147,11 @@ pub(super) async fn hand_back_interrupted(shared: &Shared) {
             decision: Decision::Retry,
             backoff_until: Utc::now(),
         };
-        if let Err(e) = record_or_hand_back(&shared.pool, &failure).await {
-            tracing::warn!(job_id = id, error = %e, "could not hand back an interrupted job; the heartbeat rescue will");
+        match record_or_hand_back(&shared.pool, &failure).await {
+            Ok(_) => shared.held.remove([id]),
+            Err(e) => {
+                tracing::warn!(job_id = id, error = %e, "could not hand back an interrupted job; the heartbeat rescue will")
+            }
         }
     }
 }
@@ -166,7 +174,10 @@ pub(super) async fn release_buffered(shared: &Shared, buffers: Vec<Arc<Buffer>>)
         Err(e) => Err(e),
     };
     match result {
-        Ok(released) => tracing::info!(released, "handed back jobs claimed but not started"),
+        Ok(released) => {
+            shared.held.remove(ids);
+            tracing::info!(released, "handed back jobs claimed but not started");
+        }
         Err(e) => {
             tracing::warn!(error = %e, jobs = ids.len(), "could not hand back buffered jobs; the heartbeat rescue will")
         }

@@ -10,6 +10,7 @@ mod completer;
 mod executor;
 mod failure;
 mod fetcher;
+mod held;
 mod listener;
 mod maintenance;
 mod registry;
@@ -208,6 +209,7 @@ impl RunnerBuilder {
                 config: self.config,
                 in_flight: Mutex::new(HashMap::new()),
                 unrecorded: Mutex::new(Vec::new()),
+                held: held::Held::default(),
             }),
             queues: self.queues,
             cron: self.cron,
@@ -255,6 +257,9 @@ pub(crate) struct Shared {
     /// Failures that could not be recorded because the database was unreachable: their jobs
     /// are still locked by this process, so the heartbeat keeps trying to record them.
     pub unrecorded: Mutex<Vec<Failure>>,
+    /// Jobs claimed and their outcome not yet written: what the fetchers compare the
+    /// database's locks with, to find locks a database crash brought back (see `held`).
+    pub held: held::Held,
 }
 
 impl Runner {

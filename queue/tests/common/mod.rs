@@ -67,6 +67,14 @@ pub async fn wait_for_count(pool: &PgPool, sql: &str, expected: i64, deadline: D
     }
 }
 
+/// Runs `pg_ctl ARGS` on the private test cluster (`BACKSTOP_PG_CTL`, set by `backstop
+/// with-postgres`). Only the tests that restart the server use it, each alone in its binary.
+pub fn pg_ctl(args: &str) {
+    let ctl = std::env::var("BACKSTOP_PG_CTL").expect("set by `backstop with-postgres`");
+    let status = std::process::Command::new("sh").arg("-c").arg(format!("{ctl} {args}")).status().unwrap();
+    assert!(status.success(), "pg_ctl {args}");
+}
+
 /// A runner started in the background; `stop` shuts it down gracefully and waits.
 pub struct RunningRunner {
     pub shutdown: CancellationToken,

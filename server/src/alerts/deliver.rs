@@ -5,8 +5,10 @@
 //! refusal of the webhook itself (see [`SlackAnswer::read`]) marks it broken and stops.
 //!
 //! Exactly one process runs each alert job (the queue claims with `FOR UPDATE SKIP LOCKED`),
-//! so two consoles never send the same alert; only a process dying between Slack's 200 and
-//! the job's completion repeats one (at-least-once, like every job).
+//! so two consoles never send the same alert. A delivery is recorded with an idempotency key
+//! for the alert job, so a job that runs again after Slack had it (its completion lost in a
+//! database crash, or its console killed before completing it) sends nothing; only a process
+//! dying between Slack's 200 and that record repeats an alert (at-least-once, like every job).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -136,7 +138,15 @@ fn retry_on_db(e: impl std::fmt::Display) -> JobError {
 impl Worker for SlackAlertWorker {
     type Job = SlackAlert;
 
-    async fn work(&self, alert: SlackAlert, _ctx: JobContext) -> Result<(), JobError> {
+    async fn work(&self, alert: SlackAlert, ctx: JobContext) -> Result<(), JobError> {
+        let sent_key = sent_key(ctx.id);
+        if already_sent(&self.pool, &sent_key).await.map_err(retry_on_db)? {
+            tracing::info!(
+                alert_job = ctx.id,
+                "alert already delivered (the job ran again); not sending it twice"
+            );
+            return Ok(());
+        }
         let Some(url) = self.webhooks.get(&alert.webhook) else {
             // Another console may have it (consoles should share one list, but may not while
             // a change rolls out): back to the queue, where its backoff gives that one a turn.
@@ -171,7 +181,7 @@ impl Worker for SlackAlertWorker {
             };
             match SlackAnswer::read(response).await {
                 SlackAnswer::Delivered => {
-                    self.record_sent(&alert, message.get("blocks").is_none()).await;
+                    self.record_sent(&alert, &sent_key, message.get("blocks").is_none()).await;
                     return Ok(());
                 }
                 SlackAnswer::RateLimited(wait) => return Err(self.rate_limited(&alert.webhook, wait).await),
@@ -195,6 +205,19 @@ impl Worker for SlackAlertWorker {
             }
         }
     }
+}
+
+/// The idempotency key recording that alert job `id` was delivered.
+fn sent_key(id: backstop::JobId) -> String {
+    format!("backstop.slack_alert:{id}")
+}
+
+/// Whether the alert job with this sent key was delivered already.
+async fn already_sent(pool: &PgPool, sent_key: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select exists (select 1 from backstop.idempotency_keys where key = $1)")
+        .bind(sent_key)
+        .fetch_one(pool)
+        .await
 }
 
 /// What a Slack webhook's answer means.
@@ -370,11 +393,13 @@ impl SlackAlertWorker {
         Ok(())
     }
 
-    /// Counts the delivery and writes it to the audit log. Slack has the message: a failure
-    /// here is logged, never retried (that would send it twice).
-    async fn record_sent(&self, alert: &SlackAlert, plain_text: bool) {
+    /// Counts the delivery, writes it to the audit log and claims the alert job's sent key, in
+    /// one transaction. Slack has the message: a failure here is logged, never retried (that
+    /// would send it twice).
+    async fn record_sent(&self, alert: &SlackAlert, sent_key: &str, plain_text: bool) {
         let result = async {
             let mut tx = self.pool.begin().await?;
+            backstop::claim_idempotency_key(&mut *tx, sent_key).await?;
             let label: String = sqlx::query_scalar(
                 "update backstop.alert_webhooks set sent = sent + 1, last_sent_at = now() where id = $1 returning label",
             )

@@ -17,6 +17,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 
+use super::deliver::SlackAlert;
 use super::digest::enqueue_digests;
 use super::*;
 use crate::test_support::eventually;
@@ -518,5 +519,51 @@ async fn a_digest_of_thousands_of_groups_is_one_small_message(_: PgPoolOptions, 
     assert!(message.contains(&format!("{deaths} more dead jobs in 8000 known groups")), "{message}");
     let all = received[0].body.to_string();
     assert!(all.contains("other groups"), "the unlisted groups are counted: {all}");
+    h.stop().await;
+}
+
+/// An alert job that runs again after Slack had its message (its completion lost in a database
+/// crash, which the runner answers by running the job again) sends nothing the second time.
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn an_alert_job_that_runs_again_after_its_delivery_sends_nothing(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    // No console runner: the test runs the alert job itself, twice, as the crash would.
+    let h = Harness::start(opts, vec![], 0).await;
+    h.kill_card("card 4242 declined").await;
+    h.wait_count("select count(*) from backstop.jobs where queue = 'backstop'", 1, Duration::from_secs(30))
+        .await;
+    let (id, payload): (i64, Value) =
+        sqlx::query_as("select id, payload from backstop.jobs where queue = 'backstop'")
+            .fetch_one(&h.pool)
+            .await
+            .unwrap();
+    let alert: SlackAlert = serde_json::from_value(payload).unwrap();
+    let worker = SlackAlertWorker {
+        pool: h.pool.clone(),
+        client: http_client().unwrap(),
+        webhooks: Arc::clone(&h.webhooks),
+        messages: MessageContext {
+            environment: "test".into(),
+            public_url: PUBLIC_URL.into(),
+            redact: RedactKeys::new(&[] as &[String]),
+        },
+        pace: Pace { per_second: 200.0, burst: 200.0 },
+    };
+    let attempt = |attempt| JobContext {
+        id,
+        kind: triage::ALERT_KIND.into(),
+        queue: triage::ALERT_QUEUE.into(),
+        attempt,
+        max_attempts: 12,
+        worker_id: "console".into(),
+        pool: h.pool.clone(),
+        shutdown: CancellationToken::new(),
+    };
+    worker.work(alert.clone(), attempt(1)).await.unwrap();
+    worker.work(alert, attempt(2)).await.unwrap();
+    assert_eq!(h.recorder.received().len(), 1, "delivered once");
+    assert_eq!(h.count("select sent from backstop.alert_webhooks").await, 1);
     h.stop().await;
 }
