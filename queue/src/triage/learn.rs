@@ -170,28 +170,6 @@ async fn locked_bucket_templates(
     Ok(rows.into_iter().map(learned).collect())
 }
 
-/// The same, for a caller that holds the bucket's lock already.
-async fn bucket_templates(
-    conn: &mut PgConnection,
-    source: &str,
-    kind: &str,
-    length: i32,
-) -> sqlx::Result<Vec<(Learned, Option<i64>)>> {
-    let rows: Vec<TemplateRow> = sqlx::query_as(
-        "select id, template, template_fixed, total, merged_into from backstop.error_groups
-         where source = $1 and kind = $2 and cardinality(template) = $3 and template is not null
-         order by last_seen desc
-         limit $4",
-    )
-    .bind(source)
-    .bind(kind)
-    .bind(length)
-    .bind(MAX_CANDIDATES as i64)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(learned).collect())
-}
-
 fn learned((id, tokens, fixed, seen, alias_of): TemplateRow) -> (Learned, Option<i64>) {
     (Learned { id, template: Template { tokens, fixed: fixed as u64 }, seen }, alias_of)
 }
@@ -360,7 +338,8 @@ pub async fn regroup(
             if still_old.is_none() {
                 continue; // regrouped meanwhile, by another run or an arrival
             }
-            let learned: Vec<Learned> = bucket_templates(&mut tx, source, kind, length)
+            // The lock is held already; taking it again in the same transaction only stacks it.
+            let learned: Vec<Learned> = locked_bucket_templates(&mut tx, source, kind, length)
                 .await?
                 .into_iter()
                 .filter(|(_, alias_of)| alias_of.is_none())
