@@ -16,6 +16,7 @@ pub use crate::sql::StatsRow;
 
 mod audit;
 mod bulk;
+mod health;
 mod search;
 
 pub use audit::{AuditEntry, AuditFilter, BulkAudit, audit_log, record_action};
@@ -23,6 +24,10 @@ pub(crate) use bulk::close as close_bulk_audit;
 pub use bulk::{
     BulkOutcome, BulkStep, DeadAction, LiveAction, act_on_dead_jobs, act_on_dead_matching,
     act_on_dead_matching_step, act_on_jobs, act_on_jobs_matching, act_on_jobs_matching_step,
+};
+pub use health::{
+    HealthAlert, QueueHealth, WAITING_COUNT_CAP, health_alert_announce, health_alert_clear,
+    health_alert_seen, health_alerts, queue_health,
 };
 pub use search::{
     EXACT_COUNT_LIMIT, JobSearch, QueueCounts, WorkerProcess, count_dead_jobs, count_jobs, queue_counts,

@@ -739,11 +739,15 @@ pub(crate) async fn job_stats_since<'e, E: PgExecutor<'e>>(
 
 // Declared after the column macros above, which they use.
 mod audit;
+mod health;
 mod migrations;
 mod search;
 
 pub(crate) use audit::{
     audit_add_page, audit_in_progress, audit_insert, audit_insert_in_progress, audit_list,
+};
+pub(crate) use health::{
+    health_alert_announce, health_alert_clear, health_alert_list, health_alert_seen, queue_health,
 };
 pub(crate) use migrations::{
     MIGRATION_HISTORY, migration_history_legacy_table, migration_history_legacy_versions,

@@ -1,0 +1,125 @@
+//! Queue health for alerting: a reading of every queue ([`queue_health`]) and the rows that
+//! record which problems are open ([`HealthAlert`]), so that an alert and its all-clear are
+//! each sent once however many processes check.
+//!
+//! The reading never scans the jobs table: the oldest ready job per queue comes from the claim
+//! index (one entry per queue and priority), the waiting count stops at a cap, and deaths come
+//! from the per-minute counters (`backstop.job_stats`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{Acquire, PgExecutor, Postgres};
+
+use crate::{Result, sql};
+
+/// [`QueueHealth::waiting`] counts up to this many jobs.
+pub const WAITING_COUNT_CAP: i64 = 10_000;
+
+/// One queue as a health check sees it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct QueueHealth {
+    /// The queue.
+    pub queue: String,
+    /// When the job that has waited longest became ready to run (its `run_at`, for a retry the
+    /// time its backoff ended); `None` if nothing is ready and unclaimed.
+    pub oldest_waiting: Option<DateTime<Utc>>,
+    /// Jobs ready and unclaimed, counted up to [`WAITING_COUNT_CAP`].
+    pub waiting: i64,
+    /// Worker processes serving the queue, seen alive in the last minute (or their own
+    /// heartbeat timeout, if longer).
+    pub workers: i64,
+    /// An operator paused it: its jobs wait on purpose.
+    pub paused: bool,
+    /// Jobs moved to the dead-letter table in the window the reading was asked for.
+    pub dead_recent: i64,
+    /// The usual number of deaths in a window that long: the average over the 24 hours before
+    /// it (or as much of them as the counters cover).
+    pub dead_usual: f64,
+    /// The database's clock when it read this.
+    pub checked_at: DateTime<Utc>,
+}
+
+impl QueueHealth {
+    /// How long its oldest ready job has waited, at the time of the reading.
+    pub fn oldest_wait(&self) -> Option<Duration> {
+        let oldest = self.oldest_waiting?;
+        Some((self.checked_at - oldest).to_std().unwrap_or_default())
+    }
+}
+
+/// Every queue that has unclaimed jobs, live workers, deaths in the last day, or an open
+/// [`HealthAlert`], with deaths counted over the last `dead_window`.
+///
+/// ```no_run
+/// # async fn example(pool: sqlx::PgPool) -> Result<(), backstop::Error> {
+/// use std::time::Duration;
+///
+/// for queue in backstop::admin::queue_health(&pool, Duration::from_secs(600)).await? {
+///     if queue.waiting > 0 && queue.workers == 0 && !queue.paused {
+///         println!("{}: {} jobs wait and nothing serves it", queue.queue, queue.waiting);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn queue_health<'c, A: Acquire<'c, Database = Postgres>>(
+    conn: A,
+    dead_window: Duration,
+) -> Result<Vec<QueueHealth>> {
+    let window = dead_window.as_secs_f64().max(60.0);
+    Ok(sql::queue_health(conn, window, WAITING_COUNT_CAP).await?)
+}
+
+/// A problem a queue has, from the check that first saw it until one sees it gone.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct HealthAlert {
+    /// The queue.
+    pub queue: String,
+    /// What is wrong: `falling_behind`, `no_workers` or `dead_spike`.
+    pub problem: String,
+    /// The first check that saw it.
+    pub seen_at: DateTime<Utc>,
+    /// When it was announced; `None` while it has not lasted long enough to be.
+    pub alerted_at: Option<DateTime<Utc>>,
+    /// What the check measured when it announced it.
+    pub detail: Json<Value>,
+}
+
+/// The open problems, by queue.
+pub async fn health_alerts<'e, E: PgExecutor<'e>>(executor: E) -> Result<Vec<HealthAlert>> {
+    Ok(sql::health_alert_list(executor).await?)
+}
+
+/// Records that a check sees `problem` on `queue` and returns its row, new or from an earlier
+/// check. The row stays locked until the caller's transaction ends, so concurrent checks of
+/// the same problem take turns.
+pub async fn health_alert_seen<'e, E: PgExecutor<'e>>(
+    executor: E,
+    queue: &str,
+    problem: &str,
+) -> Result<HealthAlert> {
+    Ok(sql::health_alert_seen(executor, queue, problem).await?)
+}
+
+/// Marks an open problem announced, with what was measured. `true` for the one caller that
+/// should send the alert; `false` if it had been announced already.
+pub async fn health_alert_announce<'e, E: PgExecutor<'e>>(
+    executor: E,
+    queue: &str,
+    problem: &str,
+    detail: &Value,
+) -> Result<bool> {
+    Ok(sql::health_alert_announce(executor, queue, problem, detail).await?)
+}
+
+/// Closes a problem. The row, for the one caller that closed it (it sends the all-clear if the
+/// problem had been announced); `None` if it was not open.
+pub async fn health_alert_clear<'e, E: PgExecutor<'e>>(
+    executor: E,
+    queue: &str,
+    problem: &str,
+) -> Result<Option<HealthAlert>> {
+    Ok(sql::health_alert_clear(executor, queue, problem).await?)
+}
