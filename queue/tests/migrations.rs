@@ -247,10 +247,10 @@ async fn migrations_apply_revert_to_zero_and_apply_again(_: PgPoolOptions, opts:
     let tables = "select count(*) from information_schema.tables \
                   where table_schema = 'backstop' and table_name <> '_sqlx_migrations'";
     backstop::MIGRATOR.run(&pool).await.unwrap();
-    assert_eq!(count(&pool, tables).await, 14);
+    assert_eq!(count(&pool, tables).await, 15);
     // Back to the first migration: the audit log, error groups, their arrivals, the alert
-    // webhooks and the other sources' watermarks, groups and seen failures go; the queue's
-    // tables stay.
+    // webhooks, the open queue-health problems and the other sources' watermarks, groups and
+    // seen failures go; the queue's tables stay.
     backstop::MIGRATOR.undo(&pool, 20261124000001).await.unwrap();
     assert_eq!(count(&pool, tables).await, 7);
     backstop::MIGRATOR.undo(&pool, 0).await.unwrap();
@@ -261,7 +261,7 @@ async fn migrations_apply_revert_to_zero_and_apply_again(_: PgPoolOptions, opts:
         "the schema keeps an empty history"
     );
     backstop::MIGRATOR.run(&pool).await.unwrap();
-    assert_eq!(count(&pool, tables).await, 14);
+    assert_eq!(count(&pool, tables).await, 15);
     assert_eq!(history(&pool, BACKSTOP_HISTORY).await, up_versions(&backstop::MIGRATOR));
 }
 

@@ -24,22 +24,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use super::health::QueueHealthAlert;
 use super::message::{AlertJob, DigestLine, DigestRest, MessageContext, Reason, clip};
 use super::webhook;
 
 /// An alert job's payload. Group alerts come from `backstop.record_error_arrival` (SQL),
-/// digests from the digest job, tests from the console.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// digests from the digest job, queue-health alerts from the health check, tests from the
+/// console.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SlackAlert {
     /// Which webhook (its id in `backstop.alert_webhooks`).
     pub webhook: String,
-    /// `new`, `reopened`, `unignored`, `digest` or `test`.
+    /// `new`, `reopened`, `unignored`, `digest`, `queue_unhealthy`, `queue_healthy` or `test`.
     pub reason: String,
     #[serde(default)]
     pub group_id: Option<i64>,
     #[serde(default)]
     pub job_id: Option<i64>,
-    /// For a digest: the groups and their arrivals since `since`.
+    /// For a digest: the groups and their arrivals since `since`. For a queue-health alert:
+    /// the problem, first seen at `since`.
     #[serde(default)]
     pub groups: Vec<DigestEntry>,
     #[serde(default)]
@@ -56,6 +59,9 @@ pub struct SlackAlert {
     pub more_groups: i64,
     #[serde(default)]
     pub more_deaths: i64,
+    /// For a queue-health alert or all-clear: the queue, the problem and what was measured.
+    #[serde(default)]
+    pub queue_health: Option<QueueHealthAlert>,
 }
 
 /// An alert sent this long after its death says so: it waited for a console (none ran), or
@@ -303,6 +309,18 @@ impl SlackAlertWorker {
     async fn message(&self, alert: &SlackAlert) -> Result<Option<Value>, JobError> {
         if alert.reason == "test" {
             return Ok(Some(self.messages.test_alert(alert.requested_by.as_deref().unwrap_or("someone"))));
+        }
+        if let Some(health) = &alert.queue_health {
+            let healthy = match alert.reason.as_str() {
+                "queue_unhealthy" => false,
+                "queue_healthy" => true,
+                other => return Err(JobError::fail_now(format!("unknown queue-health reason {other:?}"))),
+            };
+            let since = alert.since.unwrap_or_else(Utc::now);
+            return match self.messages.queue_health(health, healthy, since) {
+                Some(message) => Ok(Some(message)),
+                None => Err(JobError::fail_now(format!("unknown queue problem {:?}", health.problem))),
+            };
         }
         if alert.reason == "digest" {
             let mut lines = Vec::with_capacity(alert.groups.len());

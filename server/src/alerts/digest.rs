@@ -84,6 +84,7 @@ pub async fn enqueue_digests(pool: &PgPool, since: chrono::DateTime<Utc>) -> Res
                 at: None,
                 more_groups: unlisted.len() as i64,
                 more_deaths: unlisted.iter().map(|entry| entry.count).sum(),
+                queue_health: None,
             };
             alerts.push(NewJob::new(&alert));
         }

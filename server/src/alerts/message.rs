@@ -7,6 +7,8 @@ use backstop::triage::ErrorGroup;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::health::{Problem, QueueHealthAlert};
+
 /// Slack's limits (api.slack.com/reference/block-kit): section text, header text, a field,
 /// blocks per message.
 const SECTION_CHARS: usize = 3_000;
@@ -189,6 +191,85 @@ impl MessageContext {
         json!({"text": clip(&format!("{}. {triage}", escape(&headline)), SECTION_CHARS), "blocks": blocks})
     }
 
+    /// A queue-health alert (`healthy: false`) or its all-clear, from what the check measured.
+    /// `None` for a problem this build does not know (an alert job from a newer console).
+    pub fn queue_health(
+        &self,
+        alert: &QueueHealthAlert,
+        healthy: bool,
+        since: DateTime<Utc>,
+    ) -> Option<Value> {
+        let env = &self.environment;
+        // Clipped so that a queue name of any length leaves room for the facts.
+        let queue = &clip(&alert.queue, 100);
+        let number = |name: &str| alert.detail.get(name).and_then(Value::as_i64).unwrap_or(0);
+        let waiting = match (number("waiting"), alert.detail.get("waiting_capped").and_then(Value::as_bool)) {
+            (n, Some(true)) => format!("{}+", thousands(n)),
+            (n, _) => thousands(n),
+        };
+        let workers = number("workers");
+        let workers = format!("{workers} worker{} on the queue", if workers == 1 { "" } else { "s" });
+        let oldest = human_duration(number("oldest_wait_secs"));
+        let window = human_duration(number("window_secs"));
+        let problem = Problem::parse(&alert.problem)?;
+        let (headline, facts, link) = match (problem, healthy) {
+            (Problem::FallingBehind, false) => (
+                format!("[{env}] Queue {queue} is falling behind"),
+                format!("Its oldest ready job has waited {oldest}; {waiting} jobs wait, with {workers}."),
+                self.queue_link(queue, false),
+            ),
+            (Problem::NoWorkers, false) => (
+                format!("[{env}] No worker serves queue {queue}"),
+                format!(
+                    "{waiting} jobs wait and no live worker has served the queue since {}. The oldest has waited {oldest}.",
+                    slack_time(since)
+                ),
+                self.queue_link(queue, false),
+            ),
+            (Problem::DeadSpike, false) => {
+                let usual = alert.detail.get("dead_usual").and_then(Value::as_f64).unwrap_or(0.0);
+                (
+                    format!("[{env}] Dead letters spiking in queue {queue}"),
+                    format!(
+                        "{} jobs died in the last {window}; usually {usual} in that time.",
+                        thousands(number("dead_recent"))
+                    ),
+                    self.queue_link(queue, true),
+                )
+            }
+            (problem, true) => {
+                let lasted = human_duration(number("lasted_secs"));
+                let what = match problem {
+                    Problem::FallingBehind => "keeping up again",
+                    Problem::NoWorkers => "served by a worker again",
+                    Problem::DeadSpike => "back to its usual dead letters",
+                };
+                (
+                    format!("[{env}] Resolved: queue {queue} is {what}"),
+                    format!("After {lasted}. Now {waiting} jobs wait, with {workers}."),
+                    self.queue_link(queue, problem == Problem::DeadSpike),
+                )
+            }
+        };
+        // `facts` holds numbers and Slack's date markup only; the queue name (anything at all)
+        // is in the headline, escaped for mrkdwn, and plain text in the header block.
+        let text = clip(&format!("{}: {facts} {link}", escape(&headline)), SECTION_CHARS);
+        Some(json!({
+            "text": text,
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": clip(&headline, HEADER_CHARS)}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": clip(&facts, SECTION_CHARS)}},
+                open_button(&link, if problem == Problem::DeadSpike { "Open dead letters in Backstop" } else { "Open queue in Backstop" }),
+            ]
+        }))
+    }
+
+    /// The queue's waiting jobs, or its dead letters.
+    fn queue_link(&self, queue: &str, dead: bool) -> String {
+        let page = if dead { "dead-letters" } else { "jobs" };
+        format!("{}/{page}?queue={}", self.public_url, app::urlencode(queue))
+    }
+
     /// The console's "send test alert": proves the webhook and the links work.
     pub fn test_alert(&self, requested_by: &str) -> Value {
         let text = format!(
@@ -235,6 +316,32 @@ pub fn clip(text: &str, max: usize) -> String {
     match text.char_indices().nth(max.saturating_sub(1)) {
         Some((cut, _)) if text.chars().count() > max => format!("{}…", &text[..cut]),
         _ => text.to_owned(),
+    }
+}
+
+/// `12,345`.
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// `45 s`, `12 min`, `3 h 5 min`, `2 days`.
+fn human_duration(secs: i64) -> String {
+    match secs.max(0) {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3_600 => format!("{} min", s / 60),
+        s if s < 48 * 3_600 => match (s / 3_600, s % 3_600 / 60) {
+            (h, 0) => format!("{h} h"),
+            (h, m) => format!("{h} h {m} min"),
+        },
+        s => format!("{} days", s / 86_400),
     }
 }
 
@@ -362,6 +469,42 @@ mod tests {
             }
         }
         assert!(alert.contains("password=[redacted]"), "what was masked stays readable: {alert}");
+    }
+
+    #[test]
+    fn queue_health_messages_fit_slack_whatever_the_queue_is_called() {
+        let queue = format!("<!channel> *{}* ```", "q".repeat(10_000));
+        let alert = |problem: &str| QueueHealthAlert {
+            queue: queue.clone(),
+            problem: problem.into(),
+            detail: json!({"waiting": 12_345_678, "waiting_capped": false, "oldest_wait_secs": 7_500,
+                           "workers": 1, "dead_recent": 50, "dead_usual": 2.5, "window_secs": 600,
+                           "lasted_secs": 200_000}),
+        };
+        for problem in ["falling_behind", "no_workers", "dead_spike"] {
+            for healthy in [false, true] {
+                let message = context().queue_health(&alert(problem), healthy, Utc::now()).unwrap();
+                for (text, limit) in texts_with_limits(&message) {
+                    assert!(text.chars().count() <= limit, "{problem}: {} > {limit}", text.chars().count());
+                }
+                let text = message["text"].as_str().unwrap();
+                assert!(!text.contains("<!channel>"), "no mention from a queue name: {text}");
+            }
+        }
+        let behind = context().queue_health(&alert("falling_behind"), false, Utc::now()).unwrap();
+        assert!(
+            behind["text"]
+                .as_str()
+                .unwrap()
+                .contains("waited 2 h 5 min; 12,345,678 jobs wait, with 1 worker")
+        );
+        let over = context().queue_health(&alert("dead_spike"), true, Utc::now()).unwrap();
+        assert!(over["text"].as_str().unwrap().contains("back to its usual dead letters: After 2 days."));
+        assert_eq!(
+            context().queue_health(&alert("on_fire"), false, Utc::now()),
+            None,
+            "a newer console's problem"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod deliver;
 mod digest;
+mod health;
 mod message;
 mod probe;
 #[cfg(test)]
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use deliver::{Pace, SlackAlertWorker};
 pub use digest::{SlackDigest, SlackDigestWorker};
+pub use health::{QueueAlertRule, QueueAlertRules, QueueHealthCheck, QueueHealthWorker};
 pub use message::MessageContext;
 pub use probe::{Upkeep, keep_up};
 pub use webhook::{WebhookSpec, register};
@@ -53,6 +55,13 @@ pub struct AlertArgs {
     #[arg(long, env = "BACKSTOP_SLACK_DIGEST_MINUTES", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=60))]
     pub digest_minutes: u32,
+    /// Queue-health alerts: `[queue=Q1,Q2;]SETTING;...` with settings `waiting=10m` (the oldest
+    /// ready job waited longer), `no-workers=2m` (jobs waited that long with no live worker),
+    /// `dead-spike=5x` and `dead-min=10` (deaths in ten minutes against the usual), any of them
+    /// `off`; or `off` for all of them. Without `queue=` it changes the default for every
+    /// queue. Repeat for more; later ones win. On by default with the values shown.
+    #[arg(long = "queue-alert", env = "BACKSTOP_QUEUE_ALERTS", value_delimiter = ' ')]
+    pub queue_alerts: Vec<QueueAlertRule>,
     /// Messages per second per webhook (Slack allows about one).
     #[arg(long = "slack-rate", env = "BACKSTOP_SLACK_RATE", default_value_t = 1.0)]
     pub slack_rate: f64,
@@ -67,6 +76,7 @@ impl AlertArgs {
             public_url: None,
             environment: "production".into(),
             digest_minutes: 10,
+            queue_alerts: Vec::new(),
             slack_rate: 1.0,
         }
     }
@@ -99,7 +109,10 @@ pub async fn start(
         ids.into_iter().zip(args.webhooks.iter().map(|spec| spec.url.clone())).collect();
     let pace = Pace { per_second: args.slack_rate.max(0.01), burst: 1.0 };
     let webhooks = Arc::new(webhooks);
-    let runner = alert_runner(pool, Arc::clone(&webhooks), messages, pace, Some(args.digest_minutes))?;
+    let rules = QueueAlertRules::new(args.queue_alerts.clone());
+    let health = rules.any_on().then(|| Arc::new(rules));
+    let runner =
+        alert_runner(pool, Arc::clone(&webhooks), messages, pace, Some(args.digest_minutes), health)?;
     tracing::info!(webhooks = args.webhooks.len(), public_url, "Slack alerts on");
     tokio::spawn(keep_up(pool.clone(), http_client()?, webhooks, Upkeep::DEFAULT, shutdown.clone()));
     Ok(Some(tokio::spawn(runner.run(shutdown))))
@@ -115,13 +128,15 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
         .context("build the HTTP client")
 }
 
-/// The runner for queue `backstop`: alert delivery and the digest's cron.
+/// The runner for queue `backstop`: alert delivery, the digest's cron and the queue-health
+/// check's (every minute; `None` leaves it out).
 pub fn alert_runner(
     pool: &PgPool,
     webhooks: Arc<HashMap<String, reqwest::Url>>,
     messages: MessageContext,
     pace: Pace,
     digest_minutes: Option<u32>,
+    queue_health: Option<Arc<QueueAlertRules>>,
 ) -> anyhow::Result<Runner> {
     let client = http_client()?;
     let mut runner = Runner::builder(pool.clone())
@@ -138,6 +153,12 @@ pub fn alert_runner(
         )
         .missed_ticks(MissedTicks::RunOnce);
         runner = runner.register(SlackDigestWorker { pool: pool.clone(), period }).cron(digest);
+    }
+    if let Some(rules) = queue_health {
+        let check =
+            CronSchedule::new("backstop.queue_health_check", "* * * * *", NewJob::new(&QueueHealthCheck {}))
+                .missed_ticks(MissedTicks::RunOnce);
+        runner = runner.register(QueueHealthWorker { pool: pool.clone(), rules }).cron(check);
     }
     Ok(runner.build()?)
 }

@@ -22,6 +22,8 @@ use super::digest::enqueue_digests;
 use super::*;
 use crate::test_support::eventually;
 
+mod health;
+
 /// What the recording server answers, in order; after the script runs out, it answers as a
 /// working Slack webhook does: 200 "ok" to a message, 400 `invalid_payload` to a body that is
 /// not one (such as an empty one).
@@ -136,6 +138,17 @@ const PUBLIC_URL: &str = "http://console.test";
 
 impl Harness {
     async fn start(opts: PgConnectOptions, script: Vec<Reply>, alert_runners: usize) -> Self {
+        Self::start_with(opts, script, alert_runners, None).await
+    }
+
+    /// As [`start`](Self::start), with the queue-health check on the clock (every minute) in
+    /// each alert runner when `queue_health` is given.
+    async fn start_with(
+        opts: PgConnectOptions,
+        script: Vec<Reply>,
+        alert_runners: usize,
+        queue_health: Option<Arc<QueueAlertRules>>,
+    ) -> Self {
         let pool = PgPoolOptions::new().max_connections(20).connect_with(opts).await.unwrap();
         let (recorder, url) = Recorder::start(script).await;
         let spec: WebhookSpec = url.parse().unwrap();
@@ -160,7 +173,9 @@ impl Harness {
             let pace = Pace { per_second: 200.0, burst: 200.0 };
             // No digest on the clock: a test that crossed a ten-minute mark got one more message
             // than it counted. The tests that want a digest ask for it (`enqueue_digests`).
-            let runner = alert_runner(&pool, Arc::clone(&webhooks), messages, pace, None).unwrap();
+            let runner =
+                alert_runner(&pool, Arc::clone(&webhooks), messages, pace, None, queue_health.clone())
+                    .unwrap();
             tasks.push(tokio::spawn(runner.run(shutdown.clone())));
         }
         Self { pool, recorder, webhooks, shutdown, tasks }
