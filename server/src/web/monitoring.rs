@@ -11,7 +11,7 @@
 //! estimated from a block sample above, as the overview marks with "≈"), workers per queue and
 //! the oldest waiting job from the same statement, completions and failures from the
 //! per-minute counters (`backstop.job_stats`), alerts from the webhook rows and the alert
-//! jobs.
+//! jobs, queue problems from the queue-health check's open rows.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -116,6 +116,7 @@ async fn render(monitoring: &Monitoring, now: DateTime<Utc>) -> backstop::Result
     let alerts_pending = triage::waiting_alert_jobs(pool).await?;
     let alert_kind = JobSearch { kind: Some(triage::ALERT_KIND.to_owned()), ..JobSearch::default() };
     let alerts_dead = admin::count_dead_jobs(pool, &alert_kind, false, ALERT_DEAD_CAP).await?;
+    let problems = admin::health_alerts(pool).await?;
 
     let mut out = Exposition::default();
     out.family(
@@ -235,6 +236,16 @@ async fn render(monitoring: &Monitoring, now: DateTime<Utc>) -> backstop::Result
         "gauge",
         "Alert jobs that failed for good and wait in the dead-letter table (counted up to 10000).",
         [(vec![], alerts_dead as f64)],
+    );
+    out.family(
+        "backstop_queue_problem",
+        "gauge",
+        "1 for each problem the queue-health check announced and has not seen end: falling_behind, \
+         no_workers or dead_spike (see --queue-alert).",
+        problems
+            .iter()
+            .filter(|p| p.alerted_at.is_some())
+            .map(|p| (vec![("queue", p.queue.as_str()), ("problem", p.problem.as_str())], 1.0)),
     );
     Ok(out.0)
 }

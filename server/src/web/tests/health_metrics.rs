@@ -172,7 +172,9 @@ async fn metrics_parse_as_prometheus_text_and_match_the_database(pool: PgPool) {
          insert into backstop.jobs (queue, kind, payload) values ('backstop', 'backstop.slack_alert', '{}');
          insert into backstop.dead_jobs (id, queue, kind, payload, priority, attempts, max_attempts, errors,
                                          created_at, reason)
-         values (2000, 'backstop', 'backstop.slack_alert', '{}', 0, 12, 12, '[]', now(), 'exhausted');",
+         values (2000, 'backstop', 'backstop.slack_alert', '{}', 0, 12, 12, '[]', now(), 'exhausted');
+         insert into backstop.queue_health_alerts (queue, problem, alerted_at) values
+             ('mail', 'falling_behind', now()), ('reports', 'no_workers', null);",
     )
     .await;
 
@@ -226,13 +228,17 @@ async fn metrics_parse_as_prometheus_text_and_match_the_database(pool: PgPool) {
     assert_eq!(scrape.value("backstop_alert_webhooks_broken", &[]), Some(1.0));
     assert_eq!(scrape.value("backstop_alerts_pending", &[]), Some(1.0));
     assert_eq!(scrape.value("backstop_alerts_dead", &[]), Some(1.0));
+    let problem =
+        |queue, problem| scrape.value("backstop_queue_problem", &[("queue", queue), ("problem", problem)]);
+    assert_eq!(problem("mail", "falling_behind"), Some(1.0));
+    assert_eq!(problem("reports", "no_workers"), None, "seen, not yet announced");
 
     // Every family has help and a type; every line was read: the parse covers the whole text,
     // and one line it cannot read fails it.
     assert!(parse_prometheus("backstop_jobs{queue=\"mail} 1\n").is_err(), "the parser is strict");
     let families: HashMap<_, _> =
         scrape.0.families.iter().map(|(name, f)| (name.clone(), f.help.clone())).collect();
-    assert_eq!(families.len(), 14, "{:?}", families.keys().collect::<Vec<_>>());
+    assert_eq!(families.len(), 15, "{:?}", families.keys().collect::<Vec<_>>());
     assert!(families.values().all(|help| !help.is_empty()));
 
     // More completions this minute: the counter goes up by as many.
