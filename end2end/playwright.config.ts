@@ -5,7 +5,9 @@
 //   BACKSTOP_SITE_ROOT  the built site (default target/site)
 //   E2E_PORT            the demo console (no sign-in, loopback); E2E_PORT + 1 is the console
 //                       with sign-in (users vera, a viewer, and otto, an operator) and Slack
-//                       alerts to E2E_PORT + 2, a recording stand-in for Slack
+//                       alerts to E2E_PORT + 2, a recording stand-in for Slack; E2E_PORT + 3 is
+//                       the console behind an authenticating proxy on 127.0.0.1 (groups ops and
+//                       staff), whose headers the tests set themselves
 import path from 'node:path';
 import { defineConfig } from '@playwright/test';
 
@@ -17,6 +19,7 @@ const siteRoot = path.resolve(repoRoot, process.env.BACKSTOP_SITE_ROOT ?? 'targe
 export const demoURL = `http://127.0.0.1:${port}`;
 export const signedInURL = `http://127.0.0.1:${port + 1}`;
 export const slackURL = `http://127.0.0.1:${port + 2}`;
+export const proxiedURL = `http://127.0.0.1:${port + 3}`;
 
 const server = (args: string, url: string) => ({
   command: `"${binary}" ${args} --site-root "${siteRoot}"`,
@@ -66,6 +69,11 @@ export default defineConfig({
       `serve --bind 127.0.0.1:${port + 1} --user vera:v-pass:viewer --user otto:o-pass:operator` +
         ` --slack-webhook ${slackURL}/services/T0/B0/e2e --public-url ${signedInURL} --environment e2e`,
       `${signedInURL}/`,
+    ),
+    // Sign-in through a proxy: the browser stands in for it, on the trusted address.
+    server(
+      `serve --bind 127.0.0.1:${port + 3} --trusted-proxy 127.0.0.1 --operator-group ops --viewer-group staff`,
+      `${proxiedURL}/healthz`,
     ),
     {
       command: `node end2end/slack-recorder.mjs ${port + 2}`,

@@ -11,6 +11,7 @@ mod group_errors;
 mod security;
 mod shutdown;
 mod sources;
+mod sso;
 #[cfg(test)]
 mod test_support;
 mod web;

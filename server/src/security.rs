@@ -64,21 +64,39 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 
 /// The host names the console answers to.
 ///
-/// Without users the console trusts whoever can reach loopback, and a browser is one of those:
+/// Without sign-in the console trusts whoever can reach loopback, and a browser is one of those:
 /// a web page on `evil.example` can make its name resolve to 127.0.0.1 (DNS rebinding), and its
 /// scripts then call the console as the same origin, with no credentials needed. What such a
-/// request cannot hide is its `Host`, the attacker's name: so without users only loopback names
-/// (and `--allowed-host` ones) are served. With users, every request needs credentials the
-/// browser keeps for the console's own name, so any name may be used (a proxy's, a DNS name).
+/// request cannot hide is its `Host`, the attacker's name: so without sign-in only loopback names
+/// (and `--allowed-host` ones) are served. The same holds with a trusted proxy on this machine
+/// (a loopback `--trusted-proxy`): a rebound page's scripts come from a trusted address and may
+/// set any header, the sign-in ones too. With users (and proxies elsewhere), every request needs
+/// credentials the browser keeps for the console's own name, or must come from the proxy, so any
+/// name may be used (a proxy's, a DNS name).
 #[derive(Debug, Clone)]
 pub struct ServedHosts {
     /// `None`: any host (users sign in).
     only: Option<Arc<Vec<AllowedHost>>>,
+    /// Why only those: what the refusal explains.
+    why: HostRule,
+}
+
+/// Why a console answers only to some host names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostRule {
+    /// Nobody signs in.
+    NoSignIn,
+    /// Sign-in headers are believed from a proxy on this machine.
+    LoopbackProxy,
 }
 
 impl ServedHosts {
-    pub fn new(any: bool, allowed: &[AllowedHost]) -> Self {
-        ServedHosts { only: (!any).then(|| Arc::new(allowed.to_vec())) }
+    /// A console that answers to any name (`None`), or only to loopback names and `allowed`.
+    pub fn new(only: Option<HostRule>, allowed: &[AllowedHost]) -> Self {
+        ServedHosts {
+            only: only.is_some().then(|| Arc::new(allowed.to_vec())),
+            why: only.unwrap_or(HostRule::NoSignIn),
+        }
     }
 
     /// Whether a request naming `authority` (a `Host` header or URI authority) is served.
@@ -125,10 +143,16 @@ pub async fn refuse_unknown_hosts(
                  with --allowed-host NAME"
             .to_owned(),
     };
+    let because = match hosts.why {
+        HostRule::NoSignIn => "without sign-in (--user or --trusted-proxy)",
+        HostRule::LoopbackProxy => {
+            "believing sign-in headers from a proxy on this machine (a loopback --trusted-proxy)"
+        }
+    };
     let message = format!(
-        "Refused: without sign-in (--user), this console answers only to loopback names (localhost, \
-         127.0.0.1, [::1]), so that another web site cannot reach it through the browser. This \
-         request named {named}.\n"
+        "Refused: {because}, this console answers only to loopback names (localhost, 127.0.0.1, \
+         [::1]) and --allowed-host names, so that another web site cannot reach it through the \
+         browser. This request named {named}.\n"
     );
     (StatusCode::MISDIRECTED_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message)
         .into_response()
@@ -200,7 +224,7 @@ mod tests {
 
     #[test]
     fn without_users_only_loopback_names_and_allowed_ones_are_served() {
-        let hosts = ServedHosts::new(false, &["Proxy.Internal".parse().unwrap()]);
+        let hosts = ServedHosts::new(Some(HostRule::NoSignIn), &["Proxy.Internal".parse().unwrap()]);
         for served in [
             "localhost",
             "a.b.localhost:1",
@@ -224,7 +248,7 @@ mod tests {
             assert!(!hosts.serves(Some(refused)), "{refused}");
         }
         assert!(!hosts.serves(None));
-        assert!(ServedHosts::new(true, &[]).serves(Some("evil.example")), "with users, any name");
+        assert!(ServedHosts::new(None, &[]).serves(Some("evil.example")), "with users, any name");
     }
 
     #[test]

@@ -18,8 +18,9 @@ use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{MetricsReaders, User, Users};
+use crate::auth::{Access, MetricsReaders, User, Users};
 use crate::security;
+use crate::sso::{ProxyArgs, ProxySignIn};
 
 mod monitoring;
 
@@ -29,7 +30,7 @@ const PKG_DIR: &str = "pkg";
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on. Port 0 picks a free port (the log says which). Anything but
-    /// loopback needs --user.
+    /// loopback needs sign-in: --user or --trusted-proxy.
     #[arg(long, env = "BACKSTOP_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
     /// Directory with the built site (`pkg/backstop.js`, `pkg/backstop_bg.wasm`,
@@ -66,26 +67,40 @@ pub struct ServeArgs {
     #[arg(long, env = "BACKSTOP_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
     #[command(flatten)]
+    pub proxy: ProxyArgs,
+    #[command(flatten)]
     pub alerts: crate::alerts::AlertArgs,
 }
 
 /// Serves the console for `pool` until `shutdown` is cancelled, then finishes the requests in
 /// flight. Applies Backstop's migrations first (the console needs its audit log).
 pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let users = Users::new(args.users.clone());
-    users.check_bind(args.bind)?;
+    // Checked before binding too, so that a refused configuration never listens.
+    Access::new(Users::new(args.users.clone()), ProxySignIn::new(&args.proxy)?).check_bind(args.bind)?;
+    let listener =
+        tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("listen on {}", args.bind))?;
+    serve_on(listener, args, pool, shutdown).await
+}
+
+/// [`serve`] on a listener already bound (tests bind one on a free port first).
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    args: ServeArgs,
+    pool: PgPool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("read the listening address")?;
+    let access = Access::new(Users::new(args.users.clone()), ProxySignIn::new(&args.proxy)?);
+    access.check_bind(addr)?;
     backstop::MIGRATOR.run(&pool).await.context("apply Backstop's migrations")?;
     regroup_in_background(pool.clone());
     check_site_root(&args.site_root);
     let console =
         Console { pool: console_pool(&pool, args.query_timeout), redact: RedactKeys::new(&args.redact_keys) };
-    let hosts = security::ServedHosts::new(!users.is_empty(), &args.allowed_hosts);
+    let hosts = security::ServedHosts::new(host_rule(&access), &args.allowed_hosts);
     let monitoring = monitoring::Monitoring::new(console.pool.clone(), chrono::Utc::now());
-    let metrics_readers = MetricsReaders::new(users.clone(), args.metrics_token.clone());
-    let app = router(leptos_options(&args)?, console, users, hosts, monitoring, metrics_readers);
-    let listener =
-        tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("listen on {}", args.bind))?;
-    let addr = listener.local_addr().context("read the listening address")?;
+    let metrics_readers = MetricsReaders::new(access.clone(), args.metrics_token.clone());
+    let app = router(leptos_options(&args)?, console, access, hosts, monitoring, metrics_readers);
     let alert_runner =
         crate::alerts::start(&pool, &args.alerts, addr, RedactKeys::new(&args.redact_keys), shutdown.clone())
             .await?;
@@ -107,7 +122,9 @@ pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -
         }
     });
 
-    axum::serve(listener, app)
+    // Each request carries its connection's peer address (`ConnectInfo`): proxy sign-in believes
+    // headers only from a trusted proxy's.
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("serve the console")?;
@@ -117,6 +134,19 @@ pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -
     }
     tracing::info!("console stopped");
     Ok(())
+}
+
+/// Which host names the console answers to (see [`security::ServedHosts`]): only loopback and
+/// `--allowed-host` names when nobody signs in, or when sign-in headers are believed from this
+/// machine; any name otherwise.
+fn host_rule(access: &Access) -> Option<security::HostRule> {
+    if access.is_open() {
+        Some(security::HostRule::NoSignIn)
+    } else if access.trusts_loopback() {
+        Some(security::HostRule::LoopbackProxy)
+    } else {
+        None
+    }
 }
 
 /// The console's own small pool: the same connection settings as `pool`, with a statement
@@ -170,7 +200,7 @@ static ROUTES: LazyLock<Vec<AxumRouteListing>> = LazyLock::new(|| generate_route
 fn router(
     options: LeptosOptions,
     console: Console,
-    users: Users,
+    access: Access,
     hosts: security::ServedHosts,
     monitoring: monitoring::Monitoring,
     metrics_readers: MetricsReaders,
@@ -191,7 +221,7 @@ fn router(
         // of another site that rebound its name to this machine goes no further), then
         // cross-site refusal (before sign-in, so a forged request is refused whoever's
         // credentials it carries).
-        .layer(axum::middleware::from_fn_with_state(users, crate::auth::require_user))
+        .layer(axum::middleware::from_fn_with_state(access, crate::auth::require_user))
         .layer(axum::middleware::from_fn(security::refuse_cross_site));
     let metrics = Router::new()
         .route("/metrics", get(monitoring::metrics))

@@ -37,15 +37,16 @@ fn console_built(pool: PgPool, users: &[&str], query_timeout: u64, allowed_hosts
         allowed_hosts: allowed_hosts.iter().map(|host| host.parse().unwrap()).collect(),
         graphile_alert_history: false,
         metrics_token: None,
+        proxy: ProxyArgs::none(),
         alerts: crate::alerts::AlertArgs::none(),
     };
     let console =
         Console { pool: console_pool(&pool, query_timeout), redact: RedactKeys::new(&args.redact_keys) };
-    let users = Users::new(args.users.clone());
-    let hosts = security::ServedHosts::new(!users.is_empty(), &args.allowed_hosts);
+    let access = Access::new(Users::new(args.users.clone()), None);
+    let hosts = security::ServedHosts::new(host_rule(&access), &args.allowed_hosts);
     let monitoring = monitoring::Monitoring::new(console.pool.clone(), chrono::Utc::now());
-    let readers = MetricsReaders::new(users.clone(), Some(METRICS_TOKEN.into()));
-    router(leptos_options(&args).unwrap(), console, users, hosts, monitoring, readers)
+    let readers = MetricsReaders::new(access.clone(), Some(METRICS_TOKEN.into()));
+    router(leptos_options(&args).unwrap(), console, access, hosts, monitoring, readers)
 }
 
 /// The `--metrics-token` of the test consoles.
@@ -695,6 +696,7 @@ async fn with_users_any_host_name_may_sign_in(pool: PgPool) {
     assert_eq!(status, StatusCode::OK, "{text}");
 }
 mod health_metrics;
+mod proxy_sign_in;
 mod redaction_audit;
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
