@@ -7,8 +7,9 @@ use crate::Result;
 /// Claims `key` inside the caller's transaction: `true` means this is the first time (do the
 /// work, in the same transaction), `false` means it was already done (skip it).
 ///
-/// This is the field notes' `INSERT ... ON CONFLICT DO NOTHING RETURNING key`: there is no
-/// check-then-act window. A second transaction claiming the same key waits until the first
+/// This is the pattern of the background-jobs field notes the project started from (a
+/// practitioner's write-up, kept outside this repository), `INSERT ... ON CONFLICT DO NOTHING
+/// RETURNING key`: there is no check-then-act window. A second transaction claiming the same key waits until the first
 /// commits (then gets `false`) or rolls back (then gets `true` and does the work itself).
 /// Keys older than the runner's idempotency-key age (30 days by default) are deleted by
 /// maintenance.

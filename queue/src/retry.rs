@@ -4,9 +4,10 @@ use std::time::Duration;
 
 /// How many times a job is tried and how long to wait between tries.
 ///
-/// The default follows the field notes: 5 attempts, with waits near 30 s, 2 min, 10 min and
-/// 1 h, each moved by up to ±10 % of jitter so a thousand jobs that failed together do not
-/// all come back in the same second.
+/// The default follows the background-jobs field notes the project started from (a
+/// practitioner's write-up of running queues on PostgreSQL, kept outside this repository):
+/// 5 attempts, with waits near 30 s, 2 min, 10 min and 1 h, each moved by up to ±10 % of
+/// jitter so a thousand jobs that failed together do not all come back in the same second.
 ///
 /// ```
 /// use std::time::Duration;

@@ -422,8 +422,10 @@ pub(crate) async fn queue_paused_list<'e, E: PgExecutor<'e>>(executor: E) -> sql
         .await
 }
 
-/// The field notes' pattern: `true` if this call inserted the key (do the work), `false` if it
-/// was already there (the work was done). A concurrent claimer of the same key waits for this
+/// The idempotency pattern of the background-jobs field notes the project started from (a
+/// practitioner's write-up of running queues on PostgreSQL, kept outside this repository):
+/// `true` if this call inserted the key (do the work), `false` if it was already there (the
+/// work was done). A concurrent claimer of the same key waits for this
 /// transaction and then gets `false`, or `true` if this transaction rolled back.
 pub(crate) async fn idempotency_key_claim<'e, E: PgExecutor<'e>>(
     executor: E,
