@@ -98,11 +98,14 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// The header: one bar on a wide screen. Where that does not fit it wraps: on a phone the brand
+/// and the switches, then the sections as a grid of big targets, then the job search; there it
+/// scrolls away with the page instead of staying (three rows would take a fifth of the screen).
 #[component]
 fn Header() -> impl IntoView {
     view! {
-        <header class="sticky top-0 z-10 border-b border-slate-200 bg-white/90 backdrop-blur dark:border-slate-800 dark:bg-slate-900/90">
-            <div class="mx-auto flex h-14 max-w-7xl items-center gap-4 px-4 sm:px-6">
+        <header class="top-0 z-10 border-b border-slate-200 bg-white/90 backdrop-blur sm:sticky dark:border-slate-800 dark:bg-slate-900/90">
+            <div class="mx-auto flex min-h-14 max-w-7xl flex-wrap items-center gap-x-4 gap-y-2 px-4 py-2 sm:px-6">
                 <a href="/" class="flex items-center gap-2 font-semibold tracking-tight">
                     <span
                         aria-hidden="true"
@@ -110,9 +113,10 @@ fn Header() -> impl IntoView {
                     >
                         "B"
                     </span>
-                    <span data-testid="brand">"Backstop"</span>
+                    // On a phone the mark alone: the row keeps its room for the switches.
+                    <span data-testid="brand" class="max-sm:sr-only">"Backstop"</span>
                 </a>
-                <nav aria-label="Main" class="flex items-center gap-1 text-sm">
+                <nav aria-label="Main" class="grid grid-cols-3 gap-1 text-sm max-sm:order-last max-sm:w-full sm:flex sm:items-center">
                     <NavLink href="/" label="Overview" />
                     <NavLink href="/jobs" label="Jobs" />
                     <NavLink href="/dead-letters" label="Dead letters" />
@@ -120,17 +124,17 @@ fn Header() -> impl IntoView {
                     <NavLink href="/queues" label="Queues" />
                     <NavLink href="/audit" label="Audit log" />
                 </nav>
-                <div class="ml-auto flex items-center gap-3">
-                    <Form method="GET" action="/go" attr:role="search" attr:aria-label="Jump to a job">
-                        <input
-                            id="jump"
-                            name="q"
-                            type="search"
-                            aria-label="Job id, or words to search dead letters' errors"
-                            placeholder="Job id or error…  /"
-                            class="w-40 rounded-md border border-slate-300 bg-white px-2 py-1 text-sm shadow-sm dark:border-slate-700 dark:bg-slate-900"
-                        />
-                    </Form>
+                <Form method="GET" action="/go" attr:role="search" attr:aria-label="Jump to a job" attr:class="max-sm:order-last max-sm:w-full sm:ml-auto">
+                    <input
+                        id="jump"
+                        name="q"
+                        type="search"
+                        aria-label="Job id, or words to search dead letters' errors"
+                        placeholder="Job id or error…  /"
+                        class="w-full rounded-md border border-slate-300 bg-white px-2 py-1 text-sm shadow-sm max-sm:py-2 sm:w-40 dark:border-slate-700 dark:bg-slate-900"
+                    />
+                </Form>
+                <div class="ml-auto flex items-center gap-2 sm:ml-0 sm:gap-3">
                     <LiveToggle />
                     <ThemeToggle />
                     <UserBadge />
@@ -171,7 +175,7 @@ fn NavLink(href: &'static str, label: &'static str) -> impl IntoView {
         <A
             href=href
             exact=href == "/"
-            attr:class="whitespace-nowrap rounded-md px-3 py-1.5 font-medium text-slate-600 hover:bg-slate-100 hover:text-slate-900 aria-[current=page]:bg-slate-100 aria-[current=page]:text-slate-900 dark:text-slate-400 dark:hover:bg-slate-800 dark:hover:text-slate-100 dark:aria-[current=page]:bg-slate-800 dark:aria-[current=page]:text-slate-100"
+            attr:class="whitespace-nowrap rounded-md px-3 py-1.5 text-center font-medium max-sm:py-2.5 text-slate-600 hover:bg-slate-100 hover:text-slate-900 aria-[current=page]:bg-slate-100 aria-[current=page]:text-slate-900 dark:text-slate-400 dark:hover:bg-slate-800 dark:hover:text-slate-100 dark:aria-[current=page]:bg-slate-800 dark:aria-[current=page]:text-slate-100"
         >
             {label}
         </A>

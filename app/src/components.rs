@@ -160,8 +160,10 @@ pub fn LiveToggle() -> impl IntoView {
         <button
             type="button"
             aria-pressed=move || live.get().to_string()
+            // The name in full, however the label is shortened on screen.
+            aria-label=move || if live.get() { "Live updates: on" } else { "Live updates: off" }
             on:click=move |_| live.update(|on| *on = !*on)
-            class="inline-flex items-center gap-2 whitespace-nowrap rounded-full border border-slate-300 bg-white px-3 py-1 text-xs font-medium shadow-sm hover:bg-slate-50 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800"
+            class="inline-flex items-center gap-2 whitespace-nowrap rounded-full border border-slate-300 bg-white px-3 py-1 text-xs font-medium shadow-sm hover:bg-slate-50 max-sm:min-h-10 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800"
         >
             <span
                 aria-hidden="true"
@@ -169,7 +171,12 @@ pub fn LiveToggle() -> impl IntoView {
                 class=("bg-emerald-500", move || live.get())
                 class=("bg-slate-400", move || !live.get())
             ></span>
-            {move || if live.get() { "Live updates: on" } else { "Live updates: off" }}
+            // "Live: on" on a phone; "Live updates: on" elsewhere and for screen readers.
+            <span>
+                "Live"
+                <span class="max-sm:sr-only">" updates"</span>
+                {move || if live.get() { ": on" } else { ": off" }}
+            </span>
         </button>
     }
 }

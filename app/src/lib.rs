@@ -7,6 +7,10 @@
 //!
 //! [Leptos]: https://leptos.dev
 
+// Leptos views are nested types; the job and group lists' (cards on a phone, rows elsewhere)
+// outgrow the default limit when the compiler lays out their hydration futures.
+#![recursion_limit = "256"]
+
 pub mod api;
 mod app;
 mod components;

@@ -27,9 +27,9 @@ impl Theme {
 
     fn label(self) -> &'static str {
         match self {
-            Theme::System => "Theme: system",
-            Theme::Light => "Theme: light",
-            Theme::Dark => "Theme: dark",
+            Theme::System => "system",
+            Theme::Light => "light",
+            Theme::Dark => "dark",
         }
     }
 
@@ -88,8 +88,10 @@ pub fn ThemeToggle() -> impl IntoView {
             data-testid="theme-toggle"
             on:click=cycle
             title="Switch between the system's colours, light and dark"
-            class="whitespace-nowrap rounded-full border border-slate-300 bg-white px-3 py-1 text-xs font-medium shadow-sm hover:bg-slate-50 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800"
+            class="whitespace-nowrap rounded-full border border-slate-300 bg-white px-3 py-1 text-xs font-medium shadow-sm hover:bg-slate-50 max-sm:min-h-10 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800"
         >
+            // On a phone just the choice; the full label stays for screen readers.
+            <span class="max-sm:sr-only">"Theme: "</span>
             {move || theme.get().label()}
         </button>
     }

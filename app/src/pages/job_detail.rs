@@ -124,16 +124,18 @@ fn JobView(
             <StateBadge state=row.state />
             {job.discarded.then(|| view! { <span class="text-xs text-slate-500">"(discarded)"</span> })}
         </div>
-        <p class="mt-1 font-mono text-sm">{row.kind.clone()}</p>
+        <p class="mt-1 font-mono text-sm wrap-anywhere">{row.kind.clone()}</p>
         <JobActions job=job.clone() run />
-        <div class="mt-6 grid gap-6 lg:grid-cols-[1fr_2fr]">
-            <dl class="grid h-fit grid-cols-[auto_1fr] gap-x-4 gap-y-2 rounded-xl border border-slate-200 bg-white p-4 text-sm shadow-sm dark:border-slate-800 dark:bg-slate-900">
-                <dt class=term>"Queue"</dt><dd>{row.queue.clone()}</dd>
+        // Columns that never grow past the page (`minmax(0, …)`): a long payload line scrolls in
+        // its box instead of widening the page.
+        <div class="mt-6 grid grid-cols-1 gap-6 lg:grid-cols-[minmax(0,1fr)_minmax(0,2fr)]">
+            <dl class="grid h-fit grid-cols-[auto_minmax(0,1fr)] gap-x-4 gap-y-2 rounded-xl border border-slate-200 bg-white p-4 text-sm shadow-sm dark:border-slate-800 dark:bg-slate-900">
+                <dt class=term>"Queue"</dt><dd class="wrap-anywhere">{row.queue.clone()}</dd>
                 <dt class=term>"Attempts"</dt><dd data-testid="attempts" class="tabular-nums">{format!("{} of {}", row.attempts, row.max_attempts)}</dd>
                 <dt class=term>"Priority"</dt><dd class="tabular-nums">{job.priority}</dd>
                 <dt class=term>"Enqueued"</dt><dd><Time moment=row.created_at.clone() /></dd>
                 <dt class=term>{if job.dead_reason.is_some() { "Died" } else { "Runs" }}</dt><dd><Time moment=row.when.clone() /></dd>
-                {job.dead_reason.clone().map(|reason| view! { <dt class=term>"Why"</dt><dd>{reason}</dd> })}
+                {job.dead_reason.clone().map(|reason| view! { <dt class=term>"Why"</dt><dd class="wrap-anywhere">{reason}</dd> })}
                 {job.unique_key.clone().map(|key| view! { <dt class=term>"Unique key"</dt><dd class="font-mono text-xs break-all">{key}</dd> })}
                 {job.locked_by.clone().map(|worker| view! { <dt class=term>"Worker"</dt><dd class="font-mono text-xs break-all">{worker}</dd> })}
             </dl>
@@ -164,10 +166,11 @@ fn Timeline(attempts: Vec<AttemptRow>) -> impl IntoView {
                                     <div class="flex flex-wrap gap-x-3 text-xs text-slate-500 dark:text-slate-400">
                                         <span class="font-semibold">{format!("Attempt {}", attempt.attempt)}</span>
                                         <Time moment=attempt.at />
-                                        <span class="font-mono">{attempt.worker}</span>
+                                        <span class="font-mono wrap-anywhere">{attempt.worker}</span>
                                     </div>
-                                    <p data-testid="attempt-error" class="mt-1 break-words text-red-700 dark:text-red-400">{summary}</p>
-                                    {trace.map(|trace| view! { <pre class="mt-2 overflow-auto text-xs text-slate-600 dark:text-slate-400">{trace}</pre> })}
+                                    <p data-testid="attempt-error" class="mt-1 wrap-anywhere text-red-700 dark:text-red-400">{summary}</p>
+                                    // Wrapped on a phone (as the group's latest error), scrolled elsewhere.
+                                    {trace.map(|trace| view! { <pre data-testid="attempt-trace" class="mt-2 overflow-auto text-xs text-slate-600 max-md:whitespace-pre-wrap max-md:wrap-anywhere dark:text-slate-400">{trace}</pre> })}
                                 </li>
                             }
                         }).collect_view()}
@@ -197,21 +200,21 @@ fn JobActions(job: JobDetail, run: JobActionRun) -> impl IntoView {
                                 disabled=move || run.pending().get()
                                 on:click=move |_| if action.is_destructive() { confirming.set(Some(action)) } else { run.dispatch((Command::Act(action), state, id)); }
                                 class=if action.is_destructive() {
-                                    "rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium shadow-sm hover:bg-slate-50 disabled:opacity-50 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800"
+                                    "rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium shadow-sm hover:bg-slate-50 max-md:min-h-10 disabled:opacity-50 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800"
                                 } else {
-                                    "rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white shadow-sm hover:bg-indigo-500 disabled:opacity-50"
+                                    "rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white shadow-sm hover:bg-indigo-500 max-md:min-h-10 disabled:opacity-50"
                                 }
                             >
                                 {action.label()}
                             </button>
                         }).collect_view()}
                         {move || confirming.get().map(|action| view! {
-                            <span role="alertdialog" aria-label="Confirm action" class="inline-flex items-center gap-2 rounded-md bg-amber-50 px-3 py-1 text-sm dark:bg-amber-950">
+                            <span role="alertdialog" aria-label="Confirm action" class="inline-flex flex-wrap items-center gap-2 rounded-md bg-amber-50 px-3 py-1 text-sm dark:bg-amber-950">
                                 {format!("{} this job? This cannot be undone.", action.label())}
-                                <button type="button" class="font-semibold text-red-700 dark:text-red-400" on:click=move |_| { confirming.set(None); run.dispatch((Command::Act(action), state, id)); }>
+                                <button type="button" class="font-semibold text-red-700 max-md:min-h-10 max-md:px-2 dark:text-red-400" on:click=move |_| { confirming.set(None); run.dispatch((Command::Act(action), state, id)); }>
                                     {format!("Yes, {}", action.label().to_lowercase())}
                                 </button>
-                                <button type="button" on:click=move |_| confirming.set(None)>"No"</button>
+                                <button type="button" class="max-md:min-h-10 max-md:px-3" on:click=move |_| confirming.set(None)>"No"</button>
                             </span>
                         })}
                     </div>
@@ -252,7 +255,7 @@ fn PayloadSection(
                         let can_edit = editable && state == State::Dead && user.await.is_ok_and(|u| u.can_act());
                         (can_edit && !editing.get()).then(|| view! {
                             <button type="button" on:click=start_editing
-                                class="text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">
+                                class="text-sm font-medium text-indigo-600 hover:underline max-md:min-h-10 dark:text-indigo-400">
                                 "Edit and retry"
                             </button>
                         })
@@ -273,11 +276,11 @@ fn PayloadSection(
                     <div class="mt-2 flex gap-2">
                         <button type="button" disabled=move || run.pending().get()
                             on:click=move |_| { run.dispatch((Command::EditAndRetry(draft.get_untracked()), state, id)); }
-                            class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white hover:bg-indigo-500 disabled:opacity-50">
+                            class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white hover:bg-indigo-500 max-md:min-h-10 disabled:opacity-50">
                             "Save and retry"
                         </button>
                         <button type="button" on:click=move |_| editing.set(false)
-                            class="rounded-md px-3 py-1.5 text-sm font-medium hover:bg-slate-100 dark:hover:bg-slate-800">
+                            class="rounded-md px-3 py-1.5 text-sm font-medium hover:bg-slate-100 max-md:min-h-10 dark:hover:bg-slate-800">
                             "Cancel"
                         </button>
                     </div>
@@ -307,7 +310,7 @@ fn MaskedValues(job: JobDetail) -> impl IntoView {
                     let can_act = user.await.is_ok_and(|u| u.can_act());
                     (can_act && !masked.is_empty()).then(|| view! {
                         <details data-testid="masked-values" class="mt-3 text-sm">
-                            <summary class="cursor-pointer text-slate-600 dark:text-slate-400">
+                            <summary class="cursor-pointer text-slate-600 max-md:py-2.5 dark:text-slate-400">
                                 {format!("Masked values ({})", masked.len())}
                             </summary>
                             <p class="mt-1 text-xs text-slate-500 dark:text-slate-400">"Revealing a value writes your name, the job and the path to the audit log."</p>
@@ -335,7 +338,7 @@ fn MaskedValue(id: i64, path: String, source: Option<String>) -> impl IntoView {
                 <code class="font-mono text-xs break-all">{path}</code>
                 <button type="button" disabled=move || reveal.pending().get() || reveal.value().with(Option::is_some)
                     on:click=move |_| { reveal.dispatch(request.clone()); }
-                    class="text-xs font-medium text-indigo-600 hover:underline disabled:opacity-50 dark:text-indigo-400">
+                    class="text-xs font-medium text-indigo-600 hover:underline max-md:min-h-10 max-md:px-2 disabled:opacity-50 dark:text-indigo-400">
                     "Reveal"
                 </button>
             </div>

@@ -97,7 +97,7 @@ fn FilterForm(base: &'static str, dead: bool, filter: Memo<JobFilter>) -> impl I
     let label = "block text-xs font-medium text-slate-600 dark:text-slate-400";
     let current = move || filter.get();
     view! {
-        <Form method="GET" action=base attr:class="mt-6 grid gap-3 rounded-xl border border-slate-200 bg-white p-4 shadow-sm sm:grid-cols-4 lg:grid-cols-8 dark:border-slate-800 dark:bg-slate-900" attr:role="search" attr:aria-label="Filter jobs">
+        <Form method="GET" action=base attr:class="mt-6 grid grid-cols-2 gap-3 rounded-xl border border-slate-200 bg-white p-4 shadow-sm sm:grid-cols-4 lg:grid-cols-8 dark:border-slate-800 dark:bg-slate-900" attr:role="search" attr:aria-label="Filter jobs">
             {(!dead).then(|| view! {
                 <div>
                     <label for="filter-state" class=label>"State"</label>
@@ -150,8 +150,8 @@ fn FilterForm(base: &'static str, dead: bool, filter: Memo<JobFilter>) -> impl I
                 </div>
             })}
             <div class="flex items-end gap-2">
-                <button type="submit" class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white shadow-sm hover:bg-indigo-500">"Filter"</button>
-                <a href=base class="rounded-md px-3 py-1.5 text-sm font-medium text-slate-600 hover:bg-slate-100 dark:text-slate-400 dark:hover:bg-slate-800">"Clear"</a>
+                <button type="submit" class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white shadow-sm hover:bg-indigo-500 max-md:min-h-10">"Filter"</button>
+                <a href=base class="rounded-md px-3 py-1.5 text-sm font-medium max-md:py-2.5 text-slate-600 hover:bg-slate-100 dark:text-slate-400 dark:hover:bg-slate-800">"Clear"</a>
             </div>
         </Form>
     }
@@ -222,7 +222,7 @@ pub(super) fn ActionBar(filter: Memo<JobFilter>, selected: RwSignal<Vec<i64>>) -
             .get()
             .then(|| format!("Working… {} of {total} jobs done.", thousands(done.matched as i64)))
     };
-    let button = "rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium shadow-sm hover:bg-slate-50 disabled:cursor-not-allowed disabled:opacity-40 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800";
+    let button = "rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium shadow-sm hover:bg-slate-50 max-md:min-h-10 disabled:cursor-not-allowed disabled:opacity-40 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800";
     view! {
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
@@ -236,12 +236,13 @@ pub(super) fn ActionBar(filter: Memo<JobFilter>, selected: RwSignal<Vec<i64>>) -
                     }.into_any();
                 }
                 view! {
-                    <div class="mt-4 flex flex-wrap items-center gap-2" role="toolbar" aria-label="Job actions">
+                    // Two even columns on a phone: "selected" and "all matching" side by side.
+                    <div class="mt-4 flex flex-wrap items-center gap-2 max-md:grid max-md:grid-cols-2" role="toolbar" aria-label="Job actions">
                         {move || {
                             let state = state();
                             let actions = JobAction::for_state(state);
                             if actions.is_empty() {
-                                return view! { <span class="text-sm text-slate-500 dark:text-slate-400">"Running jobs cannot be changed."</span> }.into_any();
+                                return view! { <span class="text-sm max-md:col-span-2 text-slate-500 dark:text-slate-400">"Running jobs cannot be changed."</span> }.into_any();
                             }
                             actions.iter().map(|&action| {
                                 let count = move || selected.read().len();
@@ -278,13 +279,13 @@ pub(super) fn ActionBar(filter: Memo<JobFilter>, selected: RwSignal<Vec<i64>>) -
                 <div role="alertdialog" aria-label="Confirm action" class="mt-3 flex flex-wrap items-center gap-3 rounded-lg border border-amber-300 bg-amber-50 p-3 text-sm dark:border-amber-800 dark:bg-amber-950">
                     <span data-testid="confirm-question" class="font-medium">{question}</span>
                     <span class="text-slate-600 dark:text-slate-400">{note}</span>
-                    <button type="button" class="rounded-md bg-indigo-600 px-3 py-1.5 font-medium text-white hover:bg-indigo-500 disabled:opacity-50"
+                    <button type="button" class="rounded-md bg-indigo-600 px-3 py-1.5 font-medium text-white hover:bg-indigo-500 max-md:min-h-10 disabled:opacity-50"
                         disabled=move || run.pending().get()
                         on:click=move |_| { progress.set(None); run.dispatch((action, scope.clone())); }>
                         {move || if run.pending().get() { "Working…".to_owned() } else { format!("Yes, {}", action.label().to_lowercase()) }}
                     </button>
                     <span role="status" data-testid="action-progress" class="tabular-nums">{progress_text}</span>
-                    <button type="button" class="rounded-md px-3 py-1.5 font-medium hover:bg-amber-100 dark:hover:bg-amber-900" on:click=move |_| pending.set(None)>
+                    <button type="button" class="rounded-md px-3 py-1.5 font-medium hover:bg-amber-100 max-md:min-h-10 dark:hover:bg-amber-900" on:click=move |_| pending.set(None)>
                         "Cancel"
                     </button>
                 </div>
@@ -368,38 +369,48 @@ pub(super) fn JobTable(
     view! {
         {notice}
         <div class="mt-4 overflow-x-auto rounded-xl border border-slate-200 bg-white shadow-sm dark:border-slate-800 dark:bg-slate-900">
-            <table class="w-full text-left text-sm" data-testid="job-table">
-                <thead class="border-b border-slate-200 text-xs text-slate-500 uppercase dark:border-slate-800 dark:text-slate-400">
-                    <tr>
-                        <th scope="col" class="w-8 px-3 py-2">
+            // On a phone (below md) the table is a list of cards, one per job: a table scrolled
+            // sideways would hide the error, the column that matters, off screen. The head is
+            // then just the select-all box.
+            <table class="w-full text-left text-sm max-md:block" data-testid="job-table">
+                <thead class="border-b border-slate-200 text-xs text-slate-500 uppercase max-md:block dark:border-slate-800 dark:text-slate-400">
+                    <tr class="max-md:block">
+                        <th scope="col" class="w-8 px-3 py-2 max-md:block max-md:w-auto max-md:py-0">
                             <Show when=can_act>
-                                <input type="checkbox" aria-label="Select every job on this page" prop:checked=all_ticked.clone() on:change=toggle_all.clone() />
+                                <label data-testid="select-all" class="inline-flex items-center gap-3 max-md:min-h-11 max-md:text-sm max-md:font-normal max-md:normal-case">
+                                    <input type="checkbox" class="max-md:size-5" aria-label="Select every job on this page" prop:checked=all_ticked.clone() on:change=toggle_all.clone() />
+                                    <span class="md:hidden" aria-hidden="true">"Select all on this page"</span>
+                                </label>
                             </Show>
                         </th>
-                        <th scope="col" class="px-3 py-2 font-semibold">"Job"</th>
-                        <th scope="col" class="px-3 py-2 font-semibold">"State"</th>
-                        <th scope="col" class="px-3 py-2 font-semibold">"Attempts"</th>
-                        <th scope="col" class="px-3 py-2 font-semibold">"Age"</th>
-                        <th scope="col" class="px-3 py-2 font-semibold">{if dead { "Died" } else { "Runs" }}</th>
-                        <th scope="col" class="px-3 py-2 font-semibold">"Last error · payload"</th>
+                        <th scope="col" class="px-3 py-2 font-semibold max-md:hidden">"Job"</th>
+                        <th scope="col" class="px-3 py-2 font-semibold max-md:hidden">"State"</th>
+                        <th scope="col" class="px-3 py-2 font-semibold max-md:hidden">"Attempts"</th>
+                        <th scope="col" class="px-3 py-2 font-semibold max-md:hidden">"Age"</th>
+                        <th scope="col" class="px-3 py-2 font-semibold max-md:hidden">{if dead { "Died" } else { "Runs" }}</th>
+                        <th scope="col" class="px-3 py-2 font-semibold max-md:hidden">"Last error · payload"</th>
                     </tr>
                 </thead>
-                <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
-                    {page.rows.into_iter().map(|row| view! { <JobRowView row selected can_act /> }).collect_view()}
+                <tbody class="divide-y divide-slate-100 max-md:block dark:divide-slate-800">
+                    {page.rows.into_iter().map(|row| view! { <JobRowView row dead selected can_act /> }).collect_view()}
                 </tbody>
             </table>
         </div>
         <nav aria-label="Pages" class="mt-3 flex gap-4 text-sm">
-            <a href=first class="font-medium text-indigo-600 hover:underline dark:text-indigo-400">"First page"</a>
-            {next.map(|href| view! { <a href=href rel="next" class="font-medium text-indigo-600 hover:underline dark:text-indigo-400">"Next page →"</a> })}
+            <a href=first class="font-medium text-indigo-600 hover:underline max-md:py-2.5 dark:text-indigo-400">"First page"</a>
+            {next.map(|href| view! { <a href=href rel="next" class="font-medium text-indigo-600 hover:underline max-md:py-2.5 dark:text-indigo-400">"Next page →"</a> })}
         </nav>
     }
     .into_any()
 }
 
+/// A job as a table row; below md a card: the box, the job and its state, then its error and
+/// payload, then attempts and times (the columns a phone has no room for). The whole card opens
+/// the job.
 #[component]
 fn JobRowView(
     row: JobRow,
+    dead: bool,
     selected: RwSignal<Vec<i64>>,
     can_act: impl Fn() -> bool + Send + Sync + Clone + 'static,
 ) -> impl IntoView {
@@ -414,28 +425,39 @@ fn JobRowView(
             }
         })
     };
+    let attempts = format!("{}/{}", row.attempts, row.max_attempts);
     view! {
-        <tr data-testid="job-row" data-job-id=id.to_string() class="align-top hover:bg-slate-50 dark:hover:bg-slate-800/50">
-            <td class="px-3 py-2">
+        <tr data-testid="job-row" data-job-id=id.to_string() class="align-top hover:bg-slate-50 max-md:relative max-md:grid max-md:grid-cols-[auto_minmax(0,1fr)_auto] max-md:gap-x-2 max-md:gap-y-1 max-md:px-2 max-md:py-2 dark:hover:bg-slate-800/50">
+            <td class="px-3 py-2 max-md:row-span-2 max-md:p-0">
                 <Show when=can_act.clone()>
-                    <input type="checkbox" aria-label=format!("Select job {id}") prop:checked=ticked on:change=toggle />
+                    // Above the card's link, and a thumb's size on a phone.
+                    <label data-testid="select-job" class="inline-flex items-center justify-center max-md:relative max-md:z-10 max-md:size-11">
+                        <input type="checkbox" class="max-md:size-5" aria-label=format!("Select job {id}") prop:checked=ticked on:change=toggle />
+                    </label>
                 </Show>
             </td>
-            <td class="px-3 py-2">
-                <a href=row.href data-job-link="" class="font-medium text-indigo-600 hover:underline focus:outline-2 focus:outline-indigo-500 dark:text-indigo-400">
+            <td class="px-3 py-2 max-md:col-start-2 max-md:p-0 max-md:pt-1">
+                <a href=row.href data-job-link="" class="font-medium text-indigo-600 hover:underline focus:outline-2 focus:outline-indigo-500 max-md:after:absolute max-md:after:inset-0 dark:text-indigo-400">
                     {format!("#{id}")}
                 </a>
-                <div class="font-mono text-xs">{row.kind}</div>
-                <div class="text-xs text-slate-500 dark:text-slate-400">{row.queue}</div>
+                <div class="font-mono text-xs wrap-anywhere">{row.kind}</div>
+                <div class="text-xs text-slate-500 wrap-anywhere dark:text-slate-400">{row.queue}</div>
             </td>
-            <td class="px-3 py-2"><StateBadge state=row.state /></td>
-            <td class="px-3 py-2 tabular-nums">{format!("{}/{}", row.attempts, row.max_attempts)}</td>
-            <td class="px-3 py-2"><Time moment=row.created_at /></td>
-            <td class="px-3 py-2"><Time moment=row.when /></td>
-            <td class="max-w-md px-3 py-2">
-                {row.error_line.map(|line| { let title = line.clone(); view! { <div data-testid="error-line" class="truncate text-red-700 dark:text-red-400" title=title>{line}</div> } })}
+            <td class="px-3 py-2 max-md:p-0 max-md:pt-1"><StateBadge state=row.state /></td>
+            <td class="px-3 py-2 tabular-nums max-md:hidden">{attempts.clone()}</td>
+            <td class="px-3 py-2 max-md:hidden"><Time moment=row.created_at.clone() /></td>
+            <td class="px-3 py-2 max-md:hidden"><Time moment=row.when.clone() /></td>
+            <td class="max-w-md px-3 py-2 max-md:col-span-2 max-md:col-start-2 max-md:max-w-none max-md:p-0">
+                {row.error_line.map(|line| { let title = line.clone(); view! { <div data-testid="error-line" class="truncate text-red-700 max-md:line-clamp-3 max-md:whitespace-normal max-md:wrap-anywhere dark:text-red-400" title=title>{line}</div> } })}
                 <code data-testid="payload-preview" class="block truncate text-xs text-slate-500 dark:text-slate-400">{row.payload_preview}</code>
+                <div class="mt-1 flex flex-wrap gap-x-3 text-xs text-slate-500 md:hidden dark:text-slate-400">
+                    <span class="tabular-nums">{attempts}" attempts"</span>
+                    <span>"enqueued " <Time moment=row.created_at /></span>
+                    <span>{if dead { "died " } else { "runs " }} <Time moment=row.when /></span>
+                </div>
             </td>
         </tr>
     }
+    // Erased: keeps the list's type shallow (see the recursion limit in lib.rs).
+    .into_any()
 }

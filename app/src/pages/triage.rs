@@ -26,7 +26,7 @@ pub fn TriagePage() -> impl IntoView {
         move || (status.get(), before.get(), live.tick.get()),
         |(status, before, _)| list_groups(status, before),
     );
-    let tab = "rounded-md px-3 py-1.5 text-sm font-medium text-slate-600 hover:bg-slate-100 aria-[current=page]:bg-slate-900 aria-[current=page]:text-white dark:text-slate-400 dark:hover:bg-slate-800 dark:aria-[current=page]:bg-slate-100 dark:aria-[current=page]:text-slate-900";
+    let tab = "rounded-md px-3 py-1.5 text-sm font-medium max-md:py-2.5 text-slate-600 hover:bg-slate-100 aria-[current=page]:bg-slate-900 aria-[current=page]:text-white dark:text-slate-400 dark:hover:bg-slate-800 dark:aria-[current=page]:bg-slate-100 dark:aria-[current=page]:text-slate-900";
 
     view! {
         <Title text="Triage" />
@@ -52,9 +52,10 @@ pub fn TriagePage() -> impl IntoView {
                             None => format!("/triage?before={cursor}"),
                         });
                         view! {
+                            // Below md, a card per group (as the job lists): the error first, in full.
                             <div class="mt-4 overflow-x-auto rounded-xl border border-slate-200 bg-white shadow-sm dark:border-slate-800 dark:bg-slate-900">
-                                <table class="w-full text-left text-sm" data-testid="group-table">
-                                    <thead class="border-b border-slate-200 text-xs text-slate-500 uppercase dark:border-slate-800 dark:text-slate-400">
+                                <table class="w-full text-left text-sm max-md:block" data-testid="group-table">
+                                    <thead class="border-b border-slate-200 text-xs text-slate-500 uppercase max-md:hidden dark:border-slate-800 dark:text-slate-400">
                                         <tr>
                                             <th scope="col" class="px-3 py-2 font-semibold">"Error"</th>
                                             <th scope="col" class="px-3 py-2 font-semibold">"Status"</th>
@@ -64,7 +65,7 @@ pub fn TriagePage() -> impl IntoView {
                                             <th scope="col" class="px-3 py-2 font-semibold">"Last seen"</th>
                                         </tr>
                                     </thead>
-                                    <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                                    <tbody class="divide-y divide-slate-100 max-md:block dark:divide-slate-800">
                                         {page.rows.into_iter().map(|row| view! { <GroupRowView row /> }).collect_view()}
                                     </tbody>
                                 </table>
@@ -79,30 +80,40 @@ pub fn TriagePage() -> impl IntoView {
     }
 }
 
+/// A group as a table row; below md a card (the error, what and where, then its status, size
+/// and times) that opens the group wherever it is tapped.
 #[component]
 fn GroupRowView(row: GroupRow) -> impl IntoView {
     let first_line = row.message.lines().next().unwrap_or("").to_owned();
     let title = row.message.clone();
+    let total = thousands(row.total);
     view! {
-        <tr data-testid="group-row" data-group-id=row.id.to_string() class="align-top hover:bg-slate-50 dark:hover:bg-slate-800/50">
-            <td class="max-w-xl px-3 py-2">
-                <a href=format!("/triage/{}", row.id) title=title class="block truncate font-mono text-xs font-medium text-red-700 hover:underline dark:text-red-400">
+        <tr data-testid="group-row" data-group-id=row.id.to_string() class="align-top hover:bg-slate-50 max-md:relative max-md:grid max-md:grid-cols-[minmax(0,1fr)_auto] max-md:gap-x-3 max-md:gap-y-1 max-md:p-3 dark:hover:bg-slate-800/50">
+            <td class="max-w-xl px-3 py-2 max-md:max-w-none max-md:p-0">
+                <a href=format!("/triage/{}", row.id) title=title class="block truncate font-mono text-xs font-medium text-red-700 hover:underline max-md:line-clamp-3 max-md:whitespace-normal max-md:wrap-anywhere max-md:after:absolute max-md:after:inset-0 dark:text-red-400">
                     {first_line}
                 </a>
-                <div class="text-xs text-slate-500 dark:text-slate-400">
+                <div class="text-xs text-slate-500 wrap-anywhere dark:text-slate-400">
                     <span class="font-mono">{row.kind}</span>" · "{row.queue}" · "{row.source}
                 </div>
+                <div class="mt-1 flex flex-wrap items-center gap-x-3 text-xs text-slate-500 md:hidden dark:text-slate-400">
+                    <span class="tabular-nums">{format!("{total} {}", if row.total == 1 { "job" } else { "jobs" })}</span>
+                    <Sparkline values=row.sparkline.clone() class="h-4 w-20" />
+                    <span>"last seen " <Time moment=row.last_seen.clone() /></span>
+                </div>
             </td>
-            <td class="px-3 py-2">
+            <td class="px-3 py-2 max-md:p-0">
                 <GroupBadge state=row.state />
                 {row.ignored_note.map(|note| view! { <div class="text-xs text-slate-500 dark:text-slate-400">{note}</div> })}
             </td>
-            <td class="px-3 py-2 text-right tabular-nums">{thousands(row.total)}</td>
-            <td class="px-3 py-2"><Sparkline values=row.sparkline /></td>
-            <td class="px-3 py-2"><Time moment=row.first_seen /></td>
-            <td class="px-3 py-2"><Time moment=row.last_seen /></td>
+            <td class="px-3 py-2 text-right tabular-nums max-md:hidden">{total}</td>
+            <td class="px-3 py-2 max-md:hidden"><Sparkline values=row.sparkline /></td>
+            <td class="px-3 py-2 max-md:hidden"><Time moment=row.first_seen /></td>
+            <td class="px-3 py-2 max-md:hidden"><Time moment=row.last_seen /></td>
         </tr>
     }
+    // Erased: keeps the list's type shallow (see the recursion limit in lib.rs).
+    .into_any()
 }
 
 #[component]
@@ -170,7 +181,7 @@ pub fn GroupPage() -> impl IntoView {
             live.refresh();
         }
     });
-    let button = "rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium shadow-sm hover:bg-slate-50 disabled:opacity-40 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800";
+    let button = "rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium shadow-sm hover:bg-slate-50 max-md:min-h-10 disabled:opacity-40 dark:border-slate-700 dark:bg-slate-900 dark:hover:bg-slate-800";
     // Merging with another group (one problem the grouper kept apart): the page then shows the
     // group that survives, the older of the two.
     let merge_with = RwSignal::new(String::new());
@@ -254,8 +265,8 @@ pub fn GroupPage() -> impl IntoView {
                                         <a href="/triage" class="hover:underline">"Triage"</a>
                                         {format!(" / group #{}", row.id)}
                                     </p>
-                                    <h1 data-testid="group-message" class="mt-1 font-mono text-lg font-semibold break-words whitespace-pre-wrap text-red-700 dark:text-red-400"><TemplateText text=row.message /></h1>
-                                    <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">
+                                    <h1 data-testid="group-message" class="mt-1 font-mono text-lg font-semibold max-md:text-base wrap-anywhere whitespace-pre-wrap text-red-700 dark:text-red-400"><TemplateText text=row.message /></h1>
+                                    <p class="mt-1 text-sm text-slate-600 wrap-anywhere dark:text-slate-400">
                                         <span class="font-mono">{row.kind}</span>" · queue "{row.queue}" · source "{row.source}
                                     </p>
                                 </div>
@@ -264,20 +275,22 @@ pub fn GroupPage() -> impl IntoView {
                                     {row.ignored_note.map(|note| view! { <span class="text-xs text-slate-500">{note}</span> })}
                                 </div>
                             </div>
-                            <dl class="mt-4 grid gap-4 rounded-xl border border-slate-200 bg-white p-4 text-sm shadow-sm sm:grid-cols-5 dark:border-slate-800 dark:bg-slate-900">
+                            <dl class="mt-4 grid grid-cols-2 gap-4 rounded-xl border border-slate-200 bg-white p-4 text-sm shadow-sm sm:grid-cols-5 dark:border-slate-800 dark:bg-slate-900">
                                 <div><dt class="text-xs text-slate-500">"Dead now"</dt><dd data-testid="group-dead-now" class="text-xl font-semibold tabular-nums">{if detail.dead_now >= GROUP_DEAD_COUNT_LIMIT { format!("{}+", thousands(detail.dead_now)) } else { thousands(detail.dead_now) }}</dd></div>
                                 <div><dt class="text-xs text-slate-500">"Joined, ever"</dt><dd class="text-xl font-semibold tabular-nums">{thousands(row.total)}</dd></div>
                                 <div><dt class="text-xs text-slate-500">"First seen"</dt><dd><Time moment=row.first_seen /></dd></div>
                                 <div><dt class="text-xs text-slate-500">"Last seen"</dt><dd><Time moment=row.last_seen /></dd></div>
-                                <div><dt class="text-xs text-slate-500">"Last 24 h"</dt><dd><Sparkline values=row.sparkline class="h-8 w-full" /></dd></div>
+                                <div class="max-sm:col-span-2"><dt class="text-xs text-slate-500">"Last 24 h"</dt><dd><Sparkline values=row.sparkline class="h-8 w-full" /></dd></div>
                             </dl>
                             <details class="mt-3 text-sm">
-                                <summary class="cursor-pointer text-slate-600 dark:text-slate-400">
+                                <summary class="cursor-pointer text-slate-600 max-md:py-2.5 dark:text-slate-400">
                                     "Latest error, as it happened (job "
                                     <a href=format!("/jobs/{}", detail.sample_job_id) class="text-indigo-600 hover:underline dark:text-indigo-400">{format!("#{}", detail.sample_job_id)}</a>
                                     ")"
                                 </summary>
-                                <pre class="mt-2 overflow-x-auto rounded-lg bg-slate-900 p-3 text-xs text-slate-100">{detail.sample_error}</pre>
+                                // Scrolls sideways on a wide screen; wraps on a phone, where a 300-character id
+                                // would otherwise take many swipes to read.
+                                <pre data-testid="sample-error" class="mt-2 overflow-x-auto rounded-lg bg-slate-900 p-3 text-xs text-slate-100 max-md:whitespace-pre-wrap max-md:wrap-anywhere">{detail.sample_error}</pre>
                             </details>
                         }.into_any()
                     }
@@ -296,9 +309,9 @@ pub fn GroupPage() -> impl IntoView {
                         <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::IgnoreHours(24)); }>"Ignore for 24 h"</button>
                         <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::IgnoreArrivals(100)); }>"Ignore until 100 more"</button>
                         <button type="button" class=button disabled=move || change.pending().get() on:click=move |_| { change.dispatch(GroupChange::Reopen); }>"Reopen"</button>
-                        <form class="flex items-center gap-2" on:submit=move |ev| { ev.prevent_default(); merge.dispatch(merge_with.get_untracked()); }>
+                        <form class="flex flex-wrap items-center gap-2" on:submit=move |ev| { ev.prevent_default(); merge.dispatch(merge_with.get_untracked()); }>
                             <label class="text-sm text-slate-600 dark:text-slate-400" for="merge-with">"Same problem as group #"</label>
-                            <input id="merge-with" data-testid="merge-with" inputmode="numeric" class="w-24 rounded-md border border-slate-300 px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
+                            <input id="merge-with" data-testid="merge-with" inputmode="numeric" class="w-24 rounded-md border border-slate-300 px-2 py-1 text-sm max-md:py-2 dark:border-slate-700 dark:bg-slate-900"
                                 prop:value=move || merge_with.get() on:input=move |ev| merge_with.set(event_target_value(&ev)) />
                             <button type="submit" class=button disabled=move || merge.pending().get()>"Merge"</button>
                         </form>
