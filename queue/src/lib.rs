@@ -140,6 +140,8 @@ mod migrate;
 mod retry;
 mod runtime;
 mod sql;
+#[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+mod telemetry;
 mod text;
 
 pub mod admin;
