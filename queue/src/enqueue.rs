@@ -120,6 +120,10 @@ impl Client {
         jobs: Vec<NewJob>,
     ) -> Result<Vec<sql::InsertedJob>> {
         let mut columns = sql::JobInsertColumns::default();
+        // The enqueuing span's trace context, for the job's span to join (read once: every
+        // job of the call is enqueued in the same span).
+        #[cfg(feature = "opentelemetry")]
+        let trace_context = crate::telemetry::otel::current_trace_context();
         for job in jobs {
             let payload =
                 job.payload.map_err(|reason| Error::Serialize { kind: job.kind.clone(), reason })?;
@@ -161,6 +165,8 @@ impl Client {
             columns.delays_secs.push(job.delay.map(|d| crate::duration::saturate(d).as_secs_f64()));
             columns.max_attempts.push(job.max_attempts);
             columns.unique_keys.push(job.unique_key);
+            #[cfg(feature = "opentelemetry")]
+            columns.trace_contexts.push(trace_context.clone());
         }
         sql::job_insert_many(executor, &columns).await.map_err(Error::from_insert)
     }

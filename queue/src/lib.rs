@@ -129,6 +129,21 @@
 //!
 //! [`CronSchedule`]s registered on the runner enqueue a job per tick, once across all worker
 //! processes, with a choice for ticks missed during downtime ([`MissedTicks`]).
+//!
+//! ## Error trackers and tracing
+//!
+//! Off by default, two cargo features send failures where request failures already go:
+//!
+//! - `sentry`: an event per failed attempt and per dead letter through the current Sentry
+//!   `Hub` (the job kind as transaction; queue, attempt and job id as tags; the payload, masked
+//!   by [`redact`], as the request data; the console's job page as the request URL).
+//! - `opentelemetry`: the job's `tracing` span exported by your `tracing-opentelemetry`
+//!   layer, as a child of the span that enqueued the job (its W3C trace context is stored in
+//!   the job row), and job counters and a run-time histogram through the global meter provider.
+//!
+//! Both start working once the application has set up the SDK; the runner takes a console URL
+//! for links and extra secret key names (`RunnerBuilder::console_url`,
+//! `RunnerBuilder::redact_keys`). The README's "Error trackers and tracing" says what is sent.
 
 mod cron;
 mod duration;
@@ -140,6 +155,8 @@ mod migrate;
 mod retry;
 mod runtime;
 mod sql;
+#[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+mod telemetry;
 mod text;
 
 pub mod admin;

@@ -26,6 +26,9 @@ pub(crate) struct JobInsertColumns {
     pub delays_secs: Vec<Option<f64>>,
     pub max_attempts: Vec<i32>,
     pub unique_keys: Vec<Option<String>>,
+    /// The enqueuing span's trace context, per job (all `None` unless the `opentelemetry`
+    /// feature found one).
+    pub trace_contexts: Vec<Option<serde_json::Value>>,
 }
 
 /// One row back from [`job_insert_many`]: a new job, or the live job that already holds the
@@ -37,45 +40,67 @@ pub(crate) struct InsertedJob {
     pub unique_key: Option<String>,
 }
 
+/// The enqueue statement, with or without the trace-context column: one unnest per column,
+/// so its cost is the same whatever the batch size. Jobs enqueued outside a traced span (and
+/// every job when the `opentelemetry` feature is off) use the statement without it, so tracing
+/// costs the hot path nothing when it is not used.
+macro_rules! job_insert_sql {
+    ($column:literal, $value:literal, $param:literal) => {
+        concat!(
+            "with inserted as (
+                insert into backstop.jobs (queue, kind, payload, priority, run_at, max_attempts, unique_key",
+            $column,
+            ")
+                select q, k, p::jsonb, pr, coalesce(ra, now() + make_interval(secs => d), now()), ma, uk",
+            $value,
+            "
+                from unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::timestamptz[],
+                            $6::float8[], $7::int4[], $8::text[]",
+            $param,
+            ") as t(q, k, p, pr, ra, d, ma, uk",
+            $value,
+            ")
+                -- A live job already holds the key: skip this one (reported below as a duplicate).
+                on conflict (unique_key) where unique_key is not null do nothing
+                returning id, queue, run_at, unique_key
+            ),
+            -- One NOTIFY per queue that got runnable work, not one per job (one per job costs
+            -- about 40% of throughput). Postgres also folds identical notifications within a
+            -- transaction, so many enqueue calls in one transaction wake the workers once.
+            notified as (
+                select pg_notify('backstop_jobs', queue)
+                from (select distinct queue from inserted where run_at <= now()) ready
+            )
+            select id, true as created, unique_key from inserted
+            where (select count(*) from notified) >= 0
+            union all
+            select j.id, false, j.unique_key from backstop.jobs j
+            where j.unique_key = any($8::text[])"
+        )
+    };
+}
+
 pub(crate) async fn job_insert_many<'e, E: PgExecutor<'e>>(
     executor: E,
     rows: &JobInsertColumns,
 ) -> sqlx::Result<Vec<InsertedJob>> {
-    sqlx::query_as(
-        r#"
-        with inserted as (
-            insert into backstop.jobs (queue, kind, payload, priority, run_at, max_attempts, unique_key)
-            select q, k, p::jsonb, pr, coalesce(ra, now() + make_interval(secs => d), now()), ma, uk
-            from unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::timestamptz[],
-                        $6::float8[], $7::int4[], $8::text[]) as t(q, k, p, pr, ra, d, ma, uk)
-            -- A live job already holds the key: skip this one (reported below as a duplicate).
-            on conflict (unique_key) where unique_key is not null do nothing
-            returning id, queue, run_at, unique_key
-        ),
-        -- One NOTIFY per queue that got runnable work, not one per job (one per job costs
-        -- about 40% of throughput). Postgres also folds identical notifications within a
-        -- transaction, so many enqueue calls in one transaction wake the workers once.
-        notified as (
-            select pg_notify('backstop_jobs', queue)
-            from (select distinct queue from inserted where run_at <= now()) ready
-        )
-        select id, true as created, unique_key from inserted
-        where (select count(*) from notified) >= 0
-        union all
-        select j.id, false, j.unique_key from backstop.jobs j
-        where j.unique_key = any($8::text[])
-        "#,
-    )
-    .bind(&rows.queues)
-    .bind(&rows.kinds)
-    .bind(&rows.payloads)
-    .bind(&rows.priorities)
-    .bind(&rows.run_ats)
-    .bind(&rows.delays_secs)
-    .bind(&rows.max_attempts)
-    .bind(&rows.unique_keys)
-    .fetch_all(executor)
-    .await
+    let traced = rows.trace_contexts.iter().any(Option::is_some);
+    let statement = if traced {
+        job_insert_sql!(", trace_context", ", tc", ", $9::jsonb[]")
+    } else {
+        job_insert_sql!("", "", "")
+    };
+    let query = sqlx::query_as(statement)
+        .bind(&rows.queues)
+        .bind(&rows.kinds)
+        .bind(&rows.payloads)
+        .bind(&rows.priorities)
+        .bind(&rows.run_ats)
+        .bind(&rows.delays_secs)
+        .bind(&rows.max_attempts)
+        .bind(&rows.unique_keys);
+    let query = if traced { query.bind(&rows.trace_contexts) } else { query };
+    query.fetch_all(executor).await
 }
 
 /// A job a worker has claimed.
@@ -88,6 +113,9 @@ pub(crate) struct ClaimedJob {
     pub priority: i16,
     pub attempts: i32,
     pub max_attempts: i32,
+    /// The enqueuing span's trace context (null unless an `opentelemetry` build stored one).
+    #[cfg_attr(not(any(feature = "sentry", feature = "opentelemetry")), allow(dead_code))]
+    pub trace_context: Option<serde_json::Value>,
 }
 
 pub(crate) async fn job_claim_batch(
@@ -116,7 +144,7 @@ pub(crate) async fn job_claim_batch(
         from next
         where j.id = next.id
         returning j.id, j.queue, j.kind, j.payload::text as payload, j.priority, j.attempts,
-                  j.max_attempts
+                  j.max_attempts, j.trace_context
         "#,
     )
     .bind(queue)
@@ -209,14 +237,15 @@ pub(crate) async fn job_move_to_dead(
             delete from backstop.jobs
             where id = $1 and locked_by is not distinct from $2
             returning id, queue, kind, payload, priority, attempts, max_attempts, errors,
-                      unique_key, created_at
+                      unique_key, created_at, trace_context
         ),
         dead as (
             insert into backstop.dead_jobs (id, queue, kind, payload, priority, attempts,
-                max_attempts, errors, last_error, unique_key, created_at, died_at, reason, group_id)
+                max_attempts, errors, last_error, unique_key, created_at, died_at, reason, group_id,
+                trace_context)
             select id, queue, kind, payload, priority, attempts, max_attempts,
                    case when $4::jsonb is null then errors else errors || jsonb_build_array($4::jsonb) end,
-                   $3, unique_key, created_at, now(), $5, null
+                   $3, unique_key, created_at, now(), $5, null, trace_context
             from moved
             returning *
         ),
@@ -642,10 +671,10 @@ pub(crate) async fn dead_job_retry_many<'e, E: PgExecutor<'e>>(
         revived as (
             -- Keep the id so links and logs that name the job still find it.
             insert into backstop.jobs (id, queue, kind, payload, priority, run_at, attempts,
-                max_attempts, errors, last_error, unique_key, created_at)
+                max_attempts, errors, last_error, unique_key, created_at, trace_context)
             overriding system value
             select id, queue, kind, payload, priority, now(), 0, max_attempts, errors,
-                   last_error, unique_key, created_at
+                   last_error, unique_key, created_at, trace_context
             from candidates
             order by id
             -- A live job holds the key (or an earlier row of this insert took it, or an enqueue

@@ -56,6 +56,9 @@ pub(super) async fn run(
             job
         };
         let Some(job) = job else { return };
+        #[cfg(feature = "opentelemetry")]
+        let span = crate::telemetry::otel::job_span(&job, &shared.telemetry);
+        #[cfg(not(feature = "opentelemetry"))]
         let span = tracing::info_span!(
             "backstop.job",
             kind = %job.kind,
@@ -63,6 +66,13 @@ pub(super) async fn run(
             attempt = job.attempts,
             queue = %job.queue,
         );
+        #[cfg(feature = "sentry")]
+        {
+            let hub_job = job.clone();
+            let run = run_one(&shared, job, &completions, &shutdown).instrument(span);
+            crate::telemetry::sentry::with_job_hub(&hub_job, run).await;
+        }
+        #[cfg(not(feature = "sentry"))]
         run_one(&shared, job, &completions, &shutdown).instrument(span).await;
     }
 }
@@ -74,9 +84,15 @@ async fn run_one(
     shutdown: &CancellationToken,
 ) {
     shared.in_flight.lock().expect("in-flight lock").insert(job.id, (job.attempts, job.max_attempts));
+    #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+    let started = std::time::Instant::now();
     let outcome = execute(shared, &job, shutdown).await;
+    #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+    let took = started.elapsed();
     match outcome {
         Ok(()) => {
+            #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+            shared.telemetry.completed(&job, took);
             tracing::debug!("job completed");
             // Leave the in-flight set before queueing the completion (no await between the
             // two), so a forced shutdown never hands back a job that already succeeded.
@@ -84,7 +100,10 @@ async fn run_one(
             let _ = completions.send(job.id);
         }
         Err(error) => {
-            record(shared, &job, &error).await;
+            let recorded = record(shared, &job, &error).await;
+            #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+            shared.telemetry.failed(&job, &error, recorded.as_ref(), took);
+            let _ = recorded;
             shared.in_flight.lock().expect("in-flight lock").remove(&job.id);
         }
     }
@@ -131,7 +150,9 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-async fn record(shared: &Shared, job: &ClaimedJob, error: &JobError) {
+/// Records a failed attempt; `None` when the database could not be reached and the failure
+/// waits in `unrecorded` for the heartbeat.
+async fn record(shared: &Shared, job: &ClaimedJob, error: &JobError) -> Option<Recorded> {
     let policy = shared.registry.get(job.kind.as_str()).map(|h| h.retry_policy.clone()).unwrap_or_default();
     let delay = policy.delay(u32::try_from(job.attempts).unwrap_or(1));
     let failure = Failure {
@@ -148,7 +169,8 @@ async fn record(shared: &Shared, job: &ClaimedJob, error: &JobError) {
         match record_or_hand_back(&shared.pool, &failure).await {
             Ok(recorded) => {
                 shared.held.remove([job.id]);
-                return log_recorded(&recorded, error);
+                log_recorded(&recorded, error);
+                return Some(recorded);
             }
             Err(e) => {
                 let delay = backoff.next_delay();
@@ -159,6 +181,7 @@ async fn record(shared: &Shared, job: &ClaimedJob, error: &JobError) {
     }
     tracing::warn!("could not record a job failure; the heartbeat will keep trying");
     shared.unrecorded.lock().expect("unrecorded lock").push(failure);
+    None
 }
 
 pub(super) fn log_recorded(recorded: &Recorded, error: &impl std::fmt::Display) {

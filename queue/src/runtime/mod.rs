@@ -63,6 +63,10 @@ pub(crate) struct Config {
     pub idempotency_key_max_age: Duration,
     pub stats_max_age: Duration,
     pub durable_acks: bool,
+    #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+    pub console_url: Option<String>,
+    #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+    pub redactor: crate::redact::Redactor,
 }
 
 /// The most claimed jobs a queue's buffer grows to when prefetch adapts (no `prefetch` set).
@@ -165,6 +169,35 @@ impl RunnerBuilder {
         self
     }
 
+    /// The console's address (`https://backstop.example.com`), for links from telemetry to a
+    /// job's page: `{url}/jobs/{id}`, the request URL of a Sentry event and the
+    /// `backstop.job.url` attribute of a job's span. Without it, no link is sent.
+    ///
+    /// ```no_run
+    /// # async fn example(pool: sqlx::PgPool) -> Result<(), backstop::Error> {
+    /// let runner = backstop::Runner::builder(pool)
+    ///     .console_url("https://backstop.example.com")
+    ///     .redact_keys(["iban", "ssn"])
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+    pub fn console_url(mut self, url: impl Into<String>) -> Self {
+        self.config.console_url = Some(url.into());
+        self
+    }
+
+    /// More key names whose values are masked before a payload or message leaves the process
+    /// for an error tracker or a tracing backend, on top of the built-in rules (see
+    /// [`redact`](crate::redact): `token`, `secret`, `password`, `api_key`, `authorization`
+    /// and the like, at any depth, and secret-shaped strings anywhere). Use the same names as
+    /// the console's `--redact-keys`.
+    #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+    pub fn redact_keys(mut self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        self.config.redactor = crate::redact::Redactor::new(keys);
+        self
+    }
+
     /// Adds a recurring schedule. See [`CronSchedule`].
     pub fn cron(mut self, schedule: CronSchedule) -> Self {
         self.cron.push(schedule);
@@ -203,6 +236,11 @@ impl RunnerBuilder {
         let ack_pool = ack_pool(&self.pool, self.queues.len(), self.config.durable_acks);
         Ok(Runner {
             shared: Arc::new(Shared {
+                #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+                telemetry: crate::telemetry::Telemetry::new(
+                    self.config.console_url.clone(),
+                    self.config.redactor.clone(),
+                ),
                 ack_pool,
                 pool: self.pool,
                 registry: self.registry,
@@ -260,6 +298,9 @@ pub(crate) struct Shared {
     /// Jobs claimed and their outcome not yet written: what the fetchers compare the
     /// database's locks with, to find locks a database crash brought back (see `held`).
     pub held: held::Held,
+    /// Error tracker and tracing backend hooks (features `sentry`, `opentelemetry`).
+    #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl Runner {
@@ -284,6 +325,10 @@ impl Runner {
                 idempotency_key_max_age: Duration::from_secs(30 * 24 * 3600),
                 stats_max_age: Duration::from_secs(30 * 24 * 3600),
                 durable_acks: false,
+                #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+                console_url: None,
+                #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
+                redactor: crate::redact::Redactor::default(),
             },
             cron: Vec::new(),
         }
