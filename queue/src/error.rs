@@ -64,6 +64,12 @@ pub enum Error {
     #[error("invalid job option: {0}")]
     InvalidOption(String),
 
+    /// A [`testing`](crate::testing) helper could not do what it was asked: a payload that
+    /// does not read as the job type, a job that was not runnable.
+    #[cfg(feature = "testing")]
+    #[error("testing helper: {0}")]
+    Testing(String),
+
     /// A cron expression did not parse.
     #[error("invalid cron expression {expression:?} for schedule `{name}`: {reason}")]
     InvalidCron {

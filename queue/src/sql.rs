@@ -158,6 +158,64 @@ pub(crate) async fn job_claim_batch(
     Ok(jobs)
 }
 
+/// Claims one runnable job of `kind` (and with `id`, if given) for `worker_id`: the claim of
+/// [`job_claim_batch`] narrowed for the `testing` helpers, which run a chosen job rather than
+/// the queue's next.
+#[cfg(feature = "testing")]
+pub(crate) async fn job_claim_one_for_test(
+    conn: &mut PgConnection,
+    kind: &str,
+    id: Option<i64>,
+    worker_id: &str,
+) -> sqlx::Result<Option<ClaimedJob>> {
+    sqlx::query_as(
+        r#"
+        with next as (
+            select id from backstop.jobs
+            where kind = $1 and ($2::bigint is null or id = $2) and locked_by is null and run_at <= now()
+            order by priority, run_at, id
+            limit 1
+            for update skip locked
+        )
+        update backstop.jobs j
+        set locked_by = $3, locked_at = now(), attempts = j.attempts + 1
+        from next
+        where j.id = next.id
+        returning j.id, j.queue, j.kind, j.payload::text as payload, j.priority, j.attempts,
+                  j.max_attempts, j.trace_context
+        "#,
+    )
+    .bind(kind)
+    .bind(id)
+    .bind(worker_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Live jobs of `kind`, oldest first, as the executor's transaction sees them.
+#[cfg(feature = "testing")]
+pub(crate) async fn job_list_of_kind<'e, E: PgExecutor<'e>>(
+    executor: E,
+    kind: &str,
+) -> sqlx::Result<Vec<crate::testing::EnqueuedJob>> {
+    sqlx::query_as(
+        "select id, queue, kind, payload, priority, run_at, max_attempts, unique_key
+         from backstop.jobs where kind = $1 order by id",
+    )
+    .bind(kind)
+    .fetch_all(executor)
+    .await
+}
+
+/// How many live jobs `queue` holds (waiting, scheduled, running or retrying).
+#[cfg(feature = "testing")]
+pub(crate) async fn job_count_in_queue<'e, E: PgExecutor<'e>>(executor: E, queue: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar("select count(*) from backstop.jobs where queue = $1")
+        .bind(queue)
+        .fetch_one(executor)
+        .await
+}
+
 pub(crate) async fn job_complete_many(
     conn: &mut PgConnection,
     ids: &[i64],

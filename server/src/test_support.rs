@@ -2,28 +2,14 @@
 //! pinned in package-lock.json) working a test database with the tasks in
 //! `queue/tests/graphile-worker.mjs`.
 
-use std::future::Future;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::PgPool;
 
-/// Polls `check` every 20 ms until it returns `Some`, failing the test after `deadline` with
-/// `what` (never a bare sleep).
-pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(start.elapsed() < deadline, "waited {deadline:?} for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// Waits until `check` returns `Some`, failing the test after `deadline`: the helper
+/// `backstop::testing` ships.
+pub use backstop::testing::eventually;
 
 /// graphile-worker running in Node; killed when dropped.
 pub struct GraphileWorker(Child);

@@ -3,7 +3,6 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -31,21 +30,9 @@ pub async fn pool(opts: PgConnectOptions) -> PgPool {
         .expect("connect to the test database")
 }
 
-/// Waits until `check` returns `Some`, polling every 20 ms, failing the test after `deadline`.
-pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// Waits until `check` returns `Some`, failing the test after `deadline` (the shipped helper).
+#[allow(unused_imports, reason = "each test binary uses a different subset")]
+pub use backstop::testing::eventually as wait_for;
 
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(pool).await.expect(sql)

@@ -94,21 +94,7 @@ fn form_post(endpoint: &str, args: &impl serde::Serialize, name: &'static str, v
 
 /// A dead job, as the runtime leaves it after the last failed attempt.
 async fn dead_job(pool: &PgPool, kind: &str, payload: serde_json::Value, error: &str) -> i64 {
-    let errors = serde_json::json!([{ "at": chrono::Utc::now(), "attempt": 1, "error": error, "worker": "test-worker" }]);
-    sqlx::query_scalar(
-        "with id as (select nextval(pg_get_serial_sequence('backstop.jobs', 'id')) as id)
-         insert into backstop.dead_jobs (id, queue, kind, payload, priority, attempts, max_attempts, errors,
-                                         last_error, created_at, reason)
-         select id, 'default', $1, $2, 0, 1, 1, $3, $4, now(), 'exhausted' from id
-         returning id",
-    )
-    .bind(kind)
-    .bind(payload)
-    .bind(errors)
-    .bind(error)
-    .fetch_one(pool)
-    .await
-    .unwrap()
+    backstop::testing::dead_job(pool, backstop::NewJob::from_json(kind, &payload), error).await.unwrap()
 }
 
 async fn count(pool: &PgPool, sql: &'static str) -> i64 {
@@ -315,29 +301,13 @@ async fn a_query_over_the_time_limit_is_stopped_with_a_clear_message(pool: PgPoo
 
 /// A dead job recorded in its error group, as the runner does it. Returns (job id, group id).
 async fn grouped_dead_job(pool: &PgPool, kind: &str, error: &str) -> (i64, i64) {
-    let mut tx = pool.begin().await.unwrap();
-    let id: i64 = sqlx::query_scalar(
-        "insert into backstop.dead_jobs (id, queue, kind, payload, priority, attempts, max_attempts, errors,
-                                         last_error, created_at, reason)
-         values (nextval(pg_get_serial_sequence('backstop.jobs', 'id')), 'default', $1, '{}', 0, 1, 1, '[]',
-                 $2, now(), 'exhausted')
-         returning id",
-    )
-    .bind(kind)
-    .bind(error)
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
-    let arrival =
-        backstop::triage::record_arrival(&mut tx, "backstop", kind, "default", error, id).await.unwrap();
-    sqlx::query("update backstop.dead_jobs set group_id = $2 where id = $1")
+    let id = dead_job(pool, kind, serde_json::json!({}), error).await;
+    let group: i64 = sqlx::query_scalar("select group_id from backstop.dead_jobs where id = $1")
         .bind(id)
-        .bind(arrival.group_id)
-        .execute(&mut *tx)
+        .fetch_one(pool)
         .await
         .unwrap();
-    tx.commit().await.unwrap();
-    (id, arrival.group_id)
+    (id, group)
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
