@@ -9,6 +9,7 @@ use leptos_router::hooks::use_query_map;
 use super::PageHeading;
 use crate::api::audit_log;
 use crate::components::{ErrorNotice, Loading, Time, urlencode, use_live};
+use crate::mount;
 
 /// The actions the filter offers (the log also accepts any other name in the URL).
 const ACTIONS: [(&str, &str); 16] = [
@@ -64,8 +65,8 @@ pub fn AuditPage() -> impl IntoView {
                 </select>
             </div>
             <button type="submit" class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white shadow-sm hover:bg-indigo-500">"Filter"</button>
-            <a href="/audit?action=alert_sent" class="rounded-md px-3 py-1.5 text-sm font-medium text-indigo-600 hover:bg-slate-100 dark:text-indigo-400 dark:hover:bg-slate-800">"Alerts sent"</a>
-            <a href="/audit" class="rounded-md px-3 py-1.5 text-sm font-medium text-slate-600 hover:bg-slate-100 dark:text-slate-400 dark:hover:bg-slate-800">"Clear"</a>
+            <a href=mount::href("/audit?action=alert_sent") class="rounded-md px-3 py-1.5 text-sm font-medium text-indigo-600 hover:bg-slate-100 dark:text-indigo-400 dark:hover:bg-slate-800">"Alerts sent"</a>
+            <a href=mount::href("/audit") class="rounded-md px-3 py-1.5 text-sm font-medium text-slate-600 hover:bg-slate-100 dark:text-slate-400 dark:hover:bg-slate-800">"Clear"</a>
         </Form>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
@@ -108,7 +109,7 @@ pub fn AuditPage() -> impl IntoView {
                                     </tbody>
                                 </table>
                             </div>
-                            {next.map(|href| view! { <a href=href class="mt-3 inline-block text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">"Older →"</a> })}
+                            {next.map(|href| view! { <a href=mount::href(&href) class="mt-3 inline-block text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">"Older →"</a> })}
                         }.into_any()
                     }
                     Err(error) => view! { <ErrorNotice error /> }.into_any(),
