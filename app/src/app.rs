@@ -141,31 +141,19 @@ fn Header() -> impl IntoView {
 }
 
 /// The header's jump box: a job id, or words to search dead letters' errors for (`/go?q=...`).
-///
-/// A plain form (it works before the page is interactive) that, once hydrated, navigates in
-/// the page instead. Not the router's `<Form>`: that hands its (prefixed) `action` to
-/// `navigate`, which puts the router's base in front again under a prefix.
 #[component]
 fn JumpBox() -> impl IntoView {
-    let input = NodeRef::<leptos::html::Input>::new();
-    let navigate = leptos_router::hooks::use_navigate();
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        let Some(input) = input.get_untracked() else { return };
-        ev.prevent_default();
-        navigate(&format!("/go?q={}", crate::urlencode(&input.value())), Default::default());
-    };
     view! {
-        <form method="GET" action=mount::href("/go") role="search" aria-label="Jump to a job" class="max-sm:order-last max-sm:w-full sm:ml-auto" on:submit=submit>
+        <mount::GetForm action="/go" attr:role="search" attr:aria-label="Jump to a job" attr:class="max-sm:order-last max-sm:w-full sm:ml-auto">
             <input
                 id="jump"
-                node_ref=input
                 name="q"
                 type="search"
                 aria-label="Job id, or words to search dead letters' errors"
                 placeholder="Job id or error…  /"
                 class="w-full rounded-md border border-slate-300 bg-white px-2 py-1 text-sm shadow-sm max-sm:py-2 sm:w-40 dark:border-slate-700 dark:bg-slate-900"
             />
-        </form>
+        </mount::GetForm>
     }
 }
 

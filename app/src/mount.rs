@@ -13,7 +13,6 @@
 //! it into the page (`<meta name="backstop-mount">`), where the browser reads it once before it
 //! hydrates, and points the server functions' client at it.
 
-#[cfg(feature = "ssr")]
 use leptos::prelude::*;
 
 /// The path prefix the console is served under: `""` at the root of its own server,
@@ -48,6 +47,41 @@ pub fn prefix() -> &'static str {
 /// not `/admin/jobs/`.
 pub fn href(path: &str) -> String {
     under(prefix(), path)
+}
+
+/// A `GET` form (a search, a filter) for the console's `action` path: it works before the page
+/// is interactive (the browser submits it to the prefixed URL) and, once hydrated, navigates
+/// in the page instead, as the router's `<Form>` does. Not that `<Form>`: it hands its rendered
+/// (prefixed) `action` to `navigate`, which puts the router's base in front a second time.
+/// Attributes given as `attr:` go on the `<form>`.
+#[component]
+pub fn GetForm(action: &'static str, children: Children) -> impl IntoView {
+    let navigate = leptos_router::hooks::use_navigate();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast as _;
+            let Some(form) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok()) else {
+                return;
+            };
+            let Ok(query) = web_sys::FormData::new_with_form(&form)
+                .and_then(|data| web_sys::UrlSearchParams::new_with_str_sequence_sequence(&data))
+            else {
+                return;
+            };
+            ev.prevent_default();
+            let query = String::from(query.to_string());
+            let path = if query.is_empty() { action.to_owned() } else { format!("{action}?{query}") };
+            navigate(&path, Default::default());
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (ev, &navigate);
+    };
+    view! {
+        <form method="GET" action=href(action) on:submit=submit>
+            {children()}
+        </form>
+    }
 }
 
 fn under(prefix: &str, path: &str) -> String {

@@ -3,7 +3,6 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
 use super::PageHeading;
@@ -50,7 +49,7 @@ pub fn AuditPage() -> impl IntoView {
     view! {
         <Title text="Audit log" />
         <PageHeading title="Audit log" subtitle="Who retried, discarded, deleted, cancelled, paused or triaged what, how many rows it changed, and every Slack alert sent." />
-        <Form method="GET" action="/audit" attr:class="mt-6 flex flex-wrap items-end gap-3 rounded-xl border border-slate-200 bg-white p-4 shadow-sm dark:border-slate-800 dark:bg-slate-900" attr:role="search" attr:aria-label="Filter the audit log">
+        <mount::GetForm action="/audit" attr:class="mt-6 flex flex-wrap items-end gap-3 rounded-xl border border-slate-200 bg-white p-4 shadow-sm dark:border-slate-800 dark:bg-slate-900" attr:role="search" attr:aria-label="Filter the audit log">
             <div>
                 <label for="audit-actor" class=label>"Who"</label>
                 <input id="audit-actor" name="actor" class=field placeholder="anyone (slack: alerts)" prop:value=move || actor.get().unwrap_or_default() />
@@ -67,7 +66,7 @@ pub fn AuditPage() -> impl IntoView {
             <button type="submit" class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white shadow-sm hover:bg-indigo-500">"Filter"</button>
             <a href=mount::href("/audit?action=alert_sent") class="rounded-md px-3 py-1.5 text-sm font-medium text-indigo-600 hover:bg-slate-100 dark:text-indigo-400 dark:hover:bg-slate-800">"Alerts sent"</a>
             <a href=mount::href("/audit") class="rounded-md px-3 py-1.5 text-sm font-medium text-slate-600 hover:bg-slate-100 dark:text-slate-400 dark:hover:bg-slate-800">"Clear"</a>
-        </Form>
+        </mount::GetForm>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match entries.await {
