@@ -7,7 +7,9 @@
 //                       with sign-in (users vera, a viewer, and otto, an operator) and Slack
 //                       alerts to E2E_PORT + 2, a recording stand-in for Slack; E2E_PORT + 3 is
 //                       the console behind an authenticating proxy on 127.0.0.1 (groups ops and
-//                       staff), whose headers the tests set themselves
+//                       staff), whose headers the tests set themselves; E2E_PORT + 4 is the
+//                       example host application with the console mounted at /admin/jobs
+//   MOUNTED_BIN         that example (default target/debug/examples/mounted)
 import path from 'node:path';
 import { defineConfig } from '@playwright/test';
 
@@ -15,11 +17,13 @@ const repoRoot = path.resolve(__dirname, '..');
 const port = Number(process.env.E2E_PORT ?? 3917);
 const binary = path.resolve(repoRoot, process.env.BACKSTOP_BIN ?? 'target/debug/backstop');
 const siteRoot = path.resolve(repoRoot, process.env.BACKSTOP_SITE_ROOT ?? 'target/site');
+const mountedBinary = path.resolve(repoRoot, process.env.MOUNTED_BIN ?? 'target/debug/examples/mounted');
 
 export const demoURL = `http://127.0.0.1:${port}`;
 export const signedInURL = `http://127.0.0.1:${port + 1}`;
 export const slackURL = `http://127.0.0.1:${port + 2}`;
 export const proxiedURL = `http://127.0.0.1:${port + 3}`;
+export const mountedURL = `http://127.0.0.1:${port + 4}`;
 
 const server = (args: string, url: string) => ({
   command: `"${binary}" ${args} --site-root "${siteRoot}"`,
@@ -75,6 +79,12 @@ export default defineConfig({
       `serve --bind 127.0.0.1:${port + 3} --trusted-proxy 127.0.0.1 --operator-group ops --viewer-group staff`,
       `${proxiedURL}/healthz`,
     ),
+    // A host application (server/examples/mounted.rs) with the console at /admin/jobs, behind
+    // the host's own sign-in (alice operates, vera views, bob may not use the console).
+    {
+      ...server('', `${mountedURL}/healthz`),
+      command: `MOUNTED_BIND=127.0.0.1:${port + 4} BACKSTOP_SITE_ROOT="${siteRoot}" "${mountedBinary}"`,
+    },
     {
       command: `node end2end/slack-recorder.mjs ${port + 2}`,
       cwd: repoRoot,

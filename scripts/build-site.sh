@@ -70,12 +70,15 @@ else
   rm -f "$pkg"/backstop-* "$pkg"/site.json
 fi
 
-step "server: cargo build -p backstop-server ${server_profile[*]}"
+# The binary, and the example host application that mounts the console (the browser tests
+# run it), in one build: the same build script output, site embedded or not, for both.
+server_targets=(--bins --example mounted)
+step "server: cargo build -p backstop-server ${server_targets[*]} ${server_profile[*]}"
 if $release; then
   # The release binary carries the site (server/build.rs): nothing else to deploy.
-  BACKSTOP_EMBED_SITE="$site" cargo build -p backstop-server "${server_profile[@]}"
+  BACKSTOP_EMBED_SITE="$site" cargo build -p backstop-server "${server_targets[@]}" "${server_profile[@]}"
 else
-  cargo build -p backstop-server "${server_profile[@]}"
+  cargo build -p backstop-server "${server_targets[@]}" "${server_profile[@]}"
 fi
 
 step "done: $target_dir/$server_dir/backstop serve --site-root $site"

@@ -24,6 +24,8 @@ scripts/build-site.sh "${build_args[@]}"
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () => console.log(JSON.parse(s).target_directory))')
 export BACKSTOP_BIN="$target_dir/$profile/backstop"
+# The example host application with the console mounted (built by build-site.sh too).
+export MOUNTED_BIN="$target_dir/$profile/examples/mounted"
 if [[ $profile == release ]]; then
   # The release binary carries the site itself (server/build.rs): give it an empty site root,
   # so the browser tests prove that nothing else needs deploying.
@@ -33,8 +35,8 @@ if [[ $profile == release ]]; then
 else
   export BACKSTOP_SITE_ROOT="$target_dir/site"
 fi
-# Four adjacent free ports: the demo console, the console with sign-in, the Slack stand-in and the
-# console behind a proxy. They are picked below the kernel's ephemeral range (32768 and up), where
+# Five adjacent free ports: the demo console, the console with sign-in, the Slack stand-in, the
+# console behind a proxy and the example host application with the console mounted. They are picked below the kernel's ephemeral range (32768 and up), where
 # only listeners live: a kernel-picked port is ephemeral, and its neighbours can be taken
 # meanwhile by any outgoing connection (the demo's own PostgreSQL connections did).
 export E2E_PORT=${E2E_PORT:-$(node -e '
@@ -46,11 +48,11 @@ export E2E_PORT=${E2E_PORT:-$(node -e '
   (async () => {
     for (;;) {
       const port = 20000 + Math.floor(Math.random() * 12000);
-      if (await free(port) && await free(port + 1) && await free(port + 2) && await free(port + 3)) return console.log(port);
+      if (await free(port) && await free(port + 1) && await free(port + 2) && await free(port + 3) && await free(port + 4)) return console.log(port);
     }
   })();')}
-printf '\033[1me2e:\033[0m %s demo on 127.0.0.1:%s, serve with sign-in on :%s, Slack stand-in on :%s, proxy sign-in on :%s\n' \
-  "$BACKSTOP_BIN" "$E2E_PORT" "$((E2E_PORT + 1))" "$((E2E_PORT + 2))" "$((E2E_PORT + 3))" >&2
+printf '\033[1me2e:\033[0m %s demo on 127.0.0.1:%s, serve with sign-in on :%s, Slack stand-in on :%s, proxy sign-in on :%s, mounted in a host on :%s\n' \
+  "$BACKSTOP_BIN" "$E2E_PORT" "$((E2E_PORT + 1))" "$((E2E_PORT + 2))" "$((E2E_PORT + 3))" "$((E2E_PORT + 4))" >&2
 # One private PostgreSQL (unless DATABASE_URL is set) for both consoles and the tests' own
 # seeding. --no-install: never fetch Playwright from the registry; it comes from package-lock.json.
 "$BACKSTOP_BIN" with-postgres -- npx --no-install playwright test -c end2end/playwright.config.ts "$@"

@@ -2,12 +2,13 @@
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
-use leptos_router::components::{A, Form, Route, Router, Routes};
+use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::path;
 
 use crate::api::whoami;
 use crate::components::{Live, LiveToggle};
 use crate::model::{CurrentUser, Role};
+use crate::mount;
 use crate::pages::{
     AuditPage, GoPage, GroupPage, JobDetailPage, JobsPage, NotFound, Overview, QueuesPage, TriagePage,
 };
@@ -26,6 +27,7 @@ pub fn use_user() -> UserResource {
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     set_content_security_policy();
+    let prefix = mount::prefix();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -33,13 +35,15 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
-                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                // Where the console is mounted, for the browser (see `crate::mount`).
+                {(!prefix.is_empty()).then(|| view! { <meta name=mount::META_NAME content=prefix /> })}
+                <link rel="icon" type="image/svg+xml" href=mount::href("/favicon.svg") />
                 // Before anything paints: the dark class, from the stored choice or the system.
-                <script src="/theme.js"></script>
+                <script src=mount::href("/theme.js")></script>
                 // The stylesheet is built with the wasm and named like it (fingerprinted in
                 // release builds), so the server names it here, not the app.
-                <link rel="stylesheet" id="leptos" href=format!("/{}/{}.css", options.site_pkg_dir, options.output_name) />
-                <HydrationScripts options />
+                <link rel="stylesheet" id="leptos" href=format!("{prefix}/{}/{}.css", options.site_pkg_dir, options.output_name) />
+                <HydrationScripts options root=prefix />
                 <MetaTags />
             </head>
             <body class="min-h-screen bg-slate-50 text-slate-900 antialiased dark:bg-slate-950 dark:text-slate-100">
@@ -78,7 +82,8 @@ pub fn App() -> impl IntoView {
     view! {
         <Title formatter=|page: String| if page.is_empty() { "Backstop".to_owned() } else { format!("{page} · Backstop") } />
 
-        <Router>
+        // Route matching and `navigate` take paths without the prefix; links are rendered with it.
+        <Router base=mount::prefix()>
             <Header />
             <Shortcuts />
             <main class="mx-auto max-w-7xl px-4 py-8 sm:px-6">
@@ -106,7 +111,7 @@ fn Header() -> impl IntoView {
     view! {
         <header class="top-0 z-10 border-b border-slate-200 bg-white/90 backdrop-blur sm:sticky dark:border-slate-800 dark:bg-slate-900/90">
             <div class="mx-auto flex min-h-14 max-w-7xl flex-wrap items-center gap-x-4 gap-y-2 px-4 py-2 sm:px-6">
-                <a href="/" class="flex items-center gap-2 font-semibold tracking-tight">
+                <a href=mount::href("/") class="flex items-center gap-2 font-semibold tracking-tight">
                     <span
                         aria-hidden="true"
                         class="grid size-7 place-items-center rounded-md bg-indigo-600 text-sm font-bold text-white"
@@ -124,16 +129,7 @@ fn Header() -> impl IntoView {
                     <NavLink href="/queues" label="Queues" />
                     <NavLink href="/audit" label="Audit log" />
                 </nav>
-                <Form method="GET" action="/go" attr:role="search" attr:aria-label="Jump to a job" attr:class="max-sm:order-last max-sm:w-full sm:ml-auto">
-                    <input
-                        id="jump"
-                        name="q"
-                        type="search"
-                        aria-label="Job id, or words to search dead letters' errors"
-                        placeholder="Job id or error…  /"
-                        class="w-full rounded-md border border-slate-300 bg-white px-2 py-1 text-sm shadow-sm max-sm:py-2 sm:w-40 dark:border-slate-700 dark:bg-slate-900"
-                    />
-                </Form>
+                <JumpBox />
                 <div class="ml-auto flex items-center gap-2 sm:ml-0 sm:gap-3">
                     <LiveToggle />
                     <ThemeToggle />
@@ -141,6 +137,23 @@ fn Header() -> impl IntoView {
                 </div>
             </div>
         </header>
+    }
+}
+
+/// The header's jump box: a job id, or words to search dead letters' errors for (`/go?q=...`).
+#[component]
+fn JumpBox() -> impl IntoView {
+    view! {
+        <mount::GetForm action="/go" attr:role="search" attr:aria-label="Jump to a job" attr:class="max-sm:order-last max-sm:w-full sm:ml-auto">
+            <input
+                id="jump"
+                name="q"
+                type="search"
+                aria-label="Job id, or words to search dead letters' errors"
+                placeholder="Job id or error…  /"
+                class="w-full rounded-md border border-slate-300 bg-white px-2 py-1 text-sm shadow-sm max-sm:py-2 sm:w-40 dark:border-slate-700 dark:bg-slate-900"
+            />
+        </mount::GetForm>
     }
 }
 
@@ -173,7 +186,7 @@ fn UserBadge() -> impl IntoView {
 fn NavLink(href: &'static str, label: &'static str) -> impl IntoView {
     view! {
         <A
-            href=href
+            href=mount::href(href)
             exact=href == "/"
             attr:class="whitespace-nowrap rounded-md px-3 py-1.5 text-center font-medium max-sm:py-2.5 text-slate-600 hover:bg-slate-100 hover:text-slate-900 aria-[current=page]:bg-slate-100 aria-[current=page]:text-slate-900 dark:text-slate-400 dark:hover:bg-slate-800 dark:hover:text-slate-100 dark:aria-[current=page]:bg-slate-800 dark:aria-[current=page]:text-slate-100"
         >

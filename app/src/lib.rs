@@ -15,6 +15,7 @@ pub mod api;
 mod app;
 mod components;
 pub mod model;
+pub mod mount;
 mod pages;
 #[cfg(feature = "ssr")]
 pub mod server;
@@ -32,6 +33,11 @@ pub use components::urlencode;
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
+    // Mounted under a prefix (a host application's `/admin/jobs`): server functions live there too.
+    let prefix = mount::prefix();
+    if !prefix.is_empty() {
+        leptos::server_fn::client::set_server_url(prefix);
+    }
     leptos::mount::hydrate_body(App);
     // Event handlers are attached once `hydrate_body` returns. Browser tests wait for this
     // attribute before they click, instead of guessing how long the wasm takes to load.

@@ -1,22 +1,7 @@
 //! The `backstop` binary: the console server, the live demo, and a private PostgreSQL for the
 //! project's own test and benchmark commands.
 
-mod alerts;
-mod assets;
-mod auth;
-mod database;
-mod demo;
-mod embedded_pg;
-mod group_errors;
-mod security;
-mod shutdown;
-mod sources;
-mod sso;
-#[cfg(test)]
-mod test_support;
-mod web;
-mod with_postgres;
-
+use backstop_console::{alerts, database, demo, group_errors, shutdown, web, with_postgres};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]

@@ -156,7 +156,7 @@ fn host_rule(access: &Access) -> Option<security::HostRule> {
 /// No parallel query: every console query is built to read few rows, and parallel workers
 /// would take CPUs from the application whose database this is. Measured at 9 M live jobs, a
 /// parallel newest-first scan took 50 ms to find what one backend finds in 8 ms.
-fn console_pool(pool: &PgPool, timeout_secs: u64) -> PgPool {
+pub(crate) fn console_pool(pool: &PgPool, timeout_secs: u64) -> PgPool {
     let timeout_ms = (timeout_secs.max(1) * 1000).to_string();
     let options = (*pool.connect_options())
         .clone()
@@ -170,16 +170,20 @@ fn console_pool(pool: &PgPool, timeout_secs: u64) -> PgPool {
 /// Options built here rather than read from `[package.metadata.leptos]`: the site is built by
 /// `scripts/build-site.sh`, not cargo-leptos, so only the names the two agree on matter.
 fn leptos_options(args: &ServeArgs) -> anyhow::Result<LeptosOptions> {
-    let site_root = args
-        .site_root
+    site_options(&args.site_root, args.bind)
+}
+
+/// [`leptos_options`] for a site root (and an address, which only cargo-leptos' tooling reads).
+pub(crate) fn site_options(site_root: &Path, addr: SocketAddr) -> anyhow::Result<LeptosOptions> {
+    let root = site_root
         .to_str()
-        .with_context(|| format!("site root is not valid UTF-8: {}", args.site_root.display()))?;
+        .with_context(|| format!("site root is not valid UTF-8: {}", site_root.display()))?;
     // The page loads `pkg/<name>.js`, `pkg/<name>_bg.wasm` and `pkg/<name>.css` (app::shell).
     Ok(LeptosOptions::builder()
-        .output_name(crate::assets::output_name(&args.site_root))
-        .site_root(site_root)
+        .output_name(crate::assets::output_name(site_root))
+        .site_root(root)
         .site_pkg_dir(PKG_DIR)
-        .site_addr(args.bind)
+        .site_addr(addr)
         .build())
 }
 
@@ -206,17 +210,7 @@ fn router(
     metrics_readers: MetricsReaders,
 ) -> Router {
     use axum::routing::get;
-    let pool = console.pool.clone();
-    let context = move || provide_context(console.clone());
-    let pages = Router::new()
-        .leptos_routes_with_context(&options, ROUTES.clone(), context.clone(), {
-            let options = options.clone();
-            move || shell(options.clone())
-        })
-        .fallback(static_file_or_404(context))
-        .with_state(options)
-        .layer(compress_pages())
-        .layer(axum::middleware::from_fn_with_state(pool, redirect_merged_groups))
+    let pages = console_routes(options, console, "")
         // Layers run bottom-up on the way in: headers on everything, then the host check (a page
         // of another site that rebound its name to this machine goes no further), then
         // cross-site refusal (before sign-in, so a forged request is refused whoever's
@@ -238,6 +232,52 @@ fn router(
                 .layer(axum::middleware::from_fn_with_state(hosts, security::refuse_unknown_hosts)),
         )
         .layer(axum::middleware::from_fn(security::security_headers))
+}
+
+/// The console itself, without sign-in or browser protections (the caller layers them): every
+/// page of the app (rendered on the server), its server functions under `/api`, and, for
+/// anything else, a static file from the site root or the app's 404 page.
+///
+/// `prefix` is where the console is mounted (`""`: at the root; see [`app::mount`]). Its routes
+/// are the same either way: a host nests this router under the prefix, and axum strips it from
+/// the URI before these routes see it. The app's router matches and renders full URLs, so every
+/// page and server function gets the prefix as context, and a page is rendered for the URL the
+/// browser asked for, prefix included.
+pub(crate) fn console_routes(options: LeptosOptions, console: Console, prefix: &'static str) -> Router {
+    let pool = console.pool.clone();
+    let context = move || {
+        provide_context(console.clone());
+        provide_context(app::mount::Mount(prefix));
+        if !prefix.is_empty() {
+            provide_request_url_under(prefix);
+        }
+    };
+    Router::new()
+        .leptos_routes_with_context(&options, ROUTES.clone(), context.clone(), {
+            let options = options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(static_file_or_404(context))
+        .with_state(options)
+        .layer(compress_pages())
+        .layer(axum::middleware::from_fn_with_state((pool, prefix), redirect_merged_groups))
+}
+
+/// Replaces the URL Leptos renders for (the request's URI, which axum's `nest` stripped of the
+/// prefix) with the one the browser asked for, so that the router, whose base is the prefix,
+/// matches it as the browser will when it hydrates. Leptos provides the request's parts before
+/// the caller's context, so this comes second and wins.
+fn provide_request_url_under(prefix: &str) {
+    use axum::extract::OriginalUri;
+    let Some(parts) = leptos::prelude::use_context::<axum::http::request::Parts>() else { return };
+    let path_and_query = |uri: &axum::http::Uri| uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let asked = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map(|OriginalUri(uri)| path_and_query(uri))
+        .filter(|asked| asked.starts_with(prefix))
+        .unwrap_or_else(|| format!("{prefix}{}", path_and_query(&parts.uri)));
+    provide_context(leptos_router::location::RequestUrl::new(&format!("http://leptos.dev{asked}")));
 }
 
 /// Pages (server-rendered HTML, about 30 KB) compressed as the browser accepts (brotli, gzip).
@@ -274,10 +314,10 @@ fn regroup_in_background(pool: PgPool) {
     });
 }
 
-/// `/triage/{id}` of a group merged into another answers with a redirect to that group, so
-/// links to it (in Slack messages, say) keep working. Two primary-key lookups, only on that path.
+/// `/triage/{id}` of a group merged into another answers with a redirect to that group (under
+/// the console's prefix), so links to it (in Slack messages, say) keep working. Two primary-key lookups, only on that path.
 async fn redirect_merged_groups(
-    axum::extract::State(pool): axum::extract::State<sqlx::PgPool>,
+    axum::extract::State((pool, prefix)): axum::extract::State<(sqlx::PgPool, &'static str)>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -288,7 +328,7 @@ async fn redirect_merged_groups(
             && group.id != id
         {
             return axum::response::IntoResponse::into_response(axum::response::Redirect::permanent(
-                &format!("/triage/{}", group.id),
+                &format!("{prefix}/triage/{}", group.id),
             ));
         }
     }
@@ -319,7 +359,7 @@ fn static_file_or_404(
 
 /// Pages still render without the built site, but unstyled and not interactive: say so once,
 /// at start-up, rather than leaving only 404s for `/pkg/...` in the browser console.
-fn check_site_root(site_root: &Path) {
+pub(crate) fn check_site_root(site_root: &Path) {
     if crate::assets::embedded() {
         tracing::info!("serving the site embedded in this binary");
         return;

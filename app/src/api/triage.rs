@@ -61,7 +61,7 @@ pub async fn get_group(id: i64) -> Result<Option<GroupDetail>, ServerFnError> {
     };
     if group.id != id {
         // Merged into an older group (one problem, seen late): the old link goes on to it.
-        leptos_axum::redirect(&format!("/triage/{}", group.id));
+        leptos_axum::redirect(&crate::mount::href(&format!("/triage/{}", group.id)));
     }
     let id = group.id;
     let since = now - chrono::Duration::hours(server::SPARKLINE_HOURS);

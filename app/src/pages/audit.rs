@@ -3,12 +3,12 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
 use super::PageHeading;
 use crate::api::audit_log;
 use crate::components::{ErrorNotice, Loading, Time, urlencode, use_live};
+use crate::mount;
 
 /// The actions the filter offers (the log also accepts any other name in the URL).
 const ACTIONS: [(&str, &str); 16] = [
@@ -49,7 +49,7 @@ pub fn AuditPage() -> impl IntoView {
     view! {
         <Title text="Audit log" />
         <PageHeading title="Audit log" subtitle="Who retried, discarded, deleted, cancelled, paused or triaged what, how many rows it changed, and every Slack alert sent." />
-        <Form method="GET" action="/audit" attr:class="mt-6 flex flex-wrap items-end gap-3 rounded-xl border border-slate-200 bg-white p-4 shadow-sm dark:border-slate-800 dark:bg-slate-900" attr:role="search" attr:aria-label="Filter the audit log">
+        <mount::GetForm action="/audit" attr:class="mt-6 flex flex-wrap items-end gap-3 rounded-xl border border-slate-200 bg-white p-4 shadow-sm dark:border-slate-800 dark:bg-slate-900" attr:role="search" attr:aria-label="Filter the audit log">
             <div>
                 <label for="audit-actor" class=label>"Who"</label>
                 <input id="audit-actor" name="actor" class=field placeholder="anyone (slack: alerts)" prop:value=move || actor.get().unwrap_or_default() />
@@ -64,9 +64,9 @@ pub fn AuditPage() -> impl IntoView {
                 </select>
             </div>
             <button type="submit" class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white shadow-sm hover:bg-indigo-500">"Filter"</button>
-            <a href="/audit?action=alert_sent" class="rounded-md px-3 py-1.5 text-sm font-medium text-indigo-600 hover:bg-slate-100 dark:text-indigo-400 dark:hover:bg-slate-800">"Alerts sent"</a>
-            <a href="/audit" class="rounded-md px-3 py-1.5 text-sm font-medium text-slate-600 hover:bg-slate-100 dark:text-slate-400 dark:hover:bg-slate-800">"Clear"</a>
-        </Form>
+            <a href=mount::href("/audit?action=alert_sent") class="rounded-md px-3 py-1.5 text-sm font-medium text-indigo-600 hover:bg-slate-100 dark:text-indigo-400 dark:hover:bg-slate-800">"Alerts sent"</a>
+            <a href=mount::href("/audit") class="rounded-md px-3 py-1.5 text-sm font-medium text-slate-600 hover:bg-slate-100 dark:text-slate-400 dark:hover:bg-slate-800">"Clear"</a>
+        </mount::GetForm>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match entries.await {
@@ -108,7 +108,7 @@ pub fn AuditPage() -> impl IntoView {
                                     </tbody>
                                 </table>
                             </div>
-                            {next.map(|href| view! { <a href=href class="mt-3 inline-block text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">"Older →"</a> })}
+                            {next.map(|href| view! { <a href=mount::href(&href) class="mt-3 inline-block text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">"Older →"</a> })}
                         }.into_any()
                     }
                     Err(error) => view! { <ErrorNotice error /> }.into_any(),

@@ -22,7 +22,7 @@ pub fn GoPage() -> impl IntoView {
     let target = move || go_target(&query.read().get("q").unwrap_or_default());
     // Rendered on the server: an HTTP redirect. Navigated to in the browser: a replace.
     #[cfg(feature = "ssr")]
-    leptos_axum::redirect(&target());
+    leptos_axum::redirect(&crate::mount::href(&target()));
     #[cfg(feature = "hydrate")]
     {
         let navigate = leptos_router::hooks::use_navigate();

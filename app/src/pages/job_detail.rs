@@ -90,7 +90,7 @@ pub fn JobDetailPage() -> impl IntoView {
 
     view! {
         <Title text=move || id.get().map(|id| format!("Job #{id}")).unwrap_or_else(|| "Job".into()) />
-        <a href="/jobs" class="text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">"← Jobs"</a>
+        <a href=crate::mount::href("/jobs") class="text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">"← Jobs"</a>
         {report}
         <Transition fallback=Loading>
             {move || Suspend::new(async move {

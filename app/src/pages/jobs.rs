@@ -3,7 +3,6 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
 use super::PageHeading;
@@ -11,6 +10,7 @@ use crate::api::{act_on_jobs, act_on_matching, count_matching, list_jobs};
 use crate::app::use_user;
 use crate::components::{ErrorNotice, Loading, StateBadge, Time, thousands, urlencode, use_live};
 use crate::model::{ActionReport, GRAPHILE, JobAction, JobFilter, JobPage, JobRow, State};
+use crate::mount;
 
 /// Counting what a filter matches stops here; above it the console says "100,000+".
 const COUNT_LIMIT: i64 = 100_000;
@@ -97,7 +97,7 @@ fn FilterForm(base: &'static str, dead: bool, filter: Memo<JobFilter>) -> impl I
     let label = "block text-xs font-medium text-slate-600 dark:text-slate-400";
     let current = move || filter.get();
     view! {
-        <Form method="GET" action=base attr:class="mt-6 grid grid-cols-2 gap-3 rounded-xl border border-slate-200 bg-white p-4 shadow-sm sm:grid-cols-4 lg:grid-cols-8 dark:border-slate-800 dark:bg-slate-900" attr:role="search" attr:aria-label="Filter jobs">
+        <mount::GetForm action=base attr:class="mt-6 grid grid-cols-2 gap-3 rounded-xl border border-slate-200 bg-white p-4 shadow-sm sm:grid-cols-4 lg:grid-cols-8 dark:border-slate-800 dark:bg-slate-900" attr:role="search" attr:aria-label="Filter jobs">
             {(!dead).then(|| view! {
                 <div>
                     <label for="filter-state" class=label>"State"</label>
@@ -144,16 +144,16 @@ fn FilterForm(base: &'static str, dead: bool, filter: Memo<JobFilter>) -> impl I
             {move || current().group.map(|group| view! {
                 <input type="hidden" name="group" value=group.to_string() />
                 <div class="flex items-end">
-                    <a href=format!("/triage/{group}") data-testid="group-chip" class="rounded-full bg-red-100 px-3 py-1.5 text-xs font-medium text-red-800 hover:underline dark:bg-red-950 dark:text-red-300">
+                    <a href=mount::href(&format!("/triage/{group}")) data-testid="group-chip" class="rounded-full bg-red-100 px-3 py-1.5 text-xs font-medium text-red-800 hover:underline dark:bg-red-950 dark:text-red-300">
                         {format!("Error group #{group}")}
                     </a>
                 </div>
             })}
             <div class="flex items-end gap-2">
                 <button type="submit" class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white shadow-sm hover:bg-indigo-500 max-md:min-h-10">"Filter"</button>
-                <a href=base class="rounded-md px-3 py-1.5 text-sm font-medium max-md:py-2.5 text-slate-600 hover:bg-slate-100 dark:text-slate-400 dark:hover:bg-slate-800">"Clear"</a>
+                <a href=mount::href(base) class="rounded-md px-3 py-1.5 text-sm font-medium max-md:py-2.5 text-slate-600 hover:bg-slate-100 dark:text-slate-400 dark:hover:bg-slate-800">"Clear"</a>
             </div>
-        </Form>
+        </mount::GetForm>
     }
 }
 
@@ -397,8 +397,8 @@ pub(super) fn JobTable(
             </table>
         </div>
         <nav aria-label="Pages" class="mt-3 flex gap-4 text-sm">
-            <a href=first class="font-medium text-indigo-600 hover:underline max-md:py-2.5 dark:text-indigo-400">"First page"</a>
-            {next.map(|href| view! { <a href=href rel="next" class="font-medium text-indigo-600 hover:underline max-md:py-2.5 dark:text-indigo-400">"Next page →"</a> })}
+            <a href=mount::href(&first) class="font-medium text-indigo-600 hover:underline max-md:py-2.5 dark:text-indigo-400">"First page"</a>
+            {next.map(|href| view! { <a href=mount::href(&href) rel="next" class="font-medium text-indigo-600 hover:underline max-md:py-2.5 dark:text-indigo-400">"Next page →"</a> })}
         </nav>
     }
     .into_any()
@@ -437,7 +437,7 @@ fn JobRowView(
                 </Show>
             </td>
             <td class="px-3 py-2 max-md:col-start-2 max-md:p-0 max-md:pt-1">
-                <a href=row.href data-job-link="" class="font-medium text-indigo-600 hover:underline focus:outline-2 focus:outline-indigo-500 max-md:after:absolute max-md:after:inset-0 dark:text-indigo-400">
+                <a href=mount::href(&row.href) data-job-link="" class="font-medium text-indigo-600 hover:underline focus:outline-2 focus:outline-indigo-500 max-md:after:absolute max-md:after:inset-0 dark:text-indigo-400">
                     {format!("#{id}")}
                 </a>
                 <div class="font-mono text-xs wrap-anywhere">{row.kind}</div>

@@ -14,7 +14,7 @@ pub fn NotFound() -> impl IntoView {
     view! {
         <Title text="Not found" />
         <PageHeading title="Page not found" subtitle="There is nothing at this address." />
-        <a href="/" class="mt-6 inline-block text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">
+        <a href=crate::mount::href("/") class="mt-6 inline-block text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">
             "Back to the overview"
         </a>
     }

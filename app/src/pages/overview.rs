@@ -9,6 +9,7 @@ use crate::model::{
     GRAPHILE, GRAPHILE_COUNT_LIMIT, GraphileOverview, MinutePoint, Overview as OverviewModel, QueueRow,
     State, WorkerRow,
 };
+use crate::mount;
 
 /// The landing page: jobs per state and queue, the last hour's throughput, worker processes.
 #[component]
@@ -53,7 +54,7 @@ fn GraphileCard(graphile: GraphileOverview) -> impl IntoView {
                 {State::ALL.into_iter().zip(graphile.counts).map(|(state, count)| {
                     let shown = if count >= GRAPHILE_COUNT_LIMIT { format!("{}+", thousands(count)) } else { thousands(count) };
                     view! {
-                        <a href=graphile_href(state) data-testid=format!("graphile-{}", state.as_str())
+                        <a href=mount::href(&graphile_href(state)) data-testid=format!("graphile-{}", state.as_str())
                             class="rounded-lg border border-slate-200 p-3 hover:border-indigo-300 dark:border-slate-800 dark:hover:border-indigo-700">
                             <div class="text-xs font-semibold tracking-wide text-slate-500 uppercase dark:text-slate-400">
                                 {if state == State::Dead { "Failed for good" } else { state.label() }}
@@ -90,7 +91,7 @@ fn AlertsPanel() -> impl IntoView {
             <div class="flex flex-wrap items-baseline justify-between gap-2">
                 <h2 id="alerts-title" class="text-sm font-semibold">"Slack alerts"</h2>
                 <div class="flex items-center gap-3 text-sm">
-                    <a href="/triage" class="font-medium text-indigo-600 hover:underline dark:text-indigo-400">"Triage →"</a>
+                    <a href=mount::href("/triage") class="font-medium text-indigo-600 hover:underline dark:text-indigo-400">"Triage →"</a>
                     // Waits for the user like every role-dependent control, so the server and
                     // the browser render the same thing (a mismatch breaks hydration).
                     <Transition fallback=|| ()>
@@ -148,7 +149,7 @@ fn AlertsPanel() -> impl IntoView {
                             <p class="mt-2 text-sm text-slate-500 dark:text-slate-400">
                                 {format!("{} alert job{} waiting. ", thousands(status.pending), if status.pending == 1 { "" } else { "s" })}
                                 {(status.dead > 0).then(|| view! {
-                                    <a data-testid="dead-alerts" href="/dead-letters?kind=backstop.slack_alert" class="font-medium text-red-700 hover:underline dark:text-red-400">
+                                    <a data-testid="dead-alerts" href=mount::href("/dead-letters?kind=backstop.slack_alert") class="font-medium text-red-700 hover:underline dark:text-red-400">
                                         {format!("{} alert job{} died (Slack unreachable or the webhook broken): they are in Dead letters.", thousands(status.dead), if status.dead == 1 { "" } else { "s" })}
                                     </a>
                                 })}
@@ -182,7 +183,7 @@ fn OverviewBody(overview: OverviewModel) -> impl IntoView {
                 .map(|(state, total)| {
                     view! {
                         <a
-                            href=state_href(state)
+                            href=mount::href(&state_href(state))
                             data-testid=format!("total-{}", state.as_str())
                             class="rounded-xl border border-slate-200 bg-white p-4 shadow-sm hover:border-indigo-300 dark:border-slate-800 dark:bg-slate-900 dark:hover:border-indigo-700"
                         >
@@ -304,7 +305,7 @@ pub fn QueueTable(
                         view! {
                             <tr data-testid=format!("queue-{}", queue.queue)>
                                 <th scope="row" class="px-4 py-2 font-medium">
-                                    <a class="hover:underline" href=format!("/jobs?queue={}", urlencode(&queue.queue))>{queue.queue.clone()}</a>
+                                    <a class="hover:underline" href=mount::href(&format!("/jobs?queue={}", urlencode(&queue.queue)))>{queue.queue.clone()}</a>
                                 </th>
                                 {State::ALL.into_iter().zip(queue.counts).map(|(state, count)| view! {
                                     <td data-testid=format!("count-{}", state.as_str()) class="px-4 py-2 text-right tabular-nums">

@@ -11,6 +11,7 @@ use crate::api::{change_group, get_group, list_groups, list_jobs, merge_group, s
 use crate::app::use_user;
 use crate::components::{ErrorNotice, GroupBadge, Loading, Sparkline, Time, thousands, use_live};
 use crate::model::{GRAPHILE, GROUP_DEAD_COUNT_LIMIT, GroupChange, GroupRow, JobFilter, SplitPart, State};
+use crate::mount;
 
 /// The status tabs: URL value and label.
 const TABS: [(&str, &str); 4] =
@@ -35,7 +36,7 @@ pub fn TriagePage() -> impl IntoView {
             {TABS.into_iter().map(|(value, label)| {
                 let href = if value.is_empty() { "/triage".to_owned() } else { format!("/triage?status={value}") };
                 let current = move || (status.get().as_deref().unwrap_or("") == value).then_some("page");
-                view! { <a href=href class=tab aria-current=current>{label}</a> }
+                view! { <a href=mount::href(&href) class=tab aria-current=current>{label}</a> }
             }).collect_view()}
         </nav>
         <Transition fallback=Loading>
@@ -70,7 +71,7 @@ pub fn TriagePage() -> impl IntoView {
                                     </tbody>
                                 </table>
                             </div>
-                            {next.map(|href| view! { <a href=href rel="next" class="mt-3 inline-block text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">"Next page →"</a> })}
+                            {next.map(|href| view! { <a href=mount::href(&href) rel="next" class="mt-3 inline-block text-sm font-medium text-indigo-600 hover:underline dark:text-indigo-400">"Next page →"</a> })}
                         }.into_any()
                     }
                     Err(error) => view! { <ErrorNotice error /> }.into_any(),
@@ -90,7 +91,7 @@ fn GroupRowView(row: GroupRow) -> impl IntoView {
     view! {
         <tr data-testid="group-row" data-group-id=row.id.to_string() class="align-top hover:bg-slate-50 max-md:relative max-md:grid max-md:grid-cols-[minmax(0,1fr)_auto] max-md:gap-x-3 max-md:gap-y-1 max-md:p-3 dark:hover:bg-slate-800/50">
             <td class="max-w-xl px-3 py-2 max-md:max-w-none max-md:p-0">
-                <a href=format!("/triage/{}", row.id) title=title class="block truncate font-mono text-xs font-medium text-red-700 hover:underline max-md:line-clamp-3 max-md:whitespace-normal max-md:wrap-anywhere max-md:after:absolute max-md:after:inset-0 dark:text-red-400">
+                <a href=mount::href(&format!("/triage/{}", row.id)) title=title class="block truncate font-mono text-xs font-medium text-red-700 hover:underline max-md:line-clamp-3 max-md:whitespace-normal max-md:wrap-anywhere max-md:after:absolute max-md:after:inset-0 dark:text-red-400">
                     {first_line}
                 </a>
                 <div class="text-xs text-slate-500 wrap-anywhere dark:text-slate-400">
@@ -262,7 +263,7 @@ pub fn GroupPage() -> impl IntoView {
                             <div class="flex flex-wrap items-start justify-between gap-4">
                                 <div class="min-w-0">
                                     <p class="text-sm text-slate-500 dark:text-slate-400">
-                                        <a href="/triage" class="hover:underline">"Triage"</a>
+                                        <a href=mount::href("/triage") class="hover:underline">"Triage"</a>
                                         {format!(" / group #{}", row.id)}
                                     </p>
                                     <h1 data-testid="group-message" class="mt-1 font-mono text-lg font-semibold max-md:text-base wrap-anywhere whitespace-pre-wrap text-red-700 dark:text-red-400"><TemplateText text=row.message /></h1>
@@ -285,7 +286,7 @@ pub fn GroupPage() -> impl IntoView {
                             <details class="mt-3 text-sm">
                                 <summary class="cursor-pointer text-slate-600 max-md:py-2.5 dark:text-slate-400">
                                     "Latest error, as it happened (job "
-                                    <a href=format!("/jobs/{}", detail.sample_job_id) class="text-indigo-600 hover:underline dark:text-indigo-400">{format!("#{}", detail.sample_job_id)}</a>
+                                    <a href=mount::href(&format!("/jobs/{}", detail.sample_job_id)) class="text-indigo-600 hover:underline dark:text-indigo-400">{format!("#{}", detail.sample_job_id)}</a>
                                     ")"
                                 </summary>
                                 // Scrolls sideways on a wide screen; wraps on a phone, where a 300-character id
@@ -347,7 +348,7 @@ pub fn GroupPage() -> impl IntoView {
             <ul data-testid="split-parts" class="mt-2 space-y-1 text-sm">
                 {split_parts.get().into_iter().map(|part| view! {
                     <li>
-                        <a href=format!("/triage/{}", part.id) class="text-indigo-600 hover:underline dark:text-indigo-400">{format!("#{}", part.id)}</a>
+                        <a href=mount::href(&format!("/triage/{}", part.id)) class="text-indigo-600 hover:underline dark:text-indigo-400">{format!("#{}", part.id)}</a>
                         " " <span class="font-mono">{part.value}</span>
                         {format!(" · {} dead {}", thousands(part.jobs as i64), if part.jobs == 1 { "job" } else { "jobs" })}
                     </li>
@@ -357,7 +358,7 @@ pub fn GroupPage() -> impl IntoView {
         <h2 class="mt-8 text-lg font-semibold">"Its dead jobs"</h2>
         <p class="text-sm text-slate-500 dark:text-slate-400">
             "Retry all of them once the cause is fixed, or "
-            <a href=move || format!("/dead-letters?group={}", id.get().unwrap_or_default()) class="text-indigo-600 hover:underline dark:text-indigo-400">"narrow them down in Dead letters"</a>
+            <a href=move || mount::href(&format!("/dead-letters?group={}", id.get().unwrap_or_default())) class="text-indigo-600 hover:underline dark:text-indigo-400">"narrow them down in Dead letters"</a>
             "."
         </p>
         <ActionBar filter selected />

@@ -666,6 +666,7 @@ async fn with_users_any_host_name_may_sign_in(pool: PgPool) {
     assert_eq!(status, StatusCode::OK, "{text}");
 }
 mod health_metrics;
+mod mounted;
 mod proxy_sign_in;
 mod redaction_audit;
 
