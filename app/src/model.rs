@@ -268,6 +268,19 @@ pub struct QueueRow {
     pub workers: i64,
     /// How many of its jobs they run at once, together.
     pub concurrency: i64,
+    /// What the queue-health check announced and has not seen end, in words: "Falling
+    /// behind", "No worker", "Dead letters spiking".
+    pub problems: Vec<String>,
+}
+
+/// A queue-health problem's name (`backstop.queue_health_alerts.problem`) in words.
+pub fn problem_label(problem: &str) -> String {
+    match problem {
+        "falling_behind" => "Falling behind".to_owned(),
+        "no_workers" => "No worker".to_owned(),
+        "dead_spike" => "Dead letters spiking".to_owned(),
+        other => other.replace('_', " "),
+    }
 }
 
 /// A worker process.

@@ -30,13 +30,14 @@ pub async fn overview_data() -> Result<Overview, ServerFnError> {
     let now = Utc::now();
     let counts = admin::queue_counts(&console.pool).await.map_err(AppError::from)?;
     let workers = admin::workers(&console.pool).await.map_err(AppError::from)?;
+    let problems = admin::health_alerts(&console.pool).await.map_err(AppError::from)?;
     let stats = admin::stats_since(&console.pool, now - chrono::Duration::minutes(59))
         .await
         .map_err(AppError::from)?;
     Ok(Overview {
         graphile: graphile_overview(&console.pool).await?,
         exact: counts.iter().all(|c| c.exact),
-        queues: counts.iter().map(|c| server::queue_row(c, now)).collect(),
+        queues: counts.iter().map(|c| server::queue_row(c, now, &problems)).collect(),
         workers: workers.iter().map(|w| server::worker_row(w, now)).collect(),
         last_hour: server::last_hour(&stats, now),
     })

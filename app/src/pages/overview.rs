@@ -329,6 +329,16 @@ pub fn QueueTable(
                                         } else {
                                             view! { <span class="text-xs text-slate-500 dark:text-slate-400">"Running"</span> }.into_any()
                                         }}
+                                        // Announced by the queue-health check (and sent to Slack), until it sees the problem end.
+                                        {queue.problems.into_iter().map(|problem| view! {
+                                            <span
+                                                data-testid="queue-problem"
+                                                title="Alerted by the queue-health check; cleared when it sees the queue healthy again"
+                                                class="rounded-full bg-red-100 px-2 py-0.5 text-xs font-medium whitespace-nowrap text-red-800 dark:bg-red-950 dark:text-red-300"
+                                            >
+                                                {problem}
+                                            </span>
+                                        }).collect_view()}
                                         {actions.map(|act| view! {
                                             <button
                                                 type="button"

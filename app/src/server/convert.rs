@@ -1,7 +1,7 @@
 //! From the queue's records to what pages show: times formatted, payloads redacted and
 //! shortened, errors cut to their first line for lists.
 
-use backstop::admin::{AuditEntry, DeadJob, JobRecord, QueueCounts, StatsRow, WorkerProcess};
+use backstop::admin::{AuditEntry, DeadJob, HealthAlert, JobRecord, QueueCounts, StatsRow, WorkerProcess};
 use backstop::graphile::{GraphileJob, GraphileState};
 use backstop::triage::{AlertWebhook, ErrorGroup, GroupArrivals, GroupStatus};
 use chrono::{DateTime, DurationRound as _, Utc};
@@ -213,7 +213,7 @@ pub fn dead_detail(job: &DeadJob, now: DateTime<Utc>, redact: &RedactKeys) -> Jo
 }
 
 /// A queue's counts.
-pub fn queue_row(counts: &QueueCounts, now: DateTime<Utc>) -> QueueRow {
+pub fn queue_row(counts: &QueueCounts, now: DateTime<Utc>, problems: &[HealthAlert]) -> QueueRow {
     QueueRow {
         queue: counts.queue.clone(),
         counts: [counts.scheduled, counts.queued, counts.running, counts.retrying, counts.dead],
@@ -221,6 +221,11 @@ pub fn queue_row(counts: &QueueCounts, now: DateTime<Utc>) -> QueueRow {
         paused: counts.paused,
         workers: counts.workers,
         concurrency: counts.concurrency,
+        problems: problems
+            .iter()
+            .filter(|p| p.queue == counts.queue && p.alerted_at.is_some())
+            .map(|p| crate::model::problem_label(&p.problem))
+            .collect(),
     }
 }
 

@@ -123,6 +123,7 @@ async fn the_overview_shows_the_queue_rendered_on_the_server(pool: PgPool) {
     assert!(queued.contains(">3<"), "three queued jobs expected: {queued:.300}");
     let dead = html.split(r#"data-testid="total-dead""#).nth(1).unwrap();
     assert!(dead.contains(">1<"), "one dead job expected: {dead:.300}");
+    assert!(!html.contains(r#"data-testid="queue-problem""#), "a healthy queue shows no problem");
     // Security headers, with this page's nonce in the policy.
     assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
     assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
@@ -451,6 +452,25 @@ async fn splitting_a_group_needs_an_operator_and_is_audited_with_the_groups_it_m
     .unwrap();
     let made: Vec<i64> = parts.iter().map(|p| p.id).collect();
     assert_eq!(audit, ("split_group".to_owned(), serde_json::json!(made), 5));
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn the_overview_marks_a_queue_with_an_announced_health_problem(pool: PgPool) {
+    backstop::enqueue(&pool, backstop::NewJob::from_json("email", &serde_json::json!({})).queue("mail"))
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into backstop.queue_health_alerts (queue, problem, alerted_at) values
+             ('mail', 'no_workers', now()), ('mail', 'falling_behind', null)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (status, _, html) = send(&console(pool, &[]), get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    let row = html.split(r#"data-testid="queue-mail""#).nth(1).unwrap().split("</tr>").next().unwrap();
+    assert!(row.contains(r#"data-testid="queue-problem""#) && row.contains("No worker"), "{row}");
+    assert!(!row.contains("Falling behind"), "seen but not yet announced: not shown: {row}");
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
