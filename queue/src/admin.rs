@@ -5,13 +5,15 @@
 //! worker holds are never touched.
 
 use chrono::{DateTime, Utc};
-use sqlx::types::Json;
 use sqlx::{Acquire, PgExecutor, Postgres};
 
 use crate::Result;
 use crate::job::JobId;
 use crate::sql;
 
+pub use crate::rows::{
+    AttemptError, AuditEntry, DeadJob, HealthAlert, JobRecord, JobState, QueueCounts, QueueHealth,
+};
 pub use crate::sql::StatsRow;
 
 mod audit;
@@ -19,19 +21,19 @@ mod bulk;
 mod health;
 mod search;
 
-pub use audit::{AuditEntry, AuditFilter, BulkAudit, audit_log, record_action};
+pub use audit::{AuditFilter, BulkAudit, audit_log, record_action};
 pub(crate) use bulk::close as close_bulk_audit;
 pub use bulk::{
     BulkOutcome, BulkStep, DeadAction, LiveAction, act_on_dead_jobs, act_on_dead_matching,
     act_on_dead_matching_step, act_on_jobs, act_on_jobs_matching, act_on_jobs_matching_step,
 };
 pub use health::{
-    HealthAlert, QueueHealth, WAITING_COUNT_CAP, health_alert_announce, health_alert_clear,
-    health_alert_seen, health_alerts, queue_health,
+    WAITING_COUNT_CAP, health_alert_announce, health_alert_clear, health_alert_seen, health_alerts,
+    queue_health,
 };
 pub use search::{
-    EXACT_COUNT_LIMIT, JobSearch, QueueCounts, WorkerProcess, count_dead_jobs, count_jobs, queue_counts,
-    search_dead_jobs, search_jobs, workers,
+    EXACT_COUNT_LIMIT, JobSearch, WorkerProcess, count_dead_jobs, count_jobs, queue_counts, search_dead_jobs,
+    search_jobs, workers,
 };
 
 /// The most ids one action takes (retry, discard, delete, run now, cancel): each is one
@@ -54,119 +56,6 @@ pub(crate) fn check_ids(ids: &[JobId]) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// One failed attempt, as stored in a job's error history.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AttemptError {
-    /// When the attempt failed.
-    pub at: DateTime<Utc>,
-    /// Which attempt it was (1-based).
-    pub attempt: i32,
-    /// The error message.
-    pub error: String,
-    /// The worker process that ran it.
-    pub worker: String,
-}
-
-/// A live job: waiting, scheduled, running or retrying.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct JobRecord {
-    /// The job's id.
-    pub id: JobId,
-    /// Its queue.
-    pub queue: String,
-    /// Its kind.
-    pub kind: String,
-    /// Its arguments.
-    pub payload: serde_json::Value,
-    /// Lower runs first.
-    pub priority: i16,
-    /// When it may run next.
-    pub run_at: DateTime<Utc>,
-    /// Attempts started so far.
-    pub attempts: i32,
-    /// Attempts allowed in all.
-    pub max_attempts: i32,
-    /// Every failed attempt, oldest first.
-    pub errors: Json<Vec<AttemptError>>,
-    /// The newest error message.
-    pub last_error: Option<String>,
-    /// The unique key, if any.
-    pub unique_key: Option<String>,
-    /// The worker process running it, if running.
-    pub locked_by: Option<String>,
-    /// When that worker took it.
-    pub locked_at: Option<DateTime<Utc>>,
-    /// When it was enqueued.
-    pub created_at: DateTime<Utc>,
-}
-
-/// The states a person sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    /// Waiting for its `run_at`, never tried.
-    Scheduled,
-    /// Ready to run.
-    Queued,
-    /// A worker holds it.
-    Running,
-    /// Failed at least once, waiting for its next attempt.
-    Retrying,
-    /// In the dead-letter table.
-    Dead,
-}
-
-impl JobRecord {
-    /// The job's state at `now`.
-    pub fn state(&self, now: DateTime<Utc>) -> JobState {
-        if self.locked_by.is_some() {
-            JobState::Running
-        } else if self.attempts > 0 {
-            JobState::Retrying
-        } else if self.run_at > now {
-            JobState::Scheduled
-        } else {
-            JobState::Queued
-        }
-    }
-}
-
-/// A job in the dead-letter table.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DeadJob {
-    /// The id it had while live (kept when retried).
-    pub id: JobId,
-    /// Its queue.
-    pub queue: String,
-    /// Its kind.
-    pub kind: String,
-    /// Its arguments.
-    pub payload: serde_json::Value,
-    /// Its priority.
-    pub priority: i16,
-    /// Attempts made.
-    pub attempts: i32,
-    /// Attempts it was allowed.
-    pub max_attempts: i32,
-    /// Every failed attempt, oldest first.
-    pub errors: Json<Vec<AttemptError>>,
-    /// The final error message.
-    pub last_error: Option<String>,
-    /// Its unique key, if any.
-    pub unique_key: Option<String>,
-    /// When it was first enqueued.
-    pub created_at: DateTime<Utc>,
-    /// When it moved to the dead-letter table.
-    pub died_at: DateTime<Utc>,
-    /// `exhausted`, `failed_now` or `cancelled`.
-    pub reason: String,
-    /// When an operator discarded it, if they did.
-    pub discarded_at: Option<DateTime<Utc>>,
-    /// Its error group (see [`crate::triage`]); none for cancellations and for jobs that died
-    /// before error groups existed.
-    pub group_id: Option<i64>,
 }
 
 /// Which dead jobs to list.

@@ -1,4 +1,5 @@
-//! Recurring jobs from cron expressions, run once per tick however many processes run them.
+//! Recurring jobs from cron expressions, run once per tick however many processes run them:
+//! the schedule and its ticks here, the loop that fires them in `runtime/cron_loop.rs`.
 //!
 //! Every runner registers its schedules in `backstop.cron_schedules`. When a tick is due, each
 //! process tries to lock the schedule's row (`FOR UPDATE SKIP LOCKED`); the one that gets it
@@ -6,15 +7,11 @@
 //! others find nothing left to do. Times are UTC.
 
 use std::str::FromStr;
-use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use croner::Cron;
-use sqlx::PgConnection;
-use tokio_util::sync::CancellationToken;
 
-use crate::runtime::Shared;
-use crate::{Client, Error, NewJob, Result, sql};
+use crate::{Error, NewJob, Result};
 
 /// What to do with ticks that passed while no runner was up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,9 +45,9 @@ const ON_TIME_GRACE: chrono::Duration = chrono::Duration::seconds(60);
 /// ```
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
-    name: String,
-    expression: String,
-    job: NewJob,
+    pub(crate) name: String,
+    pub(crate) expression: String,
+    pub(crate) job: NewJob,
     missed: MissedTicks,
 }
 
@@ -93,7 +90,7 @@ impl CronSchedule {
         self.parse().map(drop)
     }
 
-    fn parse(&self) -> Result<Cron> {
+    pub(crate) fn parse(&self) -> Result<Cron> {
         Cron::from_str(&self.expression).map_err(|e| Error::InvalidCron {
             name: self.name.clone(),
             expression: self.expression.clone(),
@@ -139,77 +136,11 @@ impl CronSchedule {
         }
     }
 
-    fn payload_text(&self) -> Result<&str> {
+    pub(crate) fn payload_text(&self) -> Result<&str> {
         self.job
             .payload
             .as_deref()
             .map_err(|reason| Error::Serialize { kind: self.job.kind.clone(), reason: reason.clone() })
-    }
-}
-
-pub(crate) async fn register(conn: &mut PgConnection, schedules: &[CronSchedule]) -> Result<()> {
-    for s in schedules {
-        sql::cron_schedule_upsert(conn, &s.name, &s.expression, &s.job.kind, &s.job.queue, s.payload_text()?)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Enqueues the due ticks of one schedule, if no other process is doing so. Returns how many
-/// jobs this call enqueued.
-pub(crate) async fn fire_due(
-    pool: &sqlx::PgPool,
-    schedule: &CronSchedule,
-    cron: &Cron,
-    now: DateTime<Utc>,
-) -> Result<usize> {
-    let mut tx = pool.begin().await?;
-    let Some(last_tick) = sql::cron_schedule_lock(&mut tx, &schedule.name).await? else {
-        return Ok(0); // another process holds the row and is handling this tick
-    };
-    let ticks = schedule.due_ticks(cron, last_tick, now);
-    let Some(&newest) = ticks.last() else { return Ok(0) };
-    let jobs = ticks.iter().map(|tick| {
-        // The key makes a tick's job unique even if two processes disagreed about the row.
-        schedule.job.clone().unique_key(format!("cron:{}:{}", schedule.name, tick.to_rfc3339()))
-    });
-    let enqueued = Client::default().enqueue_many(&mut *tx, jobs).await?;
-    sql::cron_schedule_advance(&mut tx, &schedule.name, newest).await?;
-    tx.commit().await?;
-    Ok(enqueued.iter().filter(|e| e.created().is_some()).count())
-}
-
-/// Sleeps until the next tick of any schedule, then fires what is due.
-pub(crate) async fn run(shared: Arc<Shared>, schedules: Vec<CronSchedule>, shutdown: CancellationToken) {
-    if schedules.is_empty() {
-        return;
-    }
-    let parsed: Vec<(CronSchedule, Cron)> = schedules
-        .into_iter()
-        .filter_map(|s| s.parse().ok().map(|c| (s, c))) // validated in `build`
-        .collect();
-    loop {
-        let now = Utc::now();
-        for (schedule, cron) in &parsed {
-            match fire_due(&shared.pool, schedule, cron, now).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(schedule = %schedule.name, jobs = n, "cron tick enqueued"),
-                Err(e) => {
-                    tracing::warn!(schedule = %schedule.name, error = %e, "cron tick failed; will retry")
-                }
-            }
-        }
-        let next =
-            parsed.iter().filter_map(|(_, cron)| cron.find_next_occurrence(&Utc::now(), false).ok()).min();
-        // Wake at the next tick, but at least every poll interval: a failed tick is retried,
-        // and a clock jump cannot make us oversleep.
-        let until_next = next
-            .and_then(|t| (t - Utc::now()).to_std().ok())
-            .unwrap_or_default()
-            .min(shared.config.poll_interval);
-        if !crate::runtime::sleep_or_shutdown(until_next, &shutdown).await {
-            return;
-        }
     }
 }
 

@@ -153,6 +153,7 @@ mod idempotency;
 mod job;
 mod migrate;
 mod retry;
+mod rows;
 mod runtime;
 mod sql;
 #[cfg(any(feature = "sentry", feature = "opentelemetry"))]

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
-use crate::admin::{DeadJob, JobRecord};
+use crate::rows::{DeadJob, JobRecord};
 use crate::text::StoredText;
 
 /// The LISTEN/NOTIFY channel; the payload is the queue name.

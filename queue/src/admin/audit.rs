@@ -1,29 +1,9 @@
 //! Who did what to which jobs: every operator action, with how many rows it changed.
 
-use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
+use crate::rows::AuditEntry;
 use crate::{Result, sql};
-
-/// One operator action.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
-pub struct AuditEntry {
-    /// Its id (increasing).
-    pub id: i64,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Who: the console user's name.
-    pub actor: String,
-    /// What: `retry`, `discard`, `delete`, `cancel`, `run_now`, `pause`, `resume`,
-    /// `resolve_group`, `alert_sent`, ...
-    pub action: String,
-    /// On what: ids, a queue, or the filter that was re-run.
-    pub target: serde_json::Value,
-    /// Rows the action was asked to change.
-    pub requested: i64,
-    /// Rows it changed.
-    pub changed: i64,
-}
 
 /// Records an action. Call it in the same transaction as the action itself, so the log never
 /// misses an action that happened nor shows one that rolled back.

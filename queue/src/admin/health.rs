@@ -8,47 +8,14 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::types::Json;
 use sqlx::{Acquire, PgExecutor, Postgres};
 
+use crate::rows::{HealthAlert, QueueHealth};
 use crate::{Result, sql};
 
 /// [`QueueHealth::waiting`] counts up to this many jobs.
 pub const WAITING_COUNT_CAP: i64 = 10_000;
-
-/// One queue as a health check sees it.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct QueueHealth {
-    /// The queue.
-    pub queue: String,
-    /// When the job that has waited longest became ready to run (its `run_at`, for a retry the
-    /// time its backoff ended); `None` if nothing is ready and unclaimed.
-    pub oldest_waiting: Option<DateTime<Utc>>,
-    /// Jobs ready and unclaimed, counted up to [`WAITING_COUNT_CAP`].
-    pub waiting: i64,
-    /// Worker processes serving the queue, seen alive in the last minute (or their own
-    /// heartbeat timeout, if longer).
-    pub workers: i64,
-    /// An operator paused it: its jobs wait on purpose.
-    pub paused: bool,
-    /// Jobs moved to the dead-letter table in the window the reading was asked for.
-    pub dead_recent: i64,
-    /// The usual number of deaths in a window that long: the average over the 24 hours before
-    /// it (or as much of them as the counters cover).
-    pub dead_usual: f64,
-    /// The database's clock when it read this.
-    pub checked_at: DateTime<Utc>,
-}
-
-impl QueueHealth {
-    /// How long its oldest ready job has waited, at the time of the reading.
-    pub fn oldest_wait(&self) -> Option<Duration> {
-        let oldest = self.oldest_waiting?;
-        Some((self.checked_at - oldest).to_std().unwrap_or_default())
-    }
-}
 
 /// Every queue that has unclaimed jobs, live workers, deaths in the last day, or an open
 /// [`HealthAlert`], with deaths counted over the last `dead_window`.
@@ -70,21 +37,6 @@ pub async fn queue_health<'c, A: Acquire<'c, Database = Postgres>>(
 ) -> Result<Vec<QueueHealth>> {
     let window = dead_window.as_secs_f64().max(60.0);
     Ok(sql::queue_health(conn, window, WAITING_COUNT_CAP).await?)
-}
-
-/// A problem a queue has, from the check that first saw it until one sees it gone.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct HealthAlert {
-    /// The queue.
-    pub queue: String,
-    /// What is wrong: `falling_behind`, `no_workers` or `dead_spike`.
-    pub problem: String,
-    /// The first check that saw it.
-    pub seen_at: DateTime<Utc>,
-    /// When it was announced; `None` while it has not lasted long enough to be.
-    pub alerted_at: Option<DateTime<Utc>>,
-    /// What the check measured when it announced it.
-    pub detail: Json<Value>,
 }
 
 /// The open problems, by queue.

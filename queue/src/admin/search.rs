@@ -6,6 +6,7 @@ use sqlx::{PgExecutor, PgPool};
 
 use super::{DeadJob, JobRecord, JobState, MAX_COUNT};
 use crate::job::JobId;
+use crate::rows::QueueCounts;
 use crate::{Result, sql};
 
 /// Filters shared by live and dead jobs. Every field is optional; set fields must all match.
@@ -130,34 +131,6 @@ fn state_name(state: Option<JobState>) -> Option<Option<&'static str>> {
         Some(JobState::Running) => Some(Some("running")),
         Some(JobState::Retrying) => Some(Some("retrying")),
     }
-}
-
-/// How many jobs a queue holds in each state.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct QueueCounts {
-    /// The queue.
-    pub queue: String,
-    /// Waiting for their `run_at`, never tried.
-    pub scheduled: i64,
-    /// Ready to run now.
-    pub queued: i64,
-    /// Held by a worker.
-    pub running: i64,
-    /// Failed at least once, waiting for the next attempt.
-    pub retrying: i64,
-    /// In the dead-letter table, not discarded.
-    pub dead: i64,
-    /// When the longest-waiting ready job became ready: how far behind the queue is.
-    pub oldest_queued: Option<DateTime<Utc>>,
-    /// Workers do not claim from it.
-    pub paused: bool,
-    /// Worker processes serving it, seen in the last minute.
-    pub workers: i64,
-    /// How many of its jobs those processes run at once, together.
-    pub concurrency: i64,
-    /// `false` when the counts are estimates from a sample (tables over
-    /// [`EXACT_COUNT_LIMIT`] rows).
-    pub exact: bool,
 }
 
 /// Up to this many rows a table is counted exactly; above it, [`queue_counts`] counts a block

@@ -7,6 +7,7 @@
 
 mod buffer;
 mod completer;
+mod cron_loop;
 mod executor;
 mod failure;
 mod fetcher;
@@ -418,7 +419,7 @@ impl Runner {
             stop_heartbeat.clone(),
         ));
         background.spawn(maintenance::cleanup(Arc::clone(&shared), shutdown.clone()));
-        background.spawn(crate::cron::run(Arc::clone(&shared), self.cron, shutdown.clone()));
+        background.spawn(cron_loop::run(Arc::clone(&shared), self.cron, shutdown.clone()));
 
         shutdown.cancelled().await;
         tracing::info!("backstop runner stopping");
@@ -471,7 +472,7 @@ async fn register(shared: &Shared, queues: &[(String, usize)], cron: &[CronSched
     let mut conn = shared.ack_pool.acquire().await?;
     let timeout = shared.config.heartbeat_timeout.as_secs_f64();
     sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues, timeout).await?;
-    crate::cron::register(&mut conn, cron).await
+    cron_loop::register(&mut conn, cron).await
 }
 
 /// A small pool of the runner's own for claims, completions and heartbeats, with the same

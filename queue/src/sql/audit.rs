@@ -2,7 +2,7 @@
 
 use sqlx::PgExecutor;
 
-use crate::admin::AuditEntry;
+use crate::rows::AuditEntry;
 
 pub(crate) async fn audit_insert<'e, E: PgExecutor<'e>>(
     executor: E,

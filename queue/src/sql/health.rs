@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{Acquire, PgExecutor, Postgres};
 
-use crate::admin::{HealthAlert, QueueHealth};
+use crate::rows::{HealthAlert, QueueHealth};
 
 /// One row per queue that has unclaimed jobs, live workers, deaths in the last day, or an open
 /// health alert. `$1`: the dead-letter window in seconds; `$2`: the cap on the waiting count.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
-use crate::admin::{DeadJob, JobRecord, QueueCounts};
+use crate::rows::{DeadJob, JobRecord, QueueCounts};
 
 /// The filter arguments both tables share, already in the shape the SQL binds.
 #[derive(Debug, Default)]
