@@ -24,8 +24,9 @@ mod theme;
 
 pub use api::{ServerStatus, console_status};
 pub use app::{App, shell};
-/// Links the server builds (Slack alerts) encode query values as the console's own do.
-pub use components::urlencode;
+/// What the server writes outside pages (Slack alerts) encodes query values and numbers as the
+/// console's pages do.
+pub use components::{thousands, urlencode};
 
 /// The browser entry point, called by the script that [`shell`] puts in `<head>` once the wasm
 /// module is loaded.

@@ -7,6 +7,8 @@ use backstop::triage::ErrorGroup;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use app::thousands;
+
 use super::health::{Problem, QueueHealthAlert};
 
 /// Slack's limits (api.slack.com/reference/block-kit): section text, header text, a field,
@@ -317,19 +319,6 @@ pub fn clip(text: &str, max: usize) -> String {
         Some((cut, _)) if text.chars().count() > max => format!("{}…", &text[..cut]),
         _ => text.to_owned(),
     }
-}
-
-/// `12,345`.
-fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    if n < 0 { format!("-{out}") } else { out }
 }
 
 /// `45 s`, `12 min`, `3 h 5 min`, `2 days`.
