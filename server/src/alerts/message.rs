@@ -3,11 +3,10 @@
 //! error text and payloads masked by the console's redaction rules (`backstop::redact`).
 
 use app::server::RedactKeys;
+use app::thousands;
 use backstop::triage::ErrorGroup;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-
-use app::thousands;
 
 use super::health::{Problem, QueueHealthAlert};
 
