@@ -41,8 +41,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgExecutor, PgPool};
 
-use crate::job::{Job, JobContext, JobError, JobId, NewJob, Worker};
-use crate::runtime::{Failure, Recorded, record_or_hand_back};
+use crate::job::{Job, JobError, JobId, NewJob, Worker};
+use crate::runtime::{Failure, Recorded, job_context, payload_mismatch, record_or_hand_back};
 use crate::{Result, sql};
 
 /// A job claimed by [`claim`].
@@ -188,19 +188,10 @@ pub async fn run_one<W: Worker>(pool: &PgPool, worker: &W) -> Result<Option<Ran>
     let claimed = sql::job_claim_one_for_test(&mut conn, W::Job::KIND, None, TEST_WORKER).await?;
     drop(conn);
     let Some(job) = claimed else { return Ok(None) };
-    let ctx = JobContext {
-        id: job.id,
-        kind: job.kind.clone(),
-        queue: job.queue.clone(),
-        attempt: job.attempts,
-        max_attempts: job.max_attempts,
-        worker_id: TEST_WORKER.to_owned(),
-        pool: pool.clone(),
-        shutdown: tokio_util::sync::CancellationToken::new(),
-    };
+    let ctx = job_context(&job, TEST_WORKER.to_owned(), pool.clone(), Default::default());
     let outcome = match serde_json::from_str::<W::Job>(&job.payload) {
         Ok(payload) => worker.work(payload, ctx).await,
-        Err(e) => Err(JobError::fail_now(format!("payload does not match job kind `{}`: {e}", W::Job::KIND))),
+        Err(e) => Err(payload_mismatch(W::Job::KIND, &e)),
     };
     let claimed = Claimed { id: job.id, attempt: job.attempts, max_attempts: job.max_attempts };
     Ok(Some(match outcome {

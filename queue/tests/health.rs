@@ -41,12 +41,12 @@ async fn insert_jobs(pool: &PgPool, jobs: &[JobSpec]) {
 }
 
 /// The same answers by brute force: every unclaimed ready job, per queue.
-async fn scanned(pool: &PgPool) -> Vec<(String, Option<DateTime<Utc>>, i64)> {
+async fn scanned<'e>(executor: impl sqlx::PgExecutor<'e>) -> Vec<(String, Option<DateTime<Utc>>, i64)> {
     sqlx::query_as(
         "select queue, min(run_at), count(*) from backstop.jobs
          where locked_by is null and run_at <= now() group by queue order by queue",
     )
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
     .unwrap()
 }
@@ -84,7 +84,7 @@ async fn the_oldest_ready_job_from_the_index_agrees_with_a_full_scan(
         // Both read in one transaction: `now()` is the same instant for both.
         let mut tx = pool.begin().await.unwrap();
         let reading = admin::queue_health(&mut *tx, TEN_MINUTES).await.unwrap();
-        let expected = scanned_in(&mut tx).await;
+        let expected = scanned(&mut *tx).await;
         tx.commit().await.unwrap();
         assert_eq!(ready(&reading), expected, "jobs: {jobs:?}");
         for queue in &reading {
@@ -93,16 +93,6 @@ async fn the_oldest_ready_job_from_the_index_agrees_with_a_full_scan(
             }
         }
     }
-}
-
-async fn scanned_in(tx: &mut sqlx::PgConnection) -> Vec<(String, Option<DateTime<Utc>>, i64)> {
-    sqlx::query_as(
-        "select queue, min(run_at), count(*) from backstop.jobs
-         where locked_by is null and run_at <= now() group by queue order by queue",
-    )
-    .fetch_all(tx)
-    .await
-    .unwrap()
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]

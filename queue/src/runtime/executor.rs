@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::buffer::Buffer;
 use super::{ErrorBackoff, Failure, Recorded, Shared, record_or_hand_back};
-use crate::job::{JobContext, JobError};
+use crate::job::JobError;
 use crate::sql::ClaimedJob;
 
 /// How many times recording a failure is retried while the database is unreachable (about
@@ -121,16 +121,7 @@ async fn execute(shared: &Shared, job: &ClaimedJob, shutdown: &CancellationToken
             job.kind
         )));
     };
-    let ctx = JobContext {
-        id: job.id,
-        kind: job.kind.clone(),
-        queue: job.queue.clone(),
-        attempt: job.attempts,
-        max_attempts: job.max_attempts,
-        worker_id: shared.config.worker_id.clone(),
-        pool: shared.pool.clone(),
-        shutdown: shutdown.clone(),
-    };
+    let ctx = super::job_context(job, shared.config.worker_id.clone(), shared.pool.clone(), shutdown.clone());
     let timeout = handler.timeout.unwrap_or(shared.config.job_timeout);
     let run = AssertUnwindSafe(handler.call(&job.payload, ctx)).catch_unwind();
     match tokio::time::timeout(timeout, run).await {

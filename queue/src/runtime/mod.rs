@@ -35,6 +35,7 @@ use crate::{Error, Result, sql};
 
 pub(crate) use failure::{Failure, Recorded, record_failure, record_or_hand_back};
 use registry::{Handler, Registry};
+pub(crate) use registry::{job_context, payload_mismatch};
 
 /// Builds a [`Runner`]. See [`Runner::builder`].
 ///

@@ -40,10 +40,7 @@ impl Handler {
                 Box::pin(async move {
                     match parsed {
                         Ok(job) => worker.work(job, ctx).await,
-                        Err(e) => Err(JobError::fail_now(format!(
-                            "payload does not match job kind `{}`: {e}",
-                            W::Job::KIND
-                        ))),
+                        Err(e) => Err(payload_mismatch(W::Job::KIND, &e)),
                     }
                 })
             }),
@@ -58,3 +55,28 @@ impl Handler {
 }
 
 pub(crate) type Registry = HashMap<&'static str, Handler>;
+
+/// A payload that does not read as its kind's type will not read on the next attempt either:
+/// the job fails for good, with serde's message (which names the field).
+pub(crate) fn payload_mismatch(kind: &str, error: &serde_json::Error) -> JobError {
+    JobError::fail_now(format!("payload does not match job kind `{kind}`: {error}"))
+}
+
+/// What a worker is told about the attempt it runs.
+pub(crate) fn job_context(
+    job: &crate::sql::ClaimedJob,
+    worker_id: String,
+    pool: sqlx::PgPool,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> JobContext {
+    JobContext {
+        id: job.id,
+        kind: job.kind.clone(),
+        queue: job.queue.clone(),
+        attempt: job.attempts,
+        max_attempts: job.max_attempts,
+        worker_id,
+        pool,
+        shutdown,
+    }
+}
