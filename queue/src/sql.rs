@@ -11,7 +11,10 @@ use sqlx::{PgConnection, PgExecutor};
 use crate::rows::{DeadJob, JobRecord};
 use crate::text::StoredText;
 
-/// The LISTEN/NOTIFY channel; the payload is the queue name.
+/// The LISTEN/NOTIFY channel. The payload is `<priority>:<queue>` when jobs are enqueued (the
+/// most urgent priority among them, so a fetcher partway through a backlog knows whether to
+/// look back at the head: see `runtime::fetcher`), and the bare queue name from everything else
+/// (pause, run now, retry, the alert triggers), which means "look from the head".
 pub(crate) const NOTIFY_CHANNEL: &str = "backstop_jobs";
 
 /// Column-wise rows for one multi-row insert (`unnest` of arrays: one statement, one round
@@ -62,14 +65,15 @@ macro_rules! job_insert_sql {
             ")
                 -- A live job already holds the key: skip this one (reported below as a duplicate).
                 on conflict (unique_key) where unique_key is not null do nothing
-                returning id, queue, run_at, unique_key
+                returning id, queue, priority, run_at, unique_key
             ),
             -- One NOTIFY per queue that got runnable work, not one per job (one per job costs
             -- about 40% of throughput). Postgres also folds identical notifications within a
             -- transaction, so many enqueue calls in one transaction wake the workers once.
             notified as (
-                select pg_notify('backstop_jobs', queue)
-                from (select distinct queue from inserted where run_at <= now()) ready
+                select pg_notify('backstop_jobs', min(priority) || ':' || queue)
+                from inserted where run_at <= now()
+                group by queue
             )
             select id, true as created, unique_key from inserted
             where (select count(*) from notified) >= 0
@@ -111,6 +115,7 @@ pub(crate) struct ClaimedJob {
     pub kind: String,
     pub payload: String,
     pub priority: i16,
+    pub run_at: DateTime<Utc>,
     pub attempts: i32,
     pub max_attempts: i32,
     /// The enqueuing span's trace context (null unless an `opentelemetry` build stored one).
@@ -118,19 +123,36 @@ pub(crate) struct ClaimedJob {
     pub trace_context: Option<serde_json::Value>,
 }
 
-pub(crate) async fn job_claim_batch(
-    conn: &mut PgConnection,
-    queue: &str,
-    worker_id: &str,
-    limit: i64,
-    now: Option<DateTime<Utc>>,
-) -> sqlx::Result<Vec<ClaimedJob>> {
-    let mut jobs: Vec<ClaimedJob> = sqlx::query_as(
-        r#"
+impl ClaimedJob {
+    /// Where this job stands in claim order (`jobs_claim_order`).
+    pub fn claim_key(&self) -> ClaimKey {
+        ClaimKey { priority: self.priority, run_at: self.run_at, id: self.id }
+    }
+}
+
+/// A position in claim order, `(priority, run_at, id)`: a claim that starts after it reads the
+/// claim index from there instead of from the head of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ClaimKey {
+    pub priority: i16,
+    pub run_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+/// The claim statement, from the head of the queue or after a [`ClaimKey`]. Both must read
+/// `jobs_claim_order` in order; the row comparison is what lets the second one start its index
+/// scan at the key rather than filter its way there.
+macro_rules! job_claim_sql {
+    ($after:literal) => {
+        concat!(
+            r#"
         with next as (
             select id from backstop.jobs
             where queue = $1 and locked_by is null and run_at <= coalesce($4, now())
               and not exists (select 1 from backstop.queues q where q.name = $1 and q.paused)
+              "#,
+            $after,
+            r#"
             order by priority, run_at, id
             limit $3
             -- SKIP LOCKED: rows another worker is claiming this instant are passed over, not
@@ -143,18 +165,35 @@ pub(crate) async fn job_claim_batch(
         set locked_by = $2, locked_at = coalesce($4, now()), attempts = j.attempts + 1
         from next
         where j.id = next.id
-        returning j.id, j.queue, j.kind, j.payload::text as payload, j.priority, j.attempts,
-                  j.max_attempts, j.trace_context
-        "#,
-    )
-    .bind(queue)
-    .bind(worker_id)
-    .bind(limit)
-    .bind(now)
-    .fetch_all(conn)
-    .await?;
+        returning j.id, j.queue, j.kind, j.payload::text as payload, j.priority, j.run_at,
+                  j.attempts, j.max_attempts, j.trace_context
+        "#
+        )
+    };
+}
+
+/// Claims up to `limit` runnable jobs of `queue` for `worker_id`, in claim order, starting
+/// after `after` if given (which passes over anything before it: see `runtime::fetcher` for
+/// when that is safe). Returned in claim order.
+pub(crate) async fn job_claim_batch(
+    conn: &mut PgConnection,
+    queue: &str,
+    worker_id: &str,
+    limit: i64,
+    now: Option<DateTime<Utc>>,
+    after: Option<ClaimKey>,
+) -> sqlx::Result<Vec<ClaimedJob>> {
+    let sql = match after {
+        None => job_claim_sql!(""),
+        Some(_) => job_claim_sql!("and (priority, run_at, id) > ($5, $6, $7)"),
+    };
+    let mut query = sqlx::query_as(sql).bind(queue).bind(worker_id).bind(limit).bind(now);
+    if let Some(key) = after {
+        query = query.bind(key.priority).bind(key.run_at).bind(key.id);
+    }
+    let mut jobs: Vec<ClaimedJob> = query.fetch_all(conn).await?;
     // UPDATE ... RETURNING does not keep the subquery's order.
-    jobs.sort_by_key(|j| (j.priority, j.id));
+    jobs.sort_by_key(ClaimedJob::claim_key);
     Ok(jobs)
 }
 
@@ -181,8 +220,8 @@ pub(crate) async fn job_claim_one_for_test(
         set locked_by = $3, locked_at = now(), attempts = j.attempts + 1
         from next
         where j.id = next.id
-        returning j.id, j.queue, j.kind, j.payload::text as payload, j.priority, j.attempts,
-                  j.max_attempts, j.trace_context
+        returning j.id, j.queue, j.kind, j.payload::text as payload, j.priority, j.run_at,
+                  j.attempts, j.max_attempts, j.trace_context
         "#,
     )
     .bind(kind)

@@ -5,22 +5,27 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::buffer::Buffer;
+use super::claim_cursor::ClaimCursor;
+use super::wake::Wake;
 use super::{ErrorBackoff, Shared, sleep_or_shutdown};
 use crate::sql::{self, ClaimedJob};
 
 pub(super) async fn run(
     shared: Arc<Shared>,
     queue: String,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
     buffer: Arc<Buffer>,
     tx: mpsc::Sender<ClaimedJob>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = ErrorBackoff::default();
+    // Scheduled jobs come due without a notification; a claim from the head at the poll
+    // interval finds them as an idle fetcher's poll does.
+    let mut cursor = ClaimCursor::new(shared.config.poll_interval);
     let mut next_check = tokio::time::Instant::now() + shared.config.heartbeat_interval;
     loop {
         if tokio::time::Instant::now() >= next_check {
@@ -43,13 +48,16 @@ pub(super) async fn run(
             }
         }
         let starved = buffer.starved.swap(0, Ordering::Relaxed);
+        let after = cursor.start(tokio::time::Instant::now(), wake.take_most_urgent());
         let claimed = match shared.ack_pool.acquire().await {
             Ok(mut conn) => {
                 let limit = i64::try_from(want).unwrap_or(i64::MAX);
-                sql::job_claim_batch(&mut conn, &queue, &shared.config.worker_id, limit, None).await
+                let worker_id = &shared.config.worker_id;
+                sql::job_claim_batch(&mut conn, &queue, worker_id, limit, None, after).await
             }
             Err(e) => Err(e),
         };
+        cursor.claimed(claimed.as_deref().ok(), want);
         let jobs = match claimed {
             Ok(jobs) => {
                 backoff.reset();
@@ -72,6 +80,10 @@ pub(super) async fn run(
             if tx.send(job).await.is_err() {
                 return;
             }
+        }
+        if got < want && after.is_some() {
+            // The cursor ran dry: what it passed over may be waiting at the head.
+            continue;
         }
         if got < want {
             // The queue is drained: sleep until a NOTIFY, the poll interval, or shutdown. A

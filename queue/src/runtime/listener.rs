@@ -5,18 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::wake::{Wake, parse_payload};
 use super::{Shared, sleep_or_shutdown};
 use crate::sql::NOTIFY_CHANNEL;
 
 pub(super) async fn run(
     shared: Arc<Shared>,
-    wakers: HashMap<String, Arc<Notify>>,
+    wakers: HashMap<String, Arc<Wake>>,
     shutdown: CancellationToken,
 ) {
-    let wake_all = || wakers.values().for_each(|w| w.notify_one());
+    let wake_all = || wakers.values().for_each(|w| w.announce(None));
     loop {
         match PgListener::connect_with(&shared.pool).await {
             Ok(mut listener) => match listener.listen(NOTIFY_CHANNEL).await {
@@ -30,8 +30,10 @@ pub(super) async fn run(
                         };
                         match next {
                             Ok(Some(notification)) => {
-                                if let Some(waker) = wakers.get(notification.payload()) {
-                                    waker.notify_one();
+                                let (queue, priority) =
+                                    parse_payload(notification.payload(), |q| wakers.contains_key(q));
+                                if let Some(waker) = wakers.get(queue) {
+                                    waker.announce(priority);
                                 }
                             }
                             // The connection dropped; the next call reconnects. Anything sent

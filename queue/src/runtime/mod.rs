@@ -6,6 +6,7 @@
 //! each in its own transaction (the dead-letter move must be atomic with the failure).
 
 mod buffer;
+mod claim_cursor;
 mod completer;
 mod cron_loop;
 mod executor;
@@ -15,6 +16,7 @@ mod held;
 mod listener;
 mod maintenance;
 mod registry;
+mod wake;
 
 #[cfg(feature = "testing")]
 pub(crate) use maintenance::rescue_stale_jobs;
@@ -24,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -384,7 +386,7 @@ impl Runner {
         let mut buffers = Vec::new();
         let mut wakers = HashMap::new();
         for (queue, concurrency) in &self.queues {
-            let wake = Arc::new(Notify::new());
+            let wake = Arc::new(wake::Wake::new());
             wakers.insert(queue.clone(), Arc::clone(&wake));
             let (buffer, tx) =
                 buffer::Buffer::new(*concurrency, shared.config.prefetch, MAX_ADAPTIVE_PREFETCH);
