@@ -7,6 +7,8 @@
 //! search indexes, show what those indexes cost. Run it through
 //! `backstop with-postgres --durable -- ...` (see `./dev bench`).
 
+mod backlog;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +36,10 @@ struct Args {
     /// Only measure Backstop.
     #[arg(long)]
     skip_graphile: bool,
+    /// Instead of the modes above: drain backlogs of these sizes (comma-separated), Backstop
+    /// with defaults beside graphile-worker tuned, with priority probes (see `backlog`).
+    #[arg(long, value_delimiter = ',')]
+    backlog: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +153,9 @@ async fn main() -> anyhow::Result<()> {
         std::env::var("DATABASE_URL").context("DATABASE_URL must be set (run through `./dev bench`)")?;
     let admin = PgPool::connect(&url).await?;
     print_environment(&admin).await?;
+    if !args.backlog.is_empty() {
+        return backlog::run(&args).await;
+    }
 
     let mut results = Vec::new();
     for mode in [Mode::Defaults, Mode::Tuned, Mode::TunedPayloads, Mode::TunedPayloadsWithoutSearchIndexes] {
@@ -242,13 +251,34 @@ async fn measure_backstop(mode: Mode, args: &Args) -> anyhow::Result<Measurement
 }
 
 fn measure_graphile(args: &Args) -> anyhow::Result<Vec<Measurement>> {
+    graphile_runs(args.jobs, args.concurrency, args.latency_samples, "all")
+}
+
+/// graphile-worker's run in one mode (`defaults` or `tuned`).
+fn measure_graphile_mode(
+    jobs: u64,
+    concurrency: usize,
+    latency_samples: usize,
+    mode: &str,
+) -> anyhow::Result<Measurement> {
+    graphile_runs(jobs, concurrency, latency_samples, mode)?
+        .pop()
+        .context("the graphile-worker script printed no result")
+}
+
+fn graphile_runs(
+    jobs: u64,
+    concurrency: usize,
+    latency_samples: usize,
+    mode: &str,
+) -> anyhow::Result<Vec<Measurement>> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/graphile-worker.mjs");
     let output = Command::new("node")
         .arg(script)
-        .args(["--jobs", &args.jobs.to_string()])
-        .args(["--concurrency", &args.concurrency.to_string()])
-        .args(["--latency-samples", &args.latency_samples.to_string()])
-        .args(["--mode", "all"])
+        .args(["--jobs", &jobs.to_string()])
+        .args(["--concurrency", &concurrency.to_string()])
+        .args(["--latency-samples", &latency_samples.to_string()])
+        .args(["--mode", mode])
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("running node bench/graphile-worker.mjs (is Node installed and `npm ci` done?)")?;

@@ -36,8 +36,10 @@ use crate::job::{Job, Worker};
 use crate::{Error, Result, sql};
 
 pub(crate) use failure::{Failure, Recorded, record_failure, record_or_hand_back};
+pub(crate) use registry::job_context;
+#[cfg(feature = "testing")]
+pub(crate) use registry::payload_mismatch;
 use registry::{Handler, Registry};
-pub(crate) use registry::{job_context, payload_mismatch};
 
 /// Builds a [`Runner`]. See [`Runner::builder`].
 ///

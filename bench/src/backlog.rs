@@ -1,0 +1,167 @@
+//! `--backlog N1,N2,...`: how throughput holds as the waiting backlog grows (issue 12).
+//!
+//! For each size, Backstop with its defaults and graphile-worker tuned drain the same number of
+//! no-op jobs enqueued beforehand, one worker process each at the same concurrency, on the same
+//! server, one after the other. While Backstop drains, a probe job more urgent than the backlog
+//! is enqueued every 20 ms and timed from the enqueue call to its start. Also printed: the claim
+//! index blocks Backstop read per job, the figure the backlog size used to drive up.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use backstop::{NewJob, Runner};
+use sqlx::PgPool;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Args, CountingWorker, Noop, Probe, ProbeWorker, measure_graphile_mode, percentiles};
+
+/// One size's results.
+struct Size {
+    jobs: u64,
+    backstop_jobs_per_sec: f64,
+    graphile_jobs_per_sec: f64,
+    probe_p50_ms: f64,
+    probe_p99_ms: f64,
+    probes: usize,
+    index_blocks_per_job: f64,
+}
+
+pub async fn run(args: &Args) -> anyhow::Result<()> {
+    let mut sizes = Vec::new();
+    for &jobs in &args.backlog {
+        let (backstop_jobs_per_sec, mut probes, index_blocks_per_job) = drain_backstop(jobs, args).await?;
+        let graphile_jobs_per_sec = if args.skip_graphile {
+            f64::NAN
+        } else {
+            measure_graphile_mode(jobs, args.concurrency, 1, "tuned")?.jobs_per_sec
+        };
+        let (probe_p50_ms, probe_p99_ms) = percentiles(&mut probes);
+        sizes.push(Size {
+            jobs,
+            backstop_jobs_per_sec,
+            graphile_jobs_per_sec,
+            probe_p50_ms,
+            probe_p99_ms,
+            probes: probes.len(),
+            index_blocks_per_job,
+        });
+    }
+    print_table(&sizes, args.concurrency);
+    Ok(())
+}
+
+/// Enqueues `jobs` no-op jobs, drains them with a default runner while probing, and returns
+/// jobs/s, the probes' latencies (ms) and claim index blocks read per job.
+async fn drain_backstop(jobs: u64, args: &Args) -> anyhow::Result<(f64, Vec<f64>, f64)> {
+    let pool = backstop_bench::fresh_database("backstop_bench_backlog", "bench", 40).await?.pool;
+    let mut enqueued = 0;
+    while enqueued < jobs {
+        let batch = enqueued..jobs.min(enqueued + 10_000);
+        enqueued = batch.end;
+        backstop::enqueue_many(&pool, batch.map(|_| NewJob::new(&Noop {}))).await?;
+    }
+    sqlx::query("vacuum analyze backstop.jobs").execute(&pool).await?;
+    eprintln!("backstop backlog {jobs}: enqueued and vacuumed");
+
+    let done = Arc::new(AtomicU64::new(0));
+    let reached = Arc::new(Notify::new());
+    let worker = CountingWorker { done: Arc::clone(&done), target: jobs, reached: Arc::clone(&reached) };
+    let (probe_tx, probe_rx) = mpsc::unbounded_channel();
+    let runner = Runner::builder(pool.clone())
+        .register(worker)
+        .register(ProbeWorker(probe_tx))
+        .queue("default", args.concurrency)
+        .build()?;
+    let blocks_before = claim_index_blocks(&pool).await?;
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let running = tokio::spawn(runner.run(shutdown.clone()));
+    let probing = CancellationToken::new();
+    let prober = tokio::spawn(probe_until(pool.clone(), probe_rx, probing.clone()));
+    tokio::time::timeout(Duration::from_secs(1800), reached.notified())
+        .await
+        .context("backlog drain over 30 min")?;
+    while sqlx::query_scalar::<_, i64>("select count(*) from backstop.jobs where kind = 'noop'")
+        .fetch_one(&pool)
+        .await?
+        > 0
+    {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    probing.cancel();
+    let probes = prober.await??;
+    shutdown.cancel();
+    running.await??;
+    let index_blocks_per_job = (claim_index_blocks(&pool).await? - blocks_before) as f64 / jobs as f64;
+    let jobs_per_sec = jobs as f64 / seconds;
+    eprintln!(
+        "backstop backlog {jobs}: drained in {seconds:.1}s = {jobs_per_sec:.0} jobs/s; {} probes; \
+         {index_blocks_per_job:.2} claim index blocks per job",
+        probes.len()
+    );
+    Ok((jobs_per_sec, probes, index_blocks_per_job))
+}
+
+/// Every 20 ms until cancelled: enqueue a probe more urgent than the backlog (priority -1) and
+/// time it from the enqueue call to its start.
+async fn probe_until(
+    pool: PgPool,
+    mut started: mpsc::UnboundedReceiver<Instant>,
+    stop: CancellationToken,
+) -> anyhow::Result<Vec<f64>> {
+    let mut latencies = Vec::new();
+    while !stop.is_cancelled() {
+        let t0 = Instant::now();
+        backstop::enqueue(&pool, NewJob::new(&Probe).priority(-1)).await?;
+        let at = tokio::time::timeout(Duration::from_secs(10), started.recv())
+            .await
+            .context("a priority probe did not start within 10 s of its enqueue")?
+            .context("probe worker gone")?;
+        latencies.push(at.duration_since(t0).as_secs_f64() * 1000.0);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = stop.cancelled() => {}
+        }
+    }
+    Ok(latencies)
+}
+
+/// Blocks of the claim index read so far (from shared buffers or not).
+async fn claim_index_blocks(pool: &PgPool) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "select coalesce(idx_blks_hit + idx_blks_read, 0) from pg_statio_user_indexes
+         where schemaname = 'backstop' and indexrelname = 'jobs_claim_order'",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+fn print_table(sizes: &[Size], concurrency: usize) {
+    println!();
+    println!(
+        "backlog drain, one worker process each at concurrency {concurrency}; Backstop with defaults, graphile-worker tuned"
+    );
+    println!(
+        "| waiting jobs | Backstop jobs/s | graphile-worker jobs/s | ratio | Backstop vs its smallest size | priority probe p50 / p99 (n) | claim index blocks per job |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let smallest = sizes.iter().min_by_key(|s| s.jobs).map(|s| s.backstop_jobs_per_sec);
+    for s in sizes {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2}x | {:.0} % | {:.2} / {:.2} ms ({}) | {:.2} |",
+            s.jobs,
+            s.backstop_jobs_per_sec,
+            s.graphile_jobs_per_sec,
+            s.backstop_jobs_per_sec / s.graphile_jobs_per_sec,
+            smallest.map_or(f64::NAN, |base| s.backstop_jobs_per_sec / base * 100.0),
+            s.probe_p50_ms,
+            s.probe_p99_ms,
+            s.probes,
+            s.index_blocks_per_job
+        );
+    }
+}
