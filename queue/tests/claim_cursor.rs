@@ -105,3 +105,26 @@ async fn a_job_handed_back_behind_the_cursor_runs_before_the_backlog_ends(
     runner.stop().await;
     assert!(position < BACKLOG / 2, "the handed-back job ran at position {position} of {}", BACKLOG + 1);
 }
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_more_urgent_job_overtakes_the_jobs_already_buffered(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    enqueue_backlog(&pool, BACKLOG).await;
+    let worker = ScriptedWorker::default();
+    // 200 jobs buffered locally ahead of one executor: first in, first out would start the
+    // urgent job only after about 100 to 200 of them.
+    let runner = RunningRunner::start(
+        test_runner(&pool).queue("default", 1).prefetch(200).claim_batch(200).register(worker.clone()),
+    );
+    wait_for("a full buffer", DEADLINE, || async { (worker.runs().len() >= 10).then_some(()) }).await;
+    let ran_before = worker.runs().len();
+    let urgent = NewJob::new(&Scripted::new("urgent", Action::Succeed)).priority(-1);
+    backstop::enqueue(&pool, urgent).await.unwrap();
+    let position = position_of(&worker, "urgent").await;
+    runner.stop().await;
+    assert!(
+        position - ran_before < 20,
+        "{} backlog jobs started between the urgent job's enqueue and its start",
+        position - ran_before
+    );
+}

@@ -5,10 +5,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use futures::FutureExt;
-use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -29,32 +27,8 @@ pub(super) async fn run(
     shutdown: CancellationToken,
 ) {
     loop {
-        let job = {
-            let mut rx = buffer.rx.lock().await;
-            if shutdown.is_cancelled() {
-                // Start nothing new: buffered jobs are handed back instead. (Checked before
-                // taking a job, so none is taken out of the buffer and then dropped.)
-                return;
-            }
-            let job = match rx.try_recv() {
-                Ok(job) => Some(job),
-                Err(TryRecvError::Disconnected) => None,
-                Err(TryRecvError::Empty) => {
-                    buffer.starved.fetch_add(1, Ordering::Relaxed);
-                    buffer.low.notify_one();
-                    tokio::select! {
-                        // On shutdown, start nothing new: buffered jobs are handed back instead.
-                        biased;
-                        _ = shutdown.cancelled() => None,
-                        job = rx.recv() => job,
-                    }
-                }
-            };
-            if rx.len() * 2 <= buffer.target() {
-                buffer.low.notify_one();
-            }
-            job
-        };
+        // On shutdown, start nothing new: buffered jobs are handed back instead.
+        let job = buffer.take(&shutdown).await;
         let Some(job) = job else { return };
         #[cfg(feature = "opentelemetry")]
         let span = crate::telemetry::otel::job_span(&job, &shared.telemetry);

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::buffer::Buffer;
@@ -19,7 +18,6 @@ pub(super) async fn run(
     queue: String,
     wake: Arc<Wake>,
     buffer: Arc<Buffer>,
-    tx: mpsc::Sender<ClaimedJob>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = ErrorBackoff::default();
@@ -36,19 +34,25 @@ pub(super) async fn run(
             next_check = tokio::time::Instant::now() + shared.config.heartbeat_interval;
         }
         let target = buffer.target();
-        let buffered = buffer.max - tx.capacity();
-        let want = target.saturating_sub(buffered).min(shared.config.claim_batch);
-        if buffered > 0 && buffered * 2 >= target || want == 0 {
+        let buffered = buffer.len();
+        let room = target.saturating_sub(buffered).min(shared.config.claim_batch);
+        // Work more urgent than what is buffered is claimed at once, however much is buffered
+        // (at least one job): the buffer hands it to the next free executor.
+        let urgent = cursor.more_urgent_than_claimed(wake.peek());
+        let want = if urgent { room.max(1) } else { room };
+        if !urgent && (buffered > 0 && buffered * 2 >= target || want == 0) {
             // Enough is buffered: claim more when executors have taken half of it, so a
             // claim never waits on executors and executors rarely wait on a claim.
             tokio::select! {
                 _ = buffer.low.notified() => continue,
+                // To look at how urgent the announced work is (above).
+                _ = wake.notified() => continue,
                 _ = tokio::time::sleep_until(next_check) => continue,
                 _ = shutdown.cancelled() => return,
             }
         }
         let starved = buffer.starved.swap(0, Ordering::Relaxed);
-        let after = cursor.start(tokio::time::Instant::now(), wake.take_most_urgent());
+        let after = cursor.start(tokio::time::Instant::now(), wake.take());
         let claimed = match shared.ack_pool.acquire().await {
             Ok(mut conn) => {
                 let limit = i64::try_from(want).unwrap_or(i64::MAX);
@@ -75,11 +79,10 @@ pub(super) async fn run(
         };
         let got = jobs.len();
         buffer.adapt(starved, got == want);
-        for job in jobs {
-            // Never waits: the buffer holds `max` jobs and we claimed at most the free room.
-            if tx.send(job).await.is_err() {
-                return;
-            }
+        if let Err(refused) = buffer.push(jobs) {
+            // The runner is stopping and has released its buffers already.
+            hand_back(&shared, &queue, refused).await;
+            return;
         }
         if got < want && after.is_some() {
             // The cursor ran dry: what it passed over may be waiting at the head.
@@ -93,6 +96,22 @@ pub(super) async fn run(
                 _ = tokio::time::sleep(shared.config.poll_interval) => {}
                 _ = shutdown.cancelled() => return,
             }
+        }
+    }
+}
+
+/// Hands back jobs claimed after the runner released its buffers (it waits for fetchers
+/// first, so this is a safety net): unstarted, their attempt given back.
+async fn hand_back(shared: &Shared, queue: &str, jobs: Vec<ClaimedJob>) {
+    let ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
+    let released = match shared.ack_pool.acquire().await {
+        Ok(mut conn) => sql::job_release_unstarted(&mut conn, &ids, &shared.config.worker_id).await,
+        Err(e) => Err(e),
+    };
+    match released {
+        Ok(_) => shared.held.remove(ids),
+        Err(e) => {
+            tracing::warn!(queue, error = %e, "could not hand back claimed jobs; the heartbeat rescue will")
         }
     }
 }

@@ -160,11 +160,7 @@ pub(super) async fn hand_back_interrupted(shared: &Shared) {
 pub(super) async fn release_buffered(shared: &Shared, buffers: Vec<Arc<Buffer>>) {
     let mut ids = Vec::new();
     for buffer in buffers {
-        let mut rx = buffer.rx.lock().await;
-        rx.close();
-        while let Ok(job) = rx.try_recv() {
-            ids.push(job.id);
-        }
+        ids.extend(buffer.close().into_iter().map(|job| job.id));
     }
     if ids.is_empty() {
         return;

@@ -390,15 +390,13 @@ impl Runner {
         for (queue, concurrency) in &self.queues {
             let wake = Arc::new(wake::Wake::new());
             wakers.insert(queue.clone(), Arc::clone(&wake));
-            let (buffer, tx) =
-                buffer::Buffer::new(*concurrency, shared.config.prefetch, MAX_ADAPTIVE_PREFETCH);
-            let buffer = Arc::new(buffer);
+            let buffer =
+                Arc::new(buffer::Buffer::new(*concurrency, shared.config.prefetch, MAX_ADAPTIVE_PREFETCH));
             fetchers.spawn(fetcher::run(
                 Arc::clone(&shared),
                 queue.clone(),
                 wake,
                 Arc::clone(&buffer),
-                tx,
                 shutdown.clone(),
             ));
             for _ in 0..*concurrency {

@@ -1,31 +1,50 @@
 //! How the listener wakes a queue's fetcher: the wake-up itself, and how urgent the work it
 //! announces is, so a fetcher partway through a backlog knows whether to look back at the head
-//! of the queue (see `claim_cursor`).
+//! of the queue (see `claim_cursor`) and whether to claim before its buffer runs low.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use tokio::sync::Notify;
 
-/// No announcement since the fetcher last looked.
+/// No priority announced since the fetcher last looked.
 const NOTHING: i32 = i32::MAX;
-/// An announcement that did not say its priority: look from the head.
-const UNKNOWN: i32 = i32::MIN;
 
 pub(super) struct Wake {
     notify: Notify,
     /// The most urgent (lowest) priority announced since the fetcher last took it.
     most_urgent: AtomicI32,
+    /// Whether something was announced without a priority since then.
+    unspecified: AtomicBool,
+}
+
+/// What was announced since the fetcher last looked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Announced {
+    /// The most urgent priority announced (lower runs first).
+    pub most_urgent: Option<i16>,
+    /// Something arrived or changed without saying its priority (pause, run now, retry, a
+    /// reconnected listener): look from the head.
+    pub unspecified: bool,
 }
 
 impl Wake {
     pub fn new() -> Self {
-        Self { notify: Notify::new(), most_urgent: AtomicI32::new(NOTHING) }
+        Self {
+            notify: Notify::new(),
+            most_urgent: AtomicI32::new(NOTHING),
+            unspecified: AtomicBool::new(false),
+        }
     }
 
     /// Runnable jobs of `priority` arrived (`None`: something arrived or changed, no priority
     /// said). Wakes the fetcher if it sleeps, and otherwise is kept for its next claim.
     pub fn announce(&self, priority: Option<i16>) {
-        self.most_urgent.fetch_min(priority.map_or(UNKNOWN, i32::from), Ordering::AcqRel);
+        match priority {
+            Some(priority) => {
+                self.most_urgent.fetch_min(i32::from(priority), Ordering::AcqRel);
+            }
+            None => self.unspecified.store(true, Ordering::Release),
+        }
         self.notify.notify_one();
     }
 
@@ -34,25 +53,26 @@ impl Wake {
         self.notify.notified().await;
     }
 
-    /// The most urgent announcement since the last call: `None` if there was none,
-    /// `Some(Urgency::Unknown)` if one did not say its priority.
-    pub fn take_most_urgent(&self) -> Option<Urgency> {
-        match self.most_urgent.swap(NOTHING, Ordering::AcqRel) {
-            NOTHING => None,
-            UNKNOWN => Some(Urgency::Unknown),
-            // Announced priorities are i16s, so this always fits.
-            priority => Some(Urgency::Priority(i16::try_from(priority).unwrap_or(i16::MIN))),
+    /// What was announced since the last call, clearing it.
+    pub fn take(&self) -> Announced {
+        Announced {
+            most_urgent: priority(self.most_urgent.swap(NOTHING, Ordering::AcqRel)),
+            unspecified: self.unspecified.swap(false, Ordering::AcqRel),
+        }
+    }
+
+    /// What [`take`](Self::take) would return, leaving it in place.
+    pub fn peek(&self) -> Announced {
+        Announced {
+            most_urgent: priority(self.most_urgent.load(Ordering::Acquire)),
+            unspecified: self.unspecified.load(Ordering::Acquire),
         }
     }
 }
 
-/// How urgent announced work is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Urgency {
-    /// Jobs of this priority (lower runs first).
-    Priority(i16),
-    /// Not said: treat as more urgent than anything.
-    Unknown,
+fn priority(most_urgent: i32) -> Option<i16> {
+    // Announced priorities are i16s, so anything else is `NOTHING`.
+    i16::try_from(most_urgent).ok()
 }
 
 /// Reads a notification payload: `<priority>:<queue>` from an enqueue, or a bare queue name
@@ -78,17 +98,28 @@ mod tests {
     #[test]
     fn the_most_urgent_announcement_wins_until_taken() {
         let wake = Wake::new();
-        assert_eq!(wake.take_most_urgent(), None);
+        assert_eq!(wake.take(), Announced::default());
         wake.announce(Some(5));
         wake.announce(Some(-3));
         wake.announce(Some(0));
-        assert_eq!(wake.take_most_urgent(), Some(Urgency::Priority(-3)));
-        assert_eq!(wake.take_most_urgent(), None, "taking it clears it");
+        let announced = Announced { most_urgent: Some(-3), unspecified: false };
+        assert_eq!(wake.peek(), announced);
+        assert_eq!(wake.take(), announced, "peeking leaves it");
+        assert_eq!(wake.take(), Announced::default(), "taking it clears it");
         wake.announce(Some(i16::MIN));
-        assert_eq!(wake.take_most_urgent(), Some(Urgency::Priority(i16::MIN)));
+        assert_eq!(wake.take().most_urgent, Some(i16::MIN));
         wake.announce(Some(i16::MAX));
+        assert_eq!(wake.take().most_urgent, Some(i16::MAX));
+    }
+
+    #[test]
+    fn an_announcement_without_a_priority_does_not_hide_one_with() {
+        let wake = Wake::new();
         wake.announce(None);
-        assert_eq!(wake.take_most_urgent(), Some(Urgency::Unknown), "an unsaid priority beats any said one");
+        wake.announce(Some(-1));
+        assert_eq!(wake.take(), Announced { most_urgent: Some(-1), unspecified: true });
+        wake.announce(None);
+        assert_eq!(wake.take(), Announced { most_urgent: None, unspecified: true });
     }
 
     #[test]
