@@ -866,7 +866,7 @@ mod migrations;
 mod search;
 
 pub(crate) use alerts::{
-    alert_job_count_waiting, alert_job_delete_enqueued_here, alert_job_enqueue_tests,
+    ArrivalAlerts, alert_job_count_waiting, alert_job_delete_enqueued_here, alert_job_enqueue_tests,
     alert_webhook_block_until, alert_webhook_confirm, alert_webhook_count_sent, alert_webhook_list,
     alert_webhook_list_broken, alert_webhook_mark_broken, alert_webhook_return_token,
     alert_webhook_take_token, alert_webhook_unbreak, alert_webhook_upsert,

@@ -1,11 +1,23 @@
 //! Slack alerts: the webhook rows (`alert_webhooks`: routing, breakage, the shared token
-//! bucket, delivery counts) and the alert jobs in `jobs`. Their kind, queue and windows come
-//! from `triage::alerts` as arguments.
+//! bucket, delivery counts) and the alert jobs in `jobs`. The alert contract's values (kind,
+//! queue, attempts, windows) come from `triage::alerts`, which owns them, as arguments.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
 use crate::triage::AlertWebhook;
+
+/// The alert jobs `backstop.record_error_arrival` enqueues, as arguments: their kind, queue and
+/// attempts, how recently a webhook must have been confirmed to get them (seconds), and the
+/// channel that wakes the queue's workers. The values come from `triage::alerts`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ArrivalAlerts {
+    pub kind: &'static str,
+    pub queue: &'static str,
+    pub max_attempts: i32,
+    pub routing_window_secs: f64,
+    pub channel: &'static str,
+}
 
 /// Every configured webhook; `active` when confirmed within `stale_after_secs`.
 pub(crate) async fn alert_webhook_list<'e, E: PgExecutor<'e>>(

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
+use super::alerts::ArrivalAlerts;
 use crate::triage::{ErrorGroup, GroupArrivals};
 
 /// Groups, most recently seen first (see `triage::GroupFilter` for the arguments).
@@ -145,12 +146,13 @@ pub(crate) async fn error_group_lock_undigested(
     .await
 }
 
-/// One arrival, through `backstop.record_error_arrival` (which also enqueues the alerts it
+/// One arrival, through `backstop.record_error_arrival` (which also enqueues the `alerts` it
 /// calls for). With `dead_job`, the dead job `job_id` takes the group in the same statement.
 /// Returns the group and the alert reason, if any.
 #[expect(clippy::too_many_arguments, reason = "one statement's parameters, named")]
 pub(crate) async fn error_group_record_arrival(
     conn: &mut PgConnection,
+    alerts: &ArrivalAlerts,
     dead_job: bool,
     source: &str,
     kind: &str,
@@ -162,11 +164,13 @@ pub(crate) async fn error_group_record_arrival(
     group: Option<i64>,
 ) -> sqlx::Result<(i64, Option<String>)> {
     sqlx::query_as(if dead_job {
-        "with arrival as (select * from backstop.record_error_arrival($1, $2, $3, $4, $5, $6, $7, $8)),
+        "with arrival as (select * from backstop.record_error_arrival($1, $2, $3, $4, $5, $6, $7, $8,
+                                                                      $9, $10, $11, make_interval(secs => $12), $13)),
               grouped as (update backstop.dead_jobs d set group_id = a.group_id from arrival a where d.id = $6)
          select group_id, alert from arrival"
     } else {
-        "select group_id, alert from backstop.record_error_arrival($1, $2, $3, $4, $5, $6, $7, $8)"
+        "select group_id, alert
+         from backstop.record_error_arrival($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, make_interval(secs => $12), $13)"
     })
     .bind(source)
     .bind(kind)
@@ -176,6 +180,11 @@ pub(crate) async fn error_group_record_arrival(
     .bind(job_id)
     .bind(template)
     .bind(group)
+    .bind(alerts.kind)
+    .bind(alerts.queue)
+    .bind(alerts.max_attempts)
+    .bind(alerts.routing_window_secs)
+    .bind(alerts.channel)
     .fetch_one(conn)
     .await
 }

@@ -1,5 +1,12 @@
-//! The alert jobs' names and the webhook rows, shared by the console (which shows webhooks and
+//! The alert contract and the webhook rows, shared by the console (which shows webhooks and
 //! sends test alerts) and the alert worker (which delivers).
+//!
+//! This module is the one owner of what an alert job is: its kind, the digest's kind, the queue
+//! both run on, how many attempts an alert gets, and the windows that decide which webhooks
+//! get alerts. The SQL that enqueues alert jobs (`backstop.record_error_arrival`, run in the
+//! dead-letter transaction; the test alerts; the graphile-worker history that takes them back)
+//! gets these values as arguments from here, and the console's workers use the same constants,
+//! so changing one is changing it everywhere.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
@@ -12,6 +19,23 @@ pub const ALERT_KIND: &str = "backstop.slack_alert";
 
 /// The queue alert jobs (and the digest) run on.
 pub const ALERT_QUEUE: &str = "backstop";
+
+/// The kind of the digest job, which the console's cron enqueues every few minutes and which
+/// enqueues one digest alert per webhook.
+pub const DIGEST_KIND: &str = "backstop.slack_digest";
+
+/// Attempts an alert job gets: with the console's backoff (1 s doubling, capped at 5 min) about
+/// half an hour of Slack being down, then the alert job is dead and shown on the overview.
+pub const ALERT_MAX_ATTEMPTS: i32 = 12;
+
+/// Attempts a test alert gets: someone is watching for it, so it fails soon.
+pub const TEST_ALERT_MAX_ATTEMPTS: i32 = 3;
+
+/// How long after a console last confirmed a webhook the dead-letter transaction still
+/// enqueues alerts for it: a week. During a redeploy or an outage of the consoles the alert
+/// waits in the queue, and the first console back sends it (saying how late); a webhook dropped
+/// from every console's configuration for a week gets nothing more.
+pub const ALERT_ROUTING_WINDOW_SECS: i64 = 7 * 24 * 3600;
 
 /// A configured Slack webhook, as the console shows it (never its URL).
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
@@ -41,7 +65,7 @@ pub struct AlertWebhook {
 
 /// A webhook no running console has confirmed for this long is shown as inactive: its alerts
 /// wait in the queue until a console that has it runs (`backstop.record_error_arrival` keeps
-/// enqueueing them for a week after the last confirmation).
+/// enqueueing them for [`ALERT_ROUTING_WINDOW_SECS`] after the last confirmation).
 pub const WEBHOOK_STALE_AFTER_SECS: i64 = 300;
 
 /// Every configured webhook.
@@ -63,13 +87,23 @@ pub async fn enqueue_test_alerts<'e, E: PgExecutor<'e>>(executor: E, requested_b
         ALERT_QUEUE,
         ALERT_KIND,
         requested_by,
-        3,
+        TEST_ALERT_MAX_ATTEMPTS,
         WEBHOOK_STALE_AFTER_SECS as f64,
         sql::NOTIFY_CHANNEL,
     )
     .await?;
     Ok(enqueued.try_into().unwrap_or(0))
 }
+
+/// The alert contract as `backstop.record_error_arrival` takes it: the alert jobs it enqueues
+/// for a new, reopened or unignored group, and the webhooks it routes them to.
+pub(crate) const ARRIVAL_ALERTS: sql::ArrivalAlerts = sql::ArrivalAlerts {
+    kind: ALERT_KIND,
+    queue: ALERT_QUEUE,
+    max_attempts: ALERT_MAX_ATTEMPTS,
+    routing_window_secs: ALERT_ROUTING_WINDOW_SECS as f64,
+    channel: sql::NOTIFY_CHANNEL,
+};
 
 /// Deletes the alert jobs this transaction enqueued that nothing has claimed (failures taken
 /// in as history alert nothing).

@@ -103,6 +103,7 @@ async fn record(
     let message = placement.template.render();
     let (group_id, alert) = sql::error_group_record_arrival(
         &mut *conn,
+        &super::alerts::ARRIVAL_ALERTS,
         is_dead_job,
         source,
         kind,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use backstop::admin;
 use backstop::graphile;
-use backstop::triage::{self, ALERT_KIND, ALERT_QUEUE, console};
+use backstop::triage::{self, ALERT_KIND, ALERT_MAX_ATTEMPTS, ALERT_QUEUE, console};
 use backstop::{Job, JobContext, JobError, RetryPolicy, Worker};
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
@@ -102,10 +102,11 @@ impl Job for SlackAlert {
     const KIND: &'static str = ALERT_KIND;
     const QUEUE: &'static str = ALERT_QUEUE;
 
-    /// Slack outages are usually short: 1 s, 2 s, 4 s ... capped at 5 min, 12 attempts (about
-    /// half an hour), then the alert job is dead and shown on the overview.
+    /// Slack outages are usually short: 1 s, 2 s, 4 s ... capped at 5 min, [`ALERT_MAX_ATTEMPTS`]
+    /// attempts (about half an hour), then the alert job is dead and shown on the overview.
     fn retry_policy() -> RetryPolicy {
-        RetryPolicy::exponential(Duration::from_secs(1), 2.0, Duration::from_secs(300)).max_attempts(12)
+        RetryPolicy::exponential(Duration::from_secs(1), 2.0, Duration::from_secs(300))
+            .max_attempts(ALERT_MAX_ATTEMPTS as u32)
     }
 
     fn timeout() -> Option<Duration> {
@@ -215,7 +216,7 @@ impl Worker for SlackAlertWorker {
 
 /// The idempotency key recording that alert job `id` was delivered.
 fn sent_key(id: backstop::JobId) -> String {
-    format!("backstop.slack_alert:{id}")
+    format!("{ALERT_KIND}:{id}")
 }
 
 /// Whether the alert job with this sent key was delivered already.

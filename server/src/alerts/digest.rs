@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use backstop::triage::{ALERT_QUEUE, console};
+use backstop::triage::{ALERT_QUEUE, DIGEST_KIND, console};
 use backstop::{Job, JobContext, JobError, NewJob, Worker};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ use super::message::DIGEST_GROUPS_LISTED;
 pub struct SlackDigest {}
 
 impl Job for SlackDigest {
-    const KIND: &'static str = "backstop.slack_digest";
+    const KIND: &'static str = DIGEST_KIND;
     const QUEUE: &'static str = ALERT_QUEUE;
 }
 

@@ -94,10 +94,12 @@ pub async fn register(pool: &PgPool, specs: &[WebhookSpec]) -> sqlx::Result<Vec<
     Ok(ids)
 }
 
-/// Says again that a running console has these webhooks. Alerts are routed only to webhooks
-/// confirmed within the last five minutes, so one dropped from every console's configuration
-/// stops getting alerts soon after the last of them stops (and a console without webhooks
-/// never takes another console's away).
+/// Says again that a running console has these webhooks. A webhook confirmed within
+/// [`WEBHOOK_STALE_AFTER_SECS`](backstop::triage::WEBHOOK_STALE_AFTER_SECS) is active (digests
+/// and test alerts go to it); group alerts are enqueued for one confirmed within
+/// [`ALERT_ROUTING_WINDOW_SECS`](backstop::triage::ALERT_ROUTING_WINDOW_SECS), so one dropped
+/// from every console's configuration stops getting alerts after that (and a console without
+/// webhooks never takes another console's away).
 pub async fn confirm(pool: &PgPool, ids: &[String]) -> sqlx::Result<()> {
     console::confirm_webhooks(pool, ids).await
 }
