@@ -5,7 +5,8 @@
 //!
 //! The runtime, the admin API, maintenance, triage and the graphile-worker poller call these,
 //! and the console reaches the ones it needs through the crate's API; nothing else in the
-//! project writes SQL (tests, the demo's own schema and `bench/` aside).
+//! project writes SQL (`scripts/check-sql-placement.sh`, run by `./dev check` and CI, fails
+//! on a statement elsewhere; tests, comments, the demo's own schema and `bench/` are exempt).
 //!
 //! Statements are checked by the integration tests in `queue/tests`, which run each one
 //! against a real PostgreSQL. Functions take `now: Option<DateTime<Utc>>` where time decides
