@@ -1,7 +1,14 @@
-//! Every SQL statement that touches Backstop's tables, as noun-first functions.
+//! Every SQL statement of Backstop, as noun-first functions taking an executor: jobs, workers,
+//! queues and cron here, and one file per table or area in `sql/` (the audit log, error groups,
+//! alerts, graphile-worker's schema and Backstop's bookkeeping about it, queue health,
+//! migration history, search).
 //!
-//! The runtime, the admin API and maintenance call these; nothing else in the crate writes
-//! SQL. Statements are checked by the integration tests in `queue/tests`, which run each one
+//! The runtime, the admin API, maintenance, triage and the graphile-worker poller call these,
+//! and the console reaches the ones it needs through the crate's API; nothing else in the
+//! project writes SQL (`scripts/check-sql-placement.sh`, run by `./dev check` and CI, fails
+//! on a statement elsewhere; tests, comments, the demo's own schema and `bench/` are exempt).
+//!
+//! Statements are checked by the integration tests in `queue/tests`, which run each one
 //! against a real PostgreSQL. Functions take `now: Option<DateTime<Utc>>` where time decides
 //! the outcome, so tests can control the clock (`None` means the database's `now()`).
 
@@ -11,11 +18,19 @@ use sqlx::{PgConnection, PgExecutor};
 use crate::rows::{DeadJob, JobRecord};
 use crate::text::StoredText;
 
+/// The LISTEN/NOTIFY channel's name, as a literal for statements built with `concat!` (the
+/// enqueue statement); everything else uses [`NOTIFY_CHANNEL`] or binds it.
+macro_rules! notify_channel {
+    () => {
+        "backstop_jobs"
+    };
+}
+
 /// The LISTEN/NOTIFY channel. The payload is `<priority>:<queue>` when jobs are enqueued (the
 /// most urgent priority among them, so a fetcher partway through a backlog knows whether to
 /// look back at the head: see `runtime::fetcher`), and the bare queue name from everything else
 /// (pause, run now, retry, the alert triggers), which means "look from the head".
-pub(crate) const NOTIFY_CHANNEL: &str = "backstop_jobs";
+pub(crate) const NOTIFY_CHANNEL: &str = notify_channel!();
 
 /// Column-wise rows for one multi-row insert (`unnest` of arrays: one statement, one round
 /// trip, however many jobs).
@@ -71,7 +86,9 @@ macro_rules! job_insert_sql {
             -- about 40% of throughput). Postgres also folds identical notifications within a
             -- transaction, so many enqueue calls in one transaction wake the workers once.
             notified as (
-                select pg_notify('backstop_jobs', min(priority) || ':' || queue)
+                select pg_notify('",
+            notify_channel!(),
+            "', min(priority) || ':' || queue)
                 from inserted where run_at <= now()
                 group by queue
             )
@@ -532,11 +549,12 @@ pub(crate) async fn queue_set_paused<'e, E: PgExecutor<'e>>(
             returning name
         )
         -- Resuming wakes the queue's workers now rather than at their next poll.
-        select pg_notify('backstop_jobs', name) from upserted where not $2
+        select pg_notify($3, name) from upserted where not $2
         "#,
     )
     .bind(queue)
     .bind(paused)
+    .bind(NOTIFY_CHANNEL)
     .execute(executor)
     .await
     .map(drop)
@@ -564,6 +582,17 @@ pub(crate) async fn idempotency_key_claim<'e, E: PgExecutor<'e>>(
     .fetch_optional(executor)
     .await?;
     Ok(inserted.is_some())
+}
+
+/// Whether `key` was claimed (and the claim committed, or is this transaction's).
+pub(crate) async fn idempotency_key_exists<'e, E: PgExecutor<'e>>(
+    executor: E,
+    key: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select exists (select 1 from backstop.idempotency_keys where key = $1)")
+        .bind(key)
+        .fetch_one(executor)
+        .await
 }
 
 /// Deletes up to `batch` keys older than `cutoff`; call until it returns less than `batch`.
@@ -703,11 +732,12 @@ pub(crate) async fn job_run_now_many<'e, E: PgExecutor<'e>>(executor: E, ids: &[
             where id = any($1) and locked_by is null
             returning queue
         ),
-        notified as (select pg_notify('backstop_jobs', queue) from (select distinct queue from updated) q)
+        notified as (select pg_notify($2, queue) from (select distinct queue from updated) q)
         select count(*) from updated where (select count(*) from notified) >= 0
         "#,
     )
     .bind(ids)
+    .bind(NOTIFY_CHANNEL)
     .fetch_one(executor)
     .await
     .map(|(count,): (i64,)| u64::try_from(count).unwrap_or(0))
@@ -784,7 +814,7 @@ pub(crate) async fn dead_job_retry_many<'e, E: PgExecutor<'e>>(
             delete from backstop.dead_jobs d using revived r where d.id = r.id
             returning d.id
         ),
-        notified as (select pg_notify('backstop_jobs', queue) from (select distinct queue from revived) q)
+        notified as (select pg_notify($2, queue) from (select distinct queue from revived) q)
         select (select count(*) from moved) as retried,
                array(select c.id from candidates c
                      where c.unique_key is not null and c.id not in (select id from revived)
@@ -793,6 +823,7 @@ pub(crate) async fn dead_job_retry_many<'e, E: PgExecutor<'e>>(
         "#,
     )
     .bind(ids)
+    .bind(NOTIFY_CHANNEL)
     .fetch_one(executor)
     .await
 }
@@ -866,13 +897,40 @@ pub(crate) async fn job_stats_since<'e, E: PgExecutor<'e>>(
 }
 
 // Declared after the column macros above, which they use.
+mod alerts;
 mod audit;
+mod error_groups;
+mod graphile;
 mod health;
 mod migrations;
 mod search;
 
+pub(crate) use alerts::{
+    ArrivalAlerts, alert_job_count_waiting, alert_job_delete_enqueued_here, alert_job_enqueue_tests,
+    alert_webhook_block_until, alert_webhook_confirm, alert_webhook_count_sent, alert_webhook_list,
+    alert_webhook_list_broken, alert_webhook_mark_broken, alert_webhook_return_token,
+    alert_webhook_take_token, alert_webhook_unbreak, alert_webhook_upsert,
+};
+
 pub(crate) use audit::{
     audit_add_page, audit_in_progress, audit_insert, audit_insert_in_progress, audit_list,
+};
+pub(crate) use error_groups::{
+    SplitOff, TemplateRow, error_group_add_moved, error_group_arrivals_move, error_group_arrivals_since,
+    error_group_bucket, error_group_fingerprint_holder, error_group_get, error_group_ignore,
+    error_group_insert_split, error_group_list, error_group_lock_by_message, error_group_lock_many,
+    error_group_lock_template, error_group_lock_undigested, error_group_lock_untemplated,
+    error_group_mark_digested, error_group_members, error_group_merge, error_group_move_jobs,
+    error_group_record_arrival, error_group_remove_moved, error_group_reopen, error_group_resolve,
+    error_group_set_template, error_group_set_template_fixed, error_group_untemplated_count,
+    error_group_untemplated_page, error_template_bucket_lock, error_template_bucket_lock_and_list,
+};
+pub(crate) use graphile::{
+    graphile_catalog, graphile_job_complete_many, graphile_job_count, graphile_job_fail_many,
+    graphile_job_failed_between, graphile_job_reschedule_now, graphile_job_search, graphile_job_slice,
+    graphile_jobs_insert_notify, graphile_migration_latest, graphile_private_rows_hidden,
+    source_failure_forget_others, source_failure_record_many, source_job_group_set, source_watermark_advance,
+    source_watermark_lock, source_watermark_start,
 };
 pub(crate) use health::{
     health_alert_announce, health_alert_clear, health_alert_list, health_alert_seen, queue_health,

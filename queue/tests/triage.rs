@@ -97,6 +97,47 @@ async fn dead_jobs_join_one_group_per_normalised_error(_: PgPoolOptions, opts: P
     );
 }
 
+/// The alert contract reaches SQL from its one owner (`triage::alerts`): the alert job the
+/// dead-letter transaction enqueues carries exactly its kind, queue and attempts, a webhook
+/// just inside its routing window gets it and one just outside does not, and the queue's
+/// workers are woken on the channel the runtime listens to.
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn the_alert_job_carries_the_contract_of_triage_alerts(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    let window = triage::ALERT_ROUTING_WINDOW_SECS as f64;
+    add_webhook(&pool, "inside", None).await;
+    add_webhook(&pool, "outside", None).await;
+    sqlx::query(
+        "update backstop.alert_webhooks
+         set configured_at = now() - make_interval(secs => $1 + case id when 'inside' then -60 else 60 end)",
+    )
+    .bind(window)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await.unwrap();
+    listener.listen("backstop_jobs").await.unwrap();
+
+    let (_, alert) = arrive(&pool, "send_email", "emails", "smtp: 421 try again").await;
+    assert_eq!(alert.as_deref(), Some("new"));
+    let jobs: Vec<(String, String, i32, String)> =
+        sqlx::query_as("select kind, queue, max_attempts, payload->>'webhook' from backstop.jobs")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        jobs,
+        vec![(
+            triage::ALERT_KIND.to_owned(),
+            triage::ALERT_QUEUE.to_owned(),
+            triage::ALERT_MAX_ATTEMPTS,
+            "inside".to_owned()
+        )]
+    );
+    let woken = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await.unwrap().unwrap();
+    assert_eq!(woken.payload(), triage::ALERT_QUEUE);
+}
+
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn a_group_alerts_when_new_reopened_or_unignored_and_folds_the_rest(
     _: PgPoolOptions,

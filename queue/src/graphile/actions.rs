@@ -5,6 +5,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::{GraphileSchema, GraphileSearch, search};
 use crate::admin::{BulkAudit, BulkOutcome};
+use crate::sql;
 use crate::{Error, Result};
 
 /// What to do to graphile-worker jobs.
@@ -41,46 +42,18 @@ pub async fn act_on_graphile_jobs(
                 .into(),
         ));
     }
-    let changed: i64 =
-        match action {
-            GraphileAction::Retry => sqlx::query_scalar(
-                "select count(*) from graphile_worker.reschedule_jobs($1, run_at := now(), attempts := 0)",
-            )
-            .bind(ids)
-            .fetch_one(&mut *conn)
-            .await?,
-            // Recorded as seen by the failure poller, in this transaction: a discard (or a
-            // cancel) is the operator's decision, not a failure to group and alert.
-            GraphileAction::Discard => sqlx::query_scalar(
-                "with failed as (select id, run_at, updated_at from graphile_worker.permanently_fail_jobs($1, $2)),
-                      seen as (
-                          insert into backstop.source_failures (source, job_id, run_at, updated_at)
-                          select $3, id, run_at, updated_at from failed
-                          on conflict (source, job_id)
-                          do update set run_at = excluded.run_at, updated_at = excluded.updated_at
-                          returning 1)
-                 select count(*) from seen",
-            )
-            .bind(ids)
-            .bind(format!("Discarded in the Backstop console by {actor}"))
-            .bind(super::SOURCE)
-            .fetch_one(&mut *conn)
-            .await?,
-            GraphileAction::Delete => {
-                sqlx::query_scalar("select count(*) from graphile_worker.complete_jobs($1)")
-                    .bind(ids)
-                    .fetch_one(&mut *conn)
-                    .await?
-            }
-        };
+    let changed: i64 = match action {
+        GraphileAction::Retry => sql::graphile_job_reschedule_now(&mut *conn, ids).await?,
+        // Recorded as seen by the failure poller, in this transaction: a discard (or a
+        // cancel) is the operator's decision, not a failure to group and alert.
+        GraphileAction::Discard => {
+            let reason = format!("Discarded in the Backstop console by {actor}");
+            sql::graphile_job_fail_many(&mut *conn, ids, &reason, super::SOURCE).await?
+        }
+        GraphileAction::Delete => sql::graphile_job_complete_many(&mut *conn, ids).await?,
+    };
     if action == GraphileAction::Retry && changed > 0 {
-        // The payload graphile-worker's own add_jobs sends.
-        sqlx::query(
-            "select pg_notify('jobs:insert', json_build_object('r', random(), 'count', $1::int)::text)",
-        )
-        .bind(changed as i32)
-        .execute(&mut *conn)
-        .await?;
+        sql::graphile_jobs_insert_notify(&mut *conn, changed as i32).await?;
     }
     Ok(changed.max(0) as u64)
 }

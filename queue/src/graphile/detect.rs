@@ -4,7 +4,7 @@ use std::ops::RangeInclusive;
 
 use sqlx::PgExecutor;
 
-use crate::Result;
+use crate::{Result, sql};
 
 /// The migrations of graphile-worker 0.16 to 0.18 (the Node package numbers them 1, 2, ...):
 /// from 16 on, jobs live in `_private_jobs` behind the admin functions Backstop calls. The
@@ -75,43 +75,14 @@ impl GraphileSchema {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct Found {
-    has_schema: bool,
-    rust_port: bool,
-    has_api: bool,
-    has_migrations: bool,
-    has_view: bool,
-    private_readable: bool,
-}
-
 /// Looks for the `graphile_worker` schema. `None`: there is none.
 pub async fn detect<'e, E: PgExecutor<'e> + Copy>(executor: E) -> Result<Option<GraphileSchema>> {
-    let found: Found = sqlx::query_as(
-        "select
-            to_regnamespace('graphile_worker') is not null as has_schema,
-            to_regclass('graphile_worker._private_workers') is not null as rust_port,
-            to_regclass('graphile_worker._private_jobs') is not null
-              and to_regclass('graphile_worker._private_tasks') is not null
-              and to_regclass('graphile_worker._private_job_queues') is not null
-              and to_regprocedure('graphile_worker.reschedule_jobs(bigint[], timestamptz, integer, integer, integer)') is not null
-              and to_regprocedure('graphile_worker.permanently_fail_jobs(bigint[], text)') is not null
-              and to_regprocedure('graphile_worker.complete_jobs(bigint[])') is not null as has_api,
-            to_regclass('graphile_worker.migrations') is not null as has_migrations,
-            to_regclass('graphile_worker.jobs') is not null as has_view,
-            to_regclass('graphile_worker._private_jobs') is not null
-              and has_table_privilege('graphile_worker._private_jobs', 'select') as private_readable",
-    )
-    .fetch_one(executor)
-    .await?;
+    let found = sql::graphile_catalog(executor).await?;
     if !found.has_schema {
         return Ok(None);
     }
-    let migration: Option<String> = if found.has_migrations {
-        sqlx::query_scalar("select max(id)::text from graphile_worker.migrations").fetch_one(executor).await?
-    } else {
-        None
-    };
+    let migration: Option<String> =
+        if found.has_migrations { sql::graphile_migration_latest(executor).await? } else { None };
     let flavour = if found.rust_port { Flavour::RustPort } else { Flavour::Node };
     let known_version = match flavour {
         Flavour::RustPort => true,
@@ -129,11 +100,6 @@ pub async fn detect<'e, E: PgExecutor<'e> + Copy>(executor: E) -> Result<Option<
 
 /// Whether the private jobs table shows this role the rows the public view shows its owner.
 async fn rows_visible<'e, E: PgExecutor<'e>>(executor: E) -> Result<bool> {
-    let hidden: bool = sqlx::query_scalar(
-        "select exists (select 1 from graphile_worker.jobs)
-            and not exists (select 1 from graphile_worker._private_jobs)",
-    )
-    .fetch_one(executor)
-    .await?;
+    let hidden = sql::graphile_private_rows_hidden(executor).await?;
     Ok(!hidden)
 }

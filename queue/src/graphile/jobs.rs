@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
 use super::GraphileSchema;
-use crate::Result;
+use crate::{Result, sql};
 
 /// The console's states, as graphile-worker's columns say them. graphile-worker has no
 /// dead-letter table: a job whose attempts reached its maximum and that no worker holds stays
@@ -105,74 +105,6 @@ pub struct GraphileSearch {
     pub group: Option<i64>,
 }
 
-/// The same columns from the private tables (payload included) ...
-macro_rules! private_source {
-    () => {
-        "select j.id, q.queue_name, t.identifier as task_identifier, j.payload::jsonb as payload,
-                j.priority::int as priority, j.run_at, j.attempts::int as attempts,
-                j.max_attempts::int as max_attempts, j.last_error, j.created_at, j.updated_at, j.key,
-                j.locked_at, j.locked_by
-         from graphile_worker._private_jobs j
-         join graphile_worker._private_tasks t on t.id = j.task_id
-         left join graphile_worker._private_job_queues q on q.id = j.job_queue_id"
-    };
-}
-
-/// ... or from the public view (no payload).
-macro_rules! view_source {
-    () => {
-        "select id, queue_name, task_identifier, null::jsonb as payload, priority::int as priority,
-                run_at, attempts::int as attempts, max_attempts::int as max_attempts, last_error,
-                created_at, updated_at, key, locked_at, locked_by
-         from graphile_worker.jobs"
-    };
-}
-
-/// Filters over either source's columns: `$1` state, `$2` task, `$3` queue, `$4` error
-/// words, `$5` ids, `$6` before id; `$7` the page size; and, with `in_group!`, `$8` an error
-/// group.
-macro_rules! filtered {
-    ($source:expr) => {
-        filtered!($source, "")
-    };
-    ($source:expr, $and:expr) => {
-        concat!(
-            "select * from (",
-            $source,
-            ") g
-             where case $1::text
-                     when 'running'   then locked_at is not null
-                     when 'dead'      then locked_at is null and attempts >= max_attempts
-                     when 'retrying'  then locked_at is null and attempts > 0 and attempts < max_attempts
-                     when 'scheduled' then locked_at is null and attempts = 0 and run_at > now()
-                     when 'queued'    then locked_at is null and attempts = 0 and run_at <= now()
-                     else true
-                   end
-               and ($2::text is null or task_identifier = $2)
-               and ($3::text is null or queue_name = $3)
-               and ($4::text is null
-                    or to_tsvector('simple', coalesce(last_error, '')) @@ websearch_to_tsquery('simple', $4))
-               and ($5::bigint[] is null or id = any($5))
-               and ($6::bigint is null or id < $6)",
-            $and,
-            "
-             order by id desc
-             limit $7"
-        )
-    };
-}
-
-/// The error group filter: Backstop's record of which jobs joined the group. Only in the query
-/// when asked for, so a role that reads graphile-worker's tables but not Backstop's can still
-/// search them.
-macro_rules! in_group {
-    () => {
-        "
-               and id in (select s.job_id from backstop.source_job_groups s
-                          where s.source = 'graphile_worker' and s.group_id = $8)"
-    };
-}
-
 /// Jobs newest first (highest id first), one keyset page at a time: pass the last id as
 /// `before`. Reads the private tables when the schema is supported and readable, else the
 /// public view (payloads `None`).
@@ -186,25 +118,9 @@ pub async fn search<'e, E: PgExecutor<'e>>(
     if !schema.readable() {
         return Ok(Vec::new());
     }
-    let sql = match (schema.reads_private_tables(), search.group.is_some()) {
-        (true, false) => filtered!(private_source!()),
-        (true, true) => filtered!(private_source!(), in_group!()),
-        (false, false) => filtered!(view_source!()),
-        (false, true) => filtered!(view_source!(), in_group!()),
-    };
-    let query = sqlx::query_as(sql)
-        .bind(search.state.map(GraphileState::name))
-        .bind(search.task.as_deref())
-        .bind(search.queue.as_deref())
-        .bind(search.error_text.as_deref().filter(|t| !t.trim().is_empty()))
-        .bind(search.ids.as_deref())
-        .bind(before)
-        .bind(limit.clamp(1, 1000));
-    let query = match search.group {
-        Some(group) => query.bind(group),
-        None => query,
-    };
-    Ok(query.fetch_all(executor).await?)
+    let state = search.state.map(GraphileState::name);
+    let private = schema.reads_private_tables();
+    Ok(sql::graphile_job_search(executor, private, search, state, before, limit).await?)
 }
 
 /// How many jobs match, counted up to `cap`.
@@ -217,25 +133,8 @@ pub async fn count<'e, E: PgExecutor<'e>>(
     if !schema.readable() {
         return Ok(0);
     }
-    let sql = match (schema.reads_private_tables(), search.group.is_some()) {
-        (true, false) => concat!("select count(*) from (", filtered!(private_source!()), ") c"),
-        (true, true) => concat!("select count(*) from (", filtered!(private_source!(), in_group!()), ") c"),
-        (false, false) => concat!("select count(*) from (", filtered!(view_source!()), ") c"),
-        (false, true) => concat!("select count(*) from (", filtered!(view_source!(), in_group!()), ") c"),
-    };
-    let query = sqlx::query_scalar(sql)
-        .bind(search.state.map(GraphileState::name))
-        .bind(search.task.as_deref())
-        .bind(search.queue.as_deref())
-        .bind(search.error_text.as_deref().filter(|t| !t.trim().is_empty()))
-        .bind(search.ids.as_deref())
-        .bind(None::<i64>)
-        .bind(cap.max(1));
-    let query = match search.group {
-        Some(group) => query.bind(group),
-        None => query,
-    };
-    Ok(query.fetch_one(executor).await?)
+    let state = search.state.map(GraphileState::name);
+    Ok(sql::graphile_job_count(executor, schema.reads_private_tables(), search, state, cap).await?)
 }
 
 /// One job by id.

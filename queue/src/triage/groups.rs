@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgExecutor;
 
-use crate::Result;
+use crate::{Result, sql};
 
 /// A group counts as new for this many hours after it first appears (or reappears).
 pub const NEW_GROUP_HOURS: i64 = 24;
@@ -105,36 +105,15 @@ pub async fn error_groups<'e, E: PgExecutor<'e>>(
     filter: &GroupFilter,
 ) -> Result<Vec<ErrorGroup>> {
     let (before_seen, before_id) = filter.before.unzip();
-    Ok(sqlx::query_as(
-        "select * from backstop.error_groups
-         where merged_into is null
-           and ($1::text is null or status = $1)
-           and ($2::text is null or source = $2)
-           and ($3::text is null or kind = $3)
-           and ($4::timestamptz is null or (last_seen, id) < ($4, $5))
-         order by last_seen desc, id desc
-         limit $6",
-    )
-    .bind(filter.status.as_deref())
-    .bind(filter.source.as_deref())
-    .bind(filter.kind.as_deref())
-    .bind(before_seen)
-    .bind(before_id)
-    .bind(filter.limit.unwrap_or(50).clamp(1, 500))
-    .fetch_all(executor)
-    .await?)
+    let limit = filter.limit.unwrap_or(50).clamp(1, 500);
+    let (status, source, kind) = (filter.status.as_deref(), filter.source.as_deref(), filter.kind.as_deref());
+    Ok(sql::error_group_list(executor, status, source, kind, before_seen, before_id, limit).await?)
 }
 
 /// One group by id. A group merged into another is that other group now (its id is a redirect,
 /// so links in old alerts keep working): the result's `id` says which group it is.
 pub async fn error_group<'e, E: PgExecutor<'e>>(executor: E, id: i64) -> Result<Option<ErrorGroup>> {
-    Ok(sqlx::query_as(
-        "select g.* from backstop.error_groups g
-         where g.id = coalesce((select merged_into from backstop.error_groups where id = $1), $1)",
-    )
-    .bind(id)
-    .fetch_optional(executor)
-    .await?)
+    Ok(sql::error_group_get(executor, id).await?)
 }
 
 /// Arrivals per group and hour since `since`, for sparklines: `(group, hour, arrivals)`, hours
@@ -155,30 +134,13 @@ pub async fn group_arrivals<'e, E: PgExecutor<'e>>(
     groups: &[i64],
     since: DateTime<Utc>,
 ) -> Result<Vec<GroupArrivals>> {
-    Ok(sqlx::query_as(
-        "select group_id, hour, arrivals from backstop.error_group_arrivals
-         where group_id = any($1) and hour >= date_trunc('hour', $2::timestamptz)
-         order by group_id, hour",
-    )
-    .bind(groups)
-    .bind(since)
-    .fetch_all(executor)
-    .await?)
+    Ok(sql::error_group_arrivals_since(executor, groups, since).await?)
 }
 
 /// Marks a group fixed: no digests, and the next job that joins it reopens it with an alert.
 /// Returns whether the group exists.
 pub async fn resolve_group<'e, E: PgExecutor<'e>>(executor: E, id: i64) -> Result<bool> {
-    let result = sqlx::query(
-        "update backstop.error_groups
-         set status = 'resolved', resolved_at = now(), ignored_until = null, ignored_until_total = null,
-             digested_total = total
-         where id = coalesce((select merged_into from backstop.error_groups where id = $1), $1)",
-    )
-    .bind(id)
-    .execute(executor)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(sql::error_group_resolve(executor, id).await?)
 }
 
 /// Silences a group until `until`, or until `more` further jobs have joined it, whichever
@@ -193,29 +155,10 @@ pub async fn ignore_group<'e, E: PgExecutor<'e>>(
     if until.is_none() && more.is_none() {
         return Err(crate::Error::InvalidOption("ignore needs a time or a number of arrivals".into()));
     }
-    let result = sqlx::query(
-        "update backstop.error_groups
-         set status = 'ignored', ignored_until = $2, ignored_until_total = total + $3,
-             digested_total = total
-         where id = coalesce((select merged_into from backstop.error_groups where id = $1), $1)",
-    )
-    .bind(id)
-    .bind(until)
-    .bind(more.map(|n| n.max(1)))
-    .execute(executor)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(sql::error_group_ignore(executor, id, until, more.map(|n| n.max(1))).await?)
 }
 
 /// Opens a resolved or ignored group again by hand (no alert: the operator is looking at it).
 pub async fn reopen_group<'e, E: PgExecutor<'e>>(executor: E, id: i64) -> Result<bool> {
-    let result = sqlx::query(
-        "update backstop.error_groups
-         set status = 'open', ignored_until = null, ignored_until_total = null
-         where id = coalesce((select merged_into from backstop.error_groups where id = $1), $1)",
-    )
-    .bind(id)
-    .execute(executor)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(sql::error_group_reopen(executor, id).await?)
 }

@@ -11,6 +11,7 @@ use sqlx::PgConnection;
 
 use super::signature::Signature;
 use super::template::{Learned, MAX_CANDIDATES, Template, place};
+use crate::sql::{self, TemplateRow};
 use crate::text::StoredText;
 
 /// The advisory lock space of template learning (the first of the two-key form), so its keys
@@ -99,32 +100,24 @@ async fn record(
         }
         None => None,
     };
-    let (group_id, alert): (i64, Option<String>) = sqlx::query_as(if is_dead_job {
-        "with arrival as (select * from backstop.record_error_arrival($1, $2, $3, $4, $5, $6, $7, $8)),
-              grouped as (update backstop.dead_jobs d set group_id = a.group_id from arrival a where d.id = $6)
-         select group_id, alert from arrival"
-    } else {
-        "select group_id, alert from backstop.record_error_arrival($1, $2, $3, $4, $5, $6, $7, $8)"
-    })
-    .bind(source)
-    .bind(kind)
-    .bind(queue)
-    .bind(placement.template.render())
-    .bind(error.as_str())
-    .bind(job_id)
-    .bind(&placement.template.tokens)
-    .bind(group)
-    .fetch_one(&mut *conn)
+    let message = placement.template.render();
+    let (group_id, alert) = sql::error_group_record_arrival(
+        &mut *conn,
+        &super::alerts::ARRIVAL_ALERTS,
+        is_dead_job,
+        source,
+        kind,
+        queue,
+        &message,
+        error.as_str(),
+        job_id,
+        &placement.template.tokens,
+        group,
+    )
     .await?;
     if group.is_none() && placement.template.fixed != 0 {
         // A new value where an operator split a group: the new group keeps the place fixed.
-        sqlx::query(
-            "update backstop.error_groups set template_fixed = $2 where id = $1 and template_fixed = 0",
-        )
-        .bind(group_id)
-        .bind(placement.template.fixed as i64)
-        .execute(&mut *conn)
-        .await?;
+        sql::error_group_set_template_fixed(&mut *conn, group_id, placement.template.fixed as i64).await?;
     }
     Ok(Arrival { group_id, alert, merged: placement.absorbed })
 }
@@ -136,18 +129,8 @@ pub(super) async fn lock_bucket(
     kind: &str,
     length: i32,
 ) -> sqlx::Result<()> {
-    sqlx::query("select pg_advisory_xact_lock($1, hashtext($2 || E'\\x1f' || $3 || E'\\x1f' || $4::text))")
-        .bind(LOCK_SPACE)
-        .bind(source)
-        .bind(kind)
-        .bind(length)
-        .execute(conn)
-        .await
-        .map(drop)
+    sql::error_template_bucket_lock(conn, LOCK_SPACE, source, kind, length).await
 }
-
-/// A group's id, template, fixed positions, arrivals and the group it redirects to.
-type TemplateRow = (i64, Vec<Option<String>>, i64, i64, Option<i64>);
 
 /// The templates a message of this source, kind and length is compared with, each with the
 /// group it stands for when it is an operator's alias (a group merged into that one by hand),
@@ -158,15 +141,15 @@ async fn locked_bucket_templates(
     kind: &str,
     length: i32,
 ) -> sqlx::Result<Vec<(Learned, Option<i64>)>> {
-    let rows: Vec<TemplateRow> =
-        sqlx::query_as("select * from backstop.lock_error_templates($1, $2, $3, $4, $5)")
-            .bind(LOCK_SPACE)
-            .bind(source)
-            .bind(kind)
-            .bind(length)
-            .bind(MAX_CANDIDATES as i32)
-            .fetch_all(conn)
-            .await?;
+    let rows = sql::error_template_bucket_lock_and_list(
+        conn,
+        LOCK_SPACE,
+        source,
+        kind,
+        length,
+        MAX_CANDIDATES as i32,
+    )
+    .await?;
     Ok(rows.into_iter().map(learned).collect())
 }
 
@@ -183,13 +166,7 @@ async fn merge_groups_into(
     victim: i64,
     keep_template: bool,
 ) -> sqlx::Result<()> {
-    sqlx::query("select backstop.merge_error_groups($1, $2, $3)")
-        .bind(survivor)
-        .bind(victim)
-        .bind(keep_template)
-        .execute(conn)
-        .await
-        .map(drop)
+    sql::error_group_merge(conn, survivor, victim, keep_template).await
 }
 
 /// A learned merge: `victims` join `survivor`, which takes `template` (the one that covers
@@ -219,34 +196,12 @@ pub(super) async fn set_template(
     template: &Template,
 ) -> sqlx::Result<()> {
     let message = template.render();
-    let holder: Option<i64> = sqlx::query_scalar(
-        "select id from backstop.error_groups
-         where fingerprint = md5($1 || E'\\x1f' || $2 || E'\\x1f' || $3) and id <> $4",
-    )
-    .bind(source)
-    .bind(kind)
-    .bind(&message)
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let holder = sql::error_group_fingerprint_holder(&mut *conn, source, kind, &message, id).await?;
     if let Some(holder) = holder {
         merge_groups_into(conn, id, holder, false).await?;
     }
-    sqlx::query(
-        "update backstop.error_groups
-         set template = $2, message = $3, fingerprint = md5($4 || E'\\x1f' || $5 || E'\\x1f' || $3),
-             template_fixed = $6
-         where id = $1",
-    )
-    .bind(id)
-    .bind(&template.tokens)
-    .bind(&message)
-    .bind(source)
-    .bind(kind)
-    .bind(template.fixed as i64)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    sql::error_group_set_template(conn, id, &template.tokens, &message, source, kind, template.fixed as i64)
+        .await
 }
 
 /// An operator's merge of two groups: one problem the grouper kept apart. The older group keeps
@@ -255,12 +210,7 @@ pub(super) async fn set_template(
 /// group too (and alert nothing new). Both must be live groups of the same source and kind.
 /// Returns the surviving group's id. Audit it in the same transaction.
 pub async fn merge_groups(conn: &mut PgConnection, a: i64, b: i64) -> crate::Result<i64> {
-    let rows: Vec<(i64, String, String, Option<i64>)> = sqlx::query_as(
-        "select id, source, kind, merged_into from backstop.error_groups where id = any($1) order by id for update",
-    )
-    .bind([a, b])
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sql::error_group_lock_many(&mut *conn, &[a, b]).await?;
     let invalid =
         |why: &str| Err(crate::Error::InvalidOption(format!("cannot merge groups {a} and {b}: {why}")));
     match rows.as_slice() {
@@ -305,17 +255,7 @@ pub async fn regroup(
     // Before any group (PostgreSQL's timestamps start in 4713 BC; chrono's minimum is older).
     let mut after = (chrono::DateTime::<chrono::Utc>::UNIX_EPOCH - chrono::Duration::days(365 * 1000), 0i64);
     loop {
-        let old: Vec<(i64, chrono::DateTime<chrono::Utc>, String, String, String)> = sqlx::query_as(
-            "select id, first_seen, source, kind, sample_error from backstop.error_groups
-             where template is null and merged_into is null and (first_seen, id) > ($1, $2)
-             order by first_seen, id
-             limit $3",
-        )
-        .bind(after.0)
-        .bind(after.1)
-        .bind(batch.max(1))
-        .fetch_all(pool)
-        .await?;
+        let old = sql::error_group_untemplated_page(pool, after, batch.max(1)).await?;
         let Some(last) = old.last() else {
             return Ok(done);
         };
@@ -327,14 +267,7 @@ pub async fn regroup(
             let signature = Signature::of(sample);
             let length = i32::try_from(signature.tokens.len()).unwrap_or(i32::MAX);
             lock_bucket(&mut tx, source, kind, length).await?;
-            let still_old: Option<i64> = sqlx::query_scalar(
-                "select id from backstop.error_groups
-                 where id = $1 and template is null and merged_into is null
-                 for update",
-            )
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let still_old = sql::error_group_lock_untemplated(&mut tx, *id).await?;
             if still_old.is_none() {
                 continue; // regrouped meanwhile, by another run or an arrival
             }
@@ -360,11 +293,7 @@ pub async fn regroup(
             }
             tx.commit().await?;
         }
-        let remaining: i64 = sqlx::query_scalar(
-            "select count(*) from backstop.error_groups where template is null and merged_into is null",
-        )
-        .fetch_one(pool)
-        .await?;
+        let remaining = sql::error_group_untemplated_count(pool).await?;
         done.remaining = remaining.unsigned_abs();
         progress(done);
     }

@@ -29,8 +29,10 @@ mod signature;
 mod split;
 mod template;
 
+pub(crate) use alerts::delete_alerts_enqueued_here;
 pub use alerts::{
-    ALERT_KIND, ALERT_QUEUE, AlertWebhook, WEBHOOK_STALE_AFTER_SECS, alert_webhooks, enqueue_test_alerts,
+    ALERT_KIND, ALERT_MAX_ATTEMPTS, ALERT_QUEUE, ALERT_ROUTING_WINDOW_SECS, AlertWebhook, DIGEST_KIND,
+    TEST_ALERT_MAX_ATTEMPTS, WEBHOOK_STALE_AFTER_SECS, alert_webhooks, console, enqueue_test_alerts,
     waiting_alert_jobs,
 };
 

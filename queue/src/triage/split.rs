@@ -20,7 +20,7 @@ use sqlx::PgConnection;
 use super::learn::{lock_bucket, set_template};
 use super::signature::Signature;
 use super::template::Template;
-use crate::{Error, Result};
+use crate::{Error, Result, sql};
 
 /// The most groups one split makes: a place with more values than this is a variable (an id,
 /// a name), not the name of a problem.
@@ -81,21 +81,12 @@ pub async fn split_group(conn: &mut PgConnection, id: i64, wildcard: usize) -> R
     let refuse = |why: String| Err(Error::InvalidOption(format!("cannot split group {id}: {why}")));
     // The bucket's lock is taken before the group's row, in the order the dead-letter path takes
     // them, so the two never deadlock. A group's length never changes, nor its source and kind.
-    let bucket: Option<(String, String, Option<i32>)> = sqlx::query_as(
-        "select source, kind, cardinality(template) from backstop.error_groups where id = $1 and merged_into is null",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let bucket = sql::error_group_bucket(&mut *conn, id).await?;
     let Some((source, kind, Some(length))) = bucket else {
         return refuse("no such group with a learned template (merged, or from before templates?)".into());
     };
     lock_bucket(conn, &source, &kind, length).await?;
-    let (tokens, fixed): (Vec<Option<String>>, i64) =
-        sqlx::query_as("select template, template_fixed from backstop.error_groups where id = $1 for update")
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let (tokens, fixed) = sql::error_group_lock_template(&mut *conn, id).await?;
     let template = Template { tokens, fixed: fixed as u64 };
     let Some(position) = template.wildcard_positions().nth(wildcard) else {
         return refuse(format!("its template has no wildcard number {}", wildcard + 1));
@@ -150,16 +141,7 @@ pub async fn split_group(conn: &mut PgConnection, id: i64, wildcard: usize) -> R
 /// The group's dead jobs, with the error each was grouped by: Backstop's own, or another
 /// source's as Backstop recorded them (graphile-worker's still in its table).
 async fn members(conn: &mut PgConnection, source: &str, id: i64) -> sqlx::Result<Vec<Member>> {
-    let sql = if source == "graphile_worker" {
-        "select s.job_id, j.last_error, j.updated_at
-         from backstop.source_job_groups s
-         join graphile_worker.jobs j on j.id = s.job_id
-         where s.source = 'graphile_worker' and s.group_id = $1
-         limit $2"
-    } else {
-        "select id, last_error, died_at from backstop.dead_jobs where group_id = $1 limit $2"
-    };
-    sqlx::query_as(sql).bind(id).bind(MAX_SPLIT_JOBS + 1).fetch_all(conn).await
+    sql::error_group_members(conn, source == "graphile_worker", id, MAX_SPLIT_JOBS + 1).await
 }
 
 /// Moves one value's dead jobs, counts and hourly arrivals from group `from` to the group of
@@ -177,94 +159,32 @@ async fn move_share(
     let (last_seen, sample_job, sample_error) = share.last.clone().expect("a share has a job");
     let first_seen = share.first.unwrap_or(last_seen);
     let message = template.render();
-    let existing: Option<i64> = sqlx::query_scalar(
-        "select id from backstop.error_groups
-         where fingerprint = md5($1 || E'\\x1f' || $2 || E'\\x1f' || $3) and merged_into is null
-         for update",
-    )
-    .bind(source)
-    .bind(kind)
-    .bind(&message)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let existing = sql::error_group_lock_by_message(&mut *conn, source, kind, &message).await?;
     let to = match existing {
         Some(to) => {
-            sqlx::query(
-                "update backstop.error_groups set
-                     total = total + $2, digested_total = digested_total + $2,
-                     first_seen = least(first_seen, $3), last_seen = greatest(last_seen, $4),
-                     template_fixed = template_fixed | $5
-                 where id = $1",
-            )
-            .bind(to)
-            .bind(moved)
-            .bind(first_seen)
-            .bind(last_seen)
-            .bind(template.fixed as i64)
-            .execute(&mut *conn)
-            .await?;
+            sql::error_group_add_moved(&mut *conn, to, moved, first_seen, last_seen, template.fixed as i64)
+                .await?;
             to
         }
         None => {
-            sqlx::query_scalar(
-                "insert into backstop.error_groups
-                     (fingerprint, source, kind, queue, message, sample_error, sample_job_id, total,
-                      digested_total, first_seen, last_seen, status, resolved_at, reopened_at,
-                      ignored_until, ignored_until_total, template, template_fixed)
-                 select md5($2 || E'\\x1f' || $3 || E'\\x1f' || $4), source, kind, queue, $4, $5, $6, $7,
-                        $7, $8, $9, status, resolved_at, reopened_at, ignored_until, ignored_until_total,
-                        $10, $11
-                 from backstop.error_groups where id = $1
-                 returning id",
-            )
-            .bind(from)
-            .bind(source)
-            .bind(kind)
-            .bind(&message)
-            .bind(&sample_error)
-            .bind(sample_job)
-            .bind(moved)
-            .bind(first_seen)
-            .bind(last_seen)
-            .bind(&template.tokens)
-            .bind(template.fixed as i64)
-            .fetch_one(&mut *conn)
-            .await?
+            let new = sql::SplitOff {
+                source,
+                kind,
+                message: &message,
+                sample_error: &sample_error,
+                sample_job_id: sample_job,
+                moved,
+                first_seen,
+                last_seen,
+                tokens: &template.tokens,
+                fixed: template.fixed as i64,
+            };
+            sql::error_group_insert_split(&mut *conn, from, &new).await?
         }
     };
-    sqlx::query(
-        "update backstop.error_groups set
-             total = greatest(total - $2, 0),
-             digested_total = least(greatest(digested_total - $2, 0), greatest(total - $2, 0))
-         where id = $1",
-    )
-    .bind(from)
-    .bind(moved)
-    .execute(&mut *conn)
-    .await?;
+    sql::error_group_remove_moved(&mut *conn, from, moved).await?;
     let (hours, counts): (Vec<DateTime<Utc>>, Vec<i64>) = share.hours.iter().map(|(h, n)| (*h, *n)).unzip();
-    sqlx::query(
-        "with moved as (select * from unnest($3::timestamptz[], $4::bigint[]) as m (hour, arrivals)),
-         taken as (
-             update backstop.error_group_arrivals a set arrivals = greatest(a.arrivals - m.arrivals, 0)
-             from moved m where a.group_id = $1 and a.hour = m.hour
-         )
-         insert into backstop.error_group_arrivals as a (group_id, hour, arrivals)
-         select $2, hour, arrivals from moved
-         on conflict on constraint error_group_arrivals_pkey do update set arrivals = a.arrivals + excluded.arrivals",
-    )
-    .bind(from)
-    .bind(to)
-    .bind(&hours)
-    .bind(&counts)
-    .execute(&mut *conn)
-    .await?;
-    let move_jobs = if source == "graphile_worker" {
-        "update backstop.source_job_groups set group_id = $1
-         where source = 'graphile_worker' and job_id = any($2)"
-    } else {
-        "update backstop.dead_jobs set group_id = $1 where id = any($2)"
-    };
-    sqlx::query(move_jobs).bind(to).bind(&share.ids).execute(&mut *conn).await?;
+    sql::error_group_arrivals_move(&mut *conn, from, to, &hours, &counts).await?;
+    sql::error_group_move_jobs(conn, source == "graphile_worker", to, &share.ids).await?;
     Ok(to)
 }

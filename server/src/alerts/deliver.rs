@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use backstop::admin;
 use backstop::graphile;
-use backstop::triage::{self, ALERT_KIND, ALERT_QUEUE};
+use backstop::triage::{self, ALERT_KIND, ALERT_MAX_ATTEMPTS, ALERT_QUEUE, console};
 use backstop::{Job, JobContext, JobError, RetryPolicy, Worker};
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
@@ -102,10 +102,11 @@ impl Job for SlackAlert {
     const KIND: &'static str = ALERT_KIND;
     const QUEUE: &'static str = ALERT_QUEUE;
 
-    /// Slack outages are usually short: 1 s, 2 s, 4 s ... capped at 5 min, 12 attempts (about
-    /// half an hour), then the alert job is dead and shown on the overview.
+    /// Slack outages are usually short: 1 s, 2 s, 4 s ... capped at 5 min, [`ALERT_MAX_ATTEMPTS`]
+    /// attempts (about half an hour), then the alert job is dead and shown on the overview.
     fn retry_policy() -> RetryPolicy {
-        RetryPolicy::exponential(Duration::from_secs(1), 2.0, Duration::from_secs(300)).max_attempts(12)
+        RetryPolicy::exponential(Duration::from_secs(1), 2.0, Duration::from_secs(300))
+            .max_attempts(ALERT_MAX_ATTEMPTS as u32)
     }
 
     fn timeout() -> Option<Duration> {
@@ -215,15 +216,12 @@ impl Worker for SlackAlertWorker {
 
 /// The idempotency key recording that alert job `id` was delivered.
 fn sent_key(id: backstop::JobId) -> String {
-    format!("backstop.slack_alert:{id}")
+    format!("{ALERT_KIND}:{id}")
 }
 
 /// Whether the alert job with this sent key was delivered already.
 async fn already_sent(pool: &PgPool, sent_key: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar("select exists (select 1 from backstop.idempotency_keys where key = $1)")
-        .bind(sent_key)
-        .fetch_one(pool)
-        .await
+    console::idempotency_key_exists(pool, sent_key).await
 }
 
 /// What a Slack webhook's answer means.
@@ -293,11 +291,7 @@ impl SlackAlertWorker {
     /// Blocks the webhook for every console until `wait` passes and returns the job's retry.
     async fn rate_limited(&self, webhook: &str, wait: Duration) -> JobError {
         let until = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-        let blocked = sqlx::query("update backstop.alert_webhooks set blocked_until = $2 where id = $1")
-            .bind(webhook)
-            .bind(until)
-            .execute(&self.pool)
-            .await;
+        let blocked = console::block_webhook_until(&self.pool, webhook, until).await;
         if let Err(e) = blocked {
             return retry_on_db(e);
         }
@@ -380,30 +374,16 @@ impl SlackAlertWorker {
     /// Takes a token from the webhook's bucket, waiting for one if the bucket is empty. Tokens
     /// go negative while alerts queue up: each waiting alert holds its place in line.
     async fn wait_for_turn(&self, webhook: &str) -> Result<(), JobError> {
-        let tokens: f64 = sqlx::query_scalar(
-            "update backstop.alert_webhooks
-             set tokens = least($2, tokens + extract(epoch from clock_timestamp() - refilled_at)::float8 * $3) - 1,
-                 refilled_at = clock_timestamp()
-             where id = $1
-             returning tokens",
-        )
-        .bind(webhook)
-        .bind(self.pace.burst)
-        .bind(self.pace.per_second)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(retry_on_db)?;
+        let tokens = console::take_webhook_token(&self.pool, webhook, self.pace.burst, self.pace.per_second)
+            .await
+            .map_err(retry_on_db)?;
         if tokens >= 0.0 {
             return Ok(());
         }
         let wait = Duration::from_secs_f64(-tokens / self.pace.per_second);
         if wait > MAX_PACE_WAIT {
             // Give the place back and come back later instead of holding a worker slot.
-            sqlx::query("update backstop.alert_webhooks set tokens = tokens + 1 where id = $1")
-                .bind(webhook)
-                .execute(&self.pool)
-                .await
-                .map_err(retry_on_db)?;
+            console::return_webhook_token(&self.pool, webhook).await.map_err(retry_on_db)?;
             let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
             return Err(JobError::retry_at(at, "waiting for this webhook's rate limit"));
         }
@@ -418,12 +398,7 @@ impl SlackAlertWorker {
         let result = async {
             let mut tx = self.pool.begin().await?;
             backstop::claim_idempotency_key(&mut *tx, sent_key).await?;
-            let label: String = sqlx::query_scalar(
-                "update backstop.alert_webhooks set sent = sent + 1, last_sent_at = now() where id = $1 returning label",
-            )
-            .bind(&alert.webhook)
-            .fetch_one(&mut *tx)
-            .await?;
+            let label = console::count_webhook_sent(&mut *tx, &alert.webhook).await?;
             let target = json!({
                 "webhook": label,
                 "reason": alert.reason,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use backstop::triage::ALERT_QUEUE;
+use backstop::triage::{ALERT_QUEUE, DIGEST_KIND, console};
 use backstop::{Job, JobContext, JobError, NewJob, Worker};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ use super::message::DIGEST_GROUPS_LISTED;
 pub struct SlackDigest {}
 
 impl Job for SlackDigest {
-    const KIND: &'static str = "backstop.slack_digest";
+    const KIND: &'static str = DIGEST_KIND;
     const QUEUE: &'static str = ALERT_QUEUE;
 }
 
@@ -48,14 +48,7 @@ impl Worker for SlackDigestWorker {
 pub async fn enqueue_digests(pool: &PgPool, since: chrono::DateTime<Utc>) -> Result<usize, backstop::Error> {
     let mut tx = pool.begin().await?;
     // Locked so a death recorded meanwhile waits and lands in the next digest, not in neither.
-    let due: Vec<(i64, String, String, i64)> = sqlx::query_as(
-        "select id, kind, queue, total - digested_total from backstop.error_groups
-         where status = 'open' and total > digested_total and kind not like 'backstop.%'
-         order by total - digested_total desc, id
-         for update",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let due = console::lock_undigested_groups(&mut tx).await?;
     if due.is_empty() {
         return Ok(0);
     }
@@ -92,10 +85,7 @@ pub async fn enqueue_digests(pool: &PgPool, since: chrono::DateTime<Utc>) -> Res
     let count = alerts.len();
     backstop::enqueue_many(&mut *tx, alerts).await?;
     let ids: Vec<i64> = due.iter().map(|(id, ..)| *id).collect();
-    sqlx::query("update backstop.error_groups set digested_total = total where id = any($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
+    console::mark_groups_digested(&mut *tx, &ids).await?;
     tx.commit().await?;
     Ok(count)
 }

@@ -147,7 +147,7 @@ pub fn alert_runner(
     if let Some(minutes) = digest_minutes {
         let period = Duration::from_secs(u64::from(minutes) * 60);
         let digest = CronSchedule::new(
-            "backstop.slack_digest",
+            backstop::triage::DIGEST_KIND,
             format!("*/{minutes} * * * *"),
             NewJob::new(&SlackDigest {}),
         )

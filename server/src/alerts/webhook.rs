@@ -7,6 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use backstop::triage::console;
 use sqlx::PgPool;
 
 /// One `--slack-webhook` value: `[queue=Q1,Q2;][kind=K1,K2;]URL`.
@@ -78,19 +79,14 @@ pub async fn register(pool: &PgPool, specs: &[WebhookSpec]) -> sqlx::Result<Vec<
     let mut ids = Vec::with_capacity(specs.len());
     for spec in specs {
         let non_empty = |names: &Vec<String>| (!names.is_empty()).then(|| names.clone());
-        let id: String = sqlx::query_scalar(
-            "insert into backstop.alert_webhooks (id, label, queues, kinds)
-             values (md5($1), $2, $3, $4)
-             on conflict (id) do update set
-                 label = excluded.label, queues = excluded.queues, kinds = excluded.kinds,
-                 broken_at = null, broken_reason = null, configured_at = now()
-             returning id",
+        let (queues, kinds) = (non_empty(&spec.queues), non_empty(&spec.kinds));
+        let id = console::upsert_webhook(
+            &mut tx,
+            spec.url.as_str(),
+            &spec.label(),
+            queues.as_deref(),
+            kinds.as_deref(),
         )
-        .bind(spec.url.as_str())
-        .bind(spec.label())
-        .bind(non_empty(&spec.queues))
-        .bind(non_empty(&spec.kinds))
-        .fetch_one(&mut *tx)
         .await?;
         ids.push(id);
     }
@@ -98,31 +94,24 @@ pub async fn register(pool: &PgPool, specs: &[WebhookSpec]) -> sqlx::Result<Vec<
     Ok(ids)
 }
 
-/// Says again that a running console has these webhooks. Alerts are routed only to webhooks
-/// confirmed within the last five minutes, so one dropped from every console's configuration
-/// stops getting alerts soon after the last of them stops (and a console without webhooks
-/// never takes another console's away).
+/// Says again that a running console has these webhooks. A webhook confirmed within
+/// [`WEBHOOK_STALE_AFTER_SECS`](backstop::triage::WEBHOOK_STALE_AFTER_SECS) is active (digests
+/// and test alerts go to it); group alerts are enqueued for one confirmed within
+/// [`ALERT_ROUTING_WINDOW_SECS`](backstop::triage::ALERT_ROUTING_WINDOW_SECS), so one dropped
+/// from every console's configuration stops getting alerts after that (and a console without
+/// webhooks never takes another console's away).
 pub async fn confirm(pool: &PgPool, ids: &[String]) -> sqlx::Result<()> {
-    sqlx::query("update backstop.alert_webhooks set configured_at = now() where id = any($1)")
-        .bind(ids)
-        .execute(pool)
-        .await?;
-    Ok(())
+    console::confirm_webhooks(pool, ids).await
 }
 
 /// Marks a webhook broken (the reason is shown on the overview): no alerts are enqueued for it
 /// until a check finds it works again (see `probe`), or a console restarts with it.
 pub async fn mark_broken(pool: &PgPool, id: &str, reason: &str) -> sqlx::Result<()> {
-    sqlx::query("update backstop.alert_webhooks set broken_at = now(), broken_reason = $2 where id = $1")
-        .bind(id)
-        .bind(reason)
-        .execute(pool)
-        .await?;
-    Ok(())
+    console::mark_webhook_broken(pool, id, reason).await
 }
 
 /// A webhook marked broken, and since when.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Broken {
     pub id: String,
     pub broken_at: chrono::DateTime<chrono::Utc>,
@@ -130,12 +119,8 @@ pub struct Broken {
 
 /// Which of `ids` are marked broken.
 pub async fn broken(pool: &PgPool, ids: &[String]) -> sqlx::Result<Vec<Broken>> {
-    sqlx::query_as(
-        "select id, broken_at from backstop.alert_webhooks where id = any($1) and broken_at is not null",
-    )
-    .bind(ids)
-    .fetch_all(pool)
-    .await
+    let broken = console::broken_webhooks(pool, ids).await?;
+    Ok(broken.into_iter().map(|(id, broken_at)| Broken { id, broken_at }).collect())
 }
 
 /// Takes back a webhook that works again, if it is still the breakage of `broken_at` that was
@@ -145,14 +130,7 @@ pub async fn repaired(
     id: &str,
     broken_at: chrono::DateTime<chrono::Utc>,
 ) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "update backstop.alert_webhooks set broken_at = null, broken_reason = null where id = $1 and broken_at = $2",
-    )
-    .bind(id)
-    .bind(broken_at)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    console::unbreak_webhook(pool, id, broken_at).await
 }
 
 #[cfg(test)]
