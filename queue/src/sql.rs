@@ -156,9 +156,21 @@ pub(crate) struct ClaimKey {
     pub id: i64,
 }
 
-/// The claim statement, from the head of the queue or after a [`ClaimKey`]. Both must read
-/// `jobs_claim_order` in order; the row comparison is what lets the second one start its index
-/// scan at the key rather than filter its way there.
+/// Where a claim reads the claim index from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClaimFrom {
+    /// The head of the queue: the most urgent, longest-waiting jobs.
+    Head,
+    /// Just after this key (see `runtime::claim_cursor` for what that passes over).
+    After(ClaimKey),
+    /// The head, but only jobs more urgent than this priority: the few that arrived ahead of
+    /// a backlog, without reading what the backlog's claims left in the index.
+    MoreUrgentThan(i16),
+}
+
+/// The claim statement, bounded as [`ClaimFrom`] says. Every form reads `jobs_claim_order` in
+/// order; the bounds are index conditions (the row comparison too), so the scan starts at them
+/// rather than filtering its way there.
 macro_rules! job_claim_sql {
     ($after:literal) => {
         concat!(
@@ -189,25 +201,28 @@ macro_rules! job_claim_sql {
     };
 }
 
-/// Claims up to `limit` runnable jobs of `queue` for `worker_id`, in claim order, starting
-/// after `after` if given (which passes over anything before it: see `runtime::fetcher` for
-/// when that is safe). Returned in claim order.
+/// Claims up to `limit` runnable jobs of `queue` for `worker_id`, in claim order, from where
+/// `from` says. Returned in claim order.
 pub(crate) async fn job_claim_batch(
     conn: &mut PgConnection,
     queue: &str,
     worker_id: &str,
     limit: i64,
     now: Option<DateTime<Utc>>,
-    after: Option<ClaimKey>,
+    from: ClaimFrom,
 ) -> sqlx::Result<Vec<ClaimedJob>> {
-    let sql = match after {
-        None => job_claim_sql!(""),
-        Some(_) => job_claim_sql!("and (priority, run_at, id) > ($5, $6, $7)"),
+    let sql = match from {
+        ClaimFrom::Head => job_claim_sql!(""),
+        ClaimFrom::After(_) => job_claim_sql!("and (priority, run_at, id) > ($5, $6, $7)"),
+        ClaimFrom::MoreUrgentThan(_) => job_claim_sql!("and priority < $5"),
     };
-    let mut query = sqlx::query_as(sql).bind(queue).bind(worker_id).bind(limit).bind(now);
-    if let Some(key) = after {
-        query = query.bind(key.priority).bind(key.run_at).bind(key.id);
-    }
+    // The bounds' parameters come after these, so every form shares $1 to $4.
+    let query = sqlx::query_as(sql).bind(queue).bind(worker_id).bind(limit).bind(now);
+    let query = match from {
+        ClaimFrom::Head => query,
+        ClaimFrom::After(key) => query.bind(key.priority).bind(key.run_at).bind(key.id),
+        ClaimFrom::MoreUrgentThan(priority) => query.bind(priority),
+    };
     let mut jobs: Vec<ClaimedJob> = query.fetch_all(conn).await?;
     // UPDATE ... RETURNING does not keep the subquery's order.
     jobs.sort_by_key(ClaimedJob::claim_key);

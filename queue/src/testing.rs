@@ -73,7 +73,7 @@ pub enum Failed {
 /// (the attempt is counted now).
 pub async fn claim(pool: &PgPool, queue: &str, worker_id: &str, limit: i64) -> Result<Vec<Claimed>> {
     let mut conn = pool.acquire().await?;
-    let jobs = sql::job_claim_batch(&mut conn, queue, worker_id, limit, None, None).await?;
+    let jobs = sql::job_claim_batch(&mut conn, queue, worker_id, limit, None, sql::ClaimFrom::Head).await?;
     Ok(jobs
         .into_iter()
         .map(|j| Claimed { id: j.id, attempt: j.attempts, max_attempts: j.max_attempts })

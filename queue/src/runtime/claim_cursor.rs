@@ -9,7 +9,9 @@
 //!
 //! What a claim that starts after the cursor passes over, and how each is still found:
 //! - jobs more urgent than the cursor's priority enqueued meanwhile: their notification says
-//!   their priority, and one more urgent than the cursor sends the next claim to the head;
+//!   their priority, and one more urgent than the cursor makes the next claim one of jobs more
+//!   urgent than the cursor only (from the head, but never reaching the backlog's part of the
+//!   index), leaving the cursor where it was;
 //! - jobs whose insert committed late with an older `run_at`, jobs handed back or rescued
 //!   (they keep their `run_at`), scheduled jobs more urgent than the cursor that came due, and
 //!   rows another transaction had locked: the next claim after `head_every` starts at the head,
@@ -21,7 +23,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::wake::Announced;
-use crate::sql::{ClaimKey, ClaimedJob};
+use crate::sql::{ClaimFrom, ClaimKey, ClaimedJob};
 
 pub(super) struct ClaimCursor {
     after: Option<ClaimKey>,
@@ -46,26 +48,36 @@ impl ClaimCursor {
         }
     }
 
-    /// Where the claim about to be made starts (`None`: the head), given the most urgent
-    /// work announced since the last claim.
-    pub fn start(&mut self, now: Instant, announced: Announced) -> Option<ClaimKey> {
-        let more_urgent = |key: &ClaimKey| {
-            announced.unspecified || announced.most_urgent.is_some_and(|priority| priority < key.priority)
-        };
+    /// Where the claim about to be made reads from, given what was announced since the last
+    /// claim.
+    pub fn start(&mut self, now: Instant, announced: Announced) -> ClaimFrom {
         let head_due = self.last_head.is_none_or(|last| now.duration_since(last) >= self.head_every);
-        if head_due || self.after.as_ref().is_some_and(more_urgent) {
-            self.after = None;
+        match self.after {
+            Some(_) if head_due || announced.unspecified => {}
+            Some(key) => {
+                return match announced.most_urgent {
+                    Some(priority) if priority < key.priority => ClaimFrom::MoreUrgentThan(key.priority),
+                    _ => ClaimFrom::After(key),
+                };
+            }
+            None => {}
         }
-        if self.after.is_none() {
-            self.last_head = Some(now);
-        }
-        self.after
+        self.after = None;
+        self.last_head = Some(now);
+        ClaimFrom::Head
     }
 
-    /// After a claim that asked for `wanted` jobs and got `jobs` (in claim order): a full
-    /// batch moves the cursor to its last job; anything less, or an error (`None`), sends the
-    /// next claim to the head.
-    pub fn claimed(&mut self, jobs: Option<&[ClaimedJob]>, wanted: usize) {
+    /// After a claim from `from` that asked for `wanted` jobs and got `jobs` (in claim order;
+    /// `None`: it failed). A full batch from the head or the cursor moves the cursor to its
+    /// last job; anything less, or an error, sends the next claim to the head. A claim of
+    /// more urgent jobs leaves the cursor alone.
+    pub fn claimed(&mut self, from: ClaimFrom, jobs: Option<&[ClaimedJob]>, wanted: usize) {
+        if matches!(from, ClaimFrom::MoreUrgentThan(_)) {
+            if jobs.is_none() {
+                self.after = None;
+            }
+            return;
+        }
         if let Some(last) = jobs.and_then(<[ClaimedJob]>::last) {
             self.last_priority = Some(last.priority);
         }
@@ -104,56 +116,86 @@ mod tests {
         Announced { most_urgent: Some(priority), unspecified: false }
     }
 
+    use ClaimFrom::{After, Head, MoreUrgentThan};
+
+    /// A claim: where it read from, then what it got.
+    fn claim(
+        cursor: &mut ClaimCursor,
+        at: Instant,
+        announced: Announced,
+        got: &[ClaimedJob],
+        wanted: usize,
+    ) -> ClaimFrom {
+        let from = cursor.start(at, announced);
+        cursor.claimed(from, Some(got), wanted);
+        from
+    }
+
     #[test]
     fn a_full_batch_moves_the_cursor_to_its_last_job() {
         let t0 = Instant::now();
         let mut cursor = ClaimCursor::new(SECOND);
-        assert_eq!(cursor.start(t0, NONE), None, "the first claim starts at the head");
-        cursor.claimed(Some(&[job(0, 1), job(0, 2)]), 2);
-        assert_eq!(cursor.start(t0, NONE), Some(job(0, 2).claim_key()));
-        cursor.claimed(Some(&[job(0, 3), job(1, 4)]), 2);
-        assert_eq!(cursor.start(t0, NONE), Some(job(1, 4).claim_key()));
+        assert_eq!(claim(&mut cursor, t0, NONE, &[job(0, 1), job(0, 2)], 2), Head, "the first claim");
+        assert_eq!(claim(&mut cursor, t0, NONE, &[job(0, 3), job(1, 4)], 2), After(job(0, 2).claim_key()));
+        assert_eq!(cursor.start(t0, NONE), After(job(1, 4).claim_key()));
     }
 
     #[test]
     fn a_short_batch_or_an_error_sends_the_next_claim_to_the_head() {
         let t0 = Instant::now();
         let mut cursor = ClaimCursor::new(SECOND);
-        cursor.start(t0, NONE);
-        cursor.claimed(Some(&[job(0, 1)]), 2);
-        assert_eq!(cursor.start(t0, NONE), None);
-        cursor.claimed(Some(&[job(0, 2), job(0, 3)]), 2);
-        assert!(cursor.start(t0, NONE).is_some());
-        cursor.claimed(Some(&[]), 2);
-        assert_eq!(cursor.start(t0, NONE), None);
-        cursor.claimed(Some(&[job(0, 4), job(0, 5)]), 2);
-        cursor.claimed(None, 2);
-        assert_eq!(cursor.start(t0, NONE), None);
+        claim(&mut cursor, t0, NONE, &[job(0, 1)], 2);
+        assert_eq!(claim(&mut cursor, t0, NONE, &[job(0, 2), job(0, 3)], 2), Head);
+        assert!(matches!(claim(&mut cursor, t0, NONE, &[], 2), After(_)));
+        assert_eq!(claim(&mut cursor, t0, NONE, &[job(0, 4), job(0, 5)], 2), Head);
+        let from = cursor.start(t0, NONE);
+        assert!(matches!(from, After(_)));
+        cursor.claimed(from, None, 2);
+        assert_eq!(cursor.start(t0, NONE), Head, "after an error");
     }
 
     #[test]
-    fn only_work_more_urgent_than_the_cursor_sends_a_claim_to_the_head() {
+    fn work_more_urgent_than_the_cursor_is_claimed_alone_and_the_cursor_stays() {
         let t0 = Instant::now();
         let mut cursor = ClaimCursor::new(SECOND);
-        cursor.start(t0, NONE);
-        cursor.claimed(Some(&[job(3, 1)]), 1);
-        assert!(cursor.start(t0, priority(3)).is_some(), "same priority: ahead of the cursor");
-        assert!(cursor.start(t0, priority(i16::MAX)).is_some());
-        assert_eq!(cursor.start(t0, priority(2)), None, "more urgent: behind the cursor");
-        cursor.claimed(Some(&[job(3, 2)]), 1);
-        assert_eq!(cursor.start(t0, UNSPECIFIED), None, "unknown urgency: look at the head");
+        claim(&mut cursor, t0, NONE, &[job(3, 1)], 1);
+        let at_1 = After(job(3, 1).claim_key());
+        assert_eq!(
+            claim(&mut cursor, t0, priority(3), &[job(3, 2)], 1),
+            at_1,
+            "same priority: ahead of the cursor"
+        );
+        let at_2 = After(job(3, 2).claim_key());
+        assert_eq!(claim(&mut cursor, t0, priority(i16::MAX), &[job(3, 3)], 1), at_2);
+        let at_3 = After(job(3, 3).claim_key());
+        // Less than asked for, and still the cursor stays: the backlog is not drained.
+        assert_eq!(claim(&mut cursor, t0, priority(2), &[job(2, 9)], 5), MoreUrgentThan(3));
+        assert_eq!(cursor.start(t0, NONE), at_3);
+        let from = cursor.start(t0, priority(i16::MIN));
+        assert_eq!(from, MoreUrgentThan(3));
+        cursor.claimed(from, None, 1);
+        assert_eq!(cursor.start(t0, NONE), Head, "after a failed claim");
+    }
+
+    #[test]
+    fn an_announcement_without_a_priority_sends_the_next_claim_to_the_head() {
+        let t0 = Instant::now();
+        let mut cursor = ClaimCursor::new(SECOND);
+        claim(&mut cursor, t0, NONE, &[job(3, 1)], 1);
+        assert_eq!(cursor.start(t0, UNSPECIFIED), Head);
     }
 
     #[test]
     fn announced_work_is_urgent_when_more_urgent_than_the_last_claimed_job() {
+        let t0 = Instant::now();
         let mut cursor = ClaimCursor::new(SECOND);
         assert!(!cursor.more_urgent_than_claimed(priority(i16::MIN)), "nothing claimed yet");
-        cursor.claimed(Some(&[job(-2, 1), job(0, 2)]), 5);
+        claim(&mut cursor, t0, NONE, &[job(-2, 1), job(0, 2)], 5);
         assert!(cursor.more_urgent_than_claimed(priority(-1)));
         assert!(!cursor.more_urgent_than_claimed(priority(0)));
         assert!(!cursor.more_urgent_than_claimed(UNSPECIFIED), "pause, run now: not urgent");
         assert!(!cursor.more_urgent_than_claimed(NONE));
-        cursor.claimed(Some(&[]), 5);
+        claim(&mut cursor, t0, NONE, &[], 5);
         assert!(cursor.more_urgent_than_claimed(priority(-1)), "an empty claim changes nothing");
     }
 
@@ -161,16 +203,11 @@ mod tests {
     fn the_head_is_read_at_least_every_interval() {
         let t0 = Instant::now();
         let mut cursor = ClaimCursor::new(SECOND);
-        assert_eq!(cursor.start(t0, NONE), None);
-        cursor.claimed(Some(&[job(0, 1)]), 1);
-        assert!(cursor.start(t0 + SECOND / 2, NONE).is_some());
-        cursor.claimed(Some(&[job(0, 2)]), 1);
-        assert_eq!(cursor.start(t0 + SECOND, NONE), None, "a second after the last head claim");
-        cursor.claimed(Some(&[job(0, 3)]), 1);
-        assert!(
-            cursor.start(t0 + SECOND + SECOND / 2, NONE).is_some(),
-            "the interval counts from the last head claim"
-        );
-        assert_eq!(cursor.start(t0 + 2 * SECOND, NONE), None);
+        assert_eq!(claim(&mut cursor, t0, NONE, &[job(0, 1)], 1), Head);
+        assert!(matches!(claim(&mut cursor, t0 + SECOND / 2, NONE, &[job(0, 2)], 1), After(_)));
+        assert_eq!(claim(&mut cursor, t0 + SECOND, NONE, &[job(0, 3)], 1), Head, "a second after the last");
+        let from = claim(&mut cursor, t0 + SECOND + SECOND / 2, NONE, &[job(0, 4)], 1);
+        assert!(matches!(from, After(_)), "the interval counts from the last head claim");
+        assert_eq!(cursor.start(t0 + 2 * SECOND, NONE), Head);
     }
 }

@@ -11,7 +11,7 @@ use super::buffer::Buffer;
 use super::claim_cursor::ClaimCursor;
 use super::wake::Wake;
 use super::{ErrorBackoff, Shared, sleep_or_shutdown};
-use crate::sql::{self, ClaimedJob};
+use crate::sql::{self, ClaimFrom, ClaimedJob};
 
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -52,16 +52,16 @@ pub(super) async fn run(
             }
         }
         let starved = buffer.starved.swap(0, Ordering::Relaxed);
-        let after = cursor.start(tokio::time::Instant::now(), wake.take());
+        let from = cursor.start(tokio::time::Instant::now(), wake.take());
         let claimed = match shared.ack_pool.acquire().await {
             Ok(mut conn) => {
                 let limit = i64::try_from(want).unwrap_or(i64::MAX);
                 let worker_id = &shared.config.worker_id;
-                sql::job_claim_batch(&mut conn, &queue, worker_id, limit, None, after).await
+                sql::job_claim_batch(&mut conn, &queue, worker_id, limit, None, from).await
             }
             Err(e) => Err(e),
         };
-        cursor.claimed(claimed.as_deref().ok(), want);
+        cursor.claimed(from, claimed.as_deref().ok(), want);
         let jobs = match claimed {
             Ok(jobs) => {
                 backoff.reset();
@@ -84,8 +84,10 @@ pub(super) async fn run(
             hand_back(&shared, &queue, refused).await;
             return;
         }
-        if got < want && after.is_some() {
-            // The cursor ran dry: what it passed over may be waiting at the head.
+        if got < want && from != ClaimFrom::Head {
+            // Only a claim from the head coming back short means the queue is drained: after
+            // the cursor's, what it passed over may be waiting at the head; after one of work
+            // more urgent than the backlog, the backlog is still there.
             continue;
         }
         if got < want {
