@@ -7,7 +7,7 @@ use crate::model::{ActionReport, BulkProgress, JobAction, JobFilter, State};
 
 #[cfg(feature = "ssr")]
 use {
-    super::{admin_search, admin_state, graphile, with_group_source},
+    super::{admin_search, graphile, with_group_source},
     crate::model::GRAPHILE,
     crate::server::{self, AppError},
     backstop::admin::{self, DeadAction, LiveAction},
@@ -160,7 +160,7 @@ pub async fn act_on_matching(
         }
         Target::Live(action) => {
             let after = after.as_deref().map(|c| c.parse::<i64>().map_err(|_| bad_cursor())).transpose()?;
-            let state = admin_state(filter.state);
+            let state = filter.state;
             let step = admin::act_on_jobs_matching_step(
                 &console.pool,
                 action,

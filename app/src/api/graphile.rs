@@ -1,10 +1,10 @@
 //! The server half of graphile-worker as a source: the console's filter in its terms, and what
 //! to tell the reader about what this role can see and do.
 
-use backstop::graphile::{self, GraphileSchema, GraphileSearch, GraphileState};
+use backstop::graphile::{self, GraphileSchema, GraphileSearch};
 use sqlx::PgPool;
 
-use crate::model::{JobFilter, State};
+use crate::model::JobFilter;
 use crate::server::AppError;
 
 /// The database's graphile-worker schema, or a clear error when it has none.
@@ -26,22 +26,12 @@ pub(super) fn search(filter: &JobFilter) -> Result<GraphileSearch, AppError> {
         ));
     }
     Ok(GraphileSearch {
-        state: state(filter.state),
+        state: filter.state,
         task: filter.kind.clone(),
         queue: filter.queue.clone(),
         error_text: filter.error.clone(),
         ids: None,
         group: filter.group,
-    })
-}
-
-fn state(state: Option<State>) -> Option<GraphileState> {
-    state.map(|state| match state {
-        State::Scheduled => GraphileState::Scheduled,
-        State::Queued => GraphileState::Queued,
-        State::Running => GraphileState::Running,
-        State::Retrying => GraphileState::Retrying,
-        State::Dead => GraphileState::Dead,
     })
 }
 

@@ -106,17 +106,3 @@ fn utc_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, crate::server::
             ))
         })
 }
-
-/// The live state the admin API filters on; `None` for "every live state".
-#[cfg(feature = "ssr")]
-fn admin_state(state: Option<crate::model::State>) -> Option<backstop::admin::JobState> {
-    use crate::model::State;
-    use backstop::admin::JobState;
-    state.map(|state| match state {
-        State::Scheduled => JobState::Scheduled,
-        State::Queued => JobState::Queued,
-        State::Running => JobState::Running,
-        State::Retrying => JobState::Retrying,
-        State::Dead => JobState::Dead,
-    })
-}

@@ -6,7 +6,7 @@ use crate::model::{AuditRow, CurrentUser, JobDetail, JobFilter, JobPage, Overvie
 
 #[cfg(feature = "ssr")]
 use {
-    super::{admin_search, admin_state, graphile, with_group_source},
+    super::{admin_search, graphile, with_group_source},
     crate::model::State,
     crate::server::{self, AppError},
     backstop::admin,
@@ -71,7 +71,7 @@ pub async fn list_jobs(filter: JobFilter, before: Option<String>) -> Result<JobP
         })
     } else {
         let before = before.as_deref().map(|c| c.parse::<i64>().map_err(|_| bad_cursor())).transpose()?;
-        let rows = admin::search_jobs(&console.pool, admin_state(filter.state), &search, before, PAGE_SIZE)
+        let rows = admin::search_jobs(&console.pool, filter.state, &search, before, PAGE_SIZE)
             .await
             .map_err(AppError::from)?;
         let next =
@@ -101,7 +101,7 @@ pub async fn count_matching(filter: JobFilter, limit: i64) -> Result<i64, Server
     let count = if filter.state == Some(State::Dead) {
         admin::count_dead_jobs(&console.pool, &search, false, limit).await
     } else {
-        admin::count_jobs(&console.pool, admin_state(filter.state), &search, limit).await
+        admin::count_jobs(&console.pool, filter.state, &search, limit).await
     };
     Ok(count.map_err(AppError::from)?)
 }
@@ -128,17 +128,10 @@ pub async fn job_detail_for(id: i64, source: Option<String>) -> Result<Option<Jo
 /// graphile-worker's jobs per state, if the database has its schema.
 #[cfg(feature = "ssr")]
 async fn graphile_overview(pool: &sqlx::PgPool) -> Result<Option<crate::model::GraphileOverview>, AppError> {
-    use backstop::graphile::{GraphileSearch, GraphileState, count, detect};
+    use backstop::graphile::{GraphileSearch, count, detect};
     let Some(schema) = detect(pool).await.map_err(AppError::from)? else { return Ok(None) };
     let mut counts = [0; 5];
-    let states = [
-        GraphileState::Scheduled,
-        GraphileState::Queued,
-        GraphileState::Running,
-        GraphileState::Retrying,
-        GraphileState::Dead,
-    ];
-    for (slot, state) in counts.iter_mut().zip(states) {
+    for (slot, state) in counts.iter_mut().zip(State::ALL) {
         let search = GraphileSearch { state: Some(state), ..GraphileSearch::default() };
         *slot = count(pool, &schema, &search, crate::model::GRAPHILE_COUNT_LIMIT)
             .await

@@ -70,7 +70,7 @@ pub async fn get_group(id: i64) -> Result<Option<GroupDetail>, ServerFnError> {
         // graphile-worker's failed jobs stay in its table; the group knows which they were.
         let schema = graphile::detect(&console.pool).await.map_err(AppError::from)?;
         let search = graphile::GraphileSearch {
-            state: Some(graphile::GraphileState::Dead),
+            state: Some(backstop::JobState::Dead),
             group: Some(id),
             ..graphile::GraphileSearch::default()
         };

@@ -4,36 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
 use super::GraphileSchema;
-use crate::Result;
-
-/// The console's states, as graphile-worker's columns say them. graphile-worker has no
-/// dead-letter table: a job whose attempts reached its maximum and that no worker holds stays
-/// in its table, "permanently failed"; that is what `Dead` means here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum GraphileState {
-    /// Never tried, due later.
-    Scheduled,
-    /// Never tried, due now.
-    Queued,
-    /// A worker holds it (`locked_at` set).
-    Running,
-    /// Failed, attempts left.
-    Retrying,
-    /// Attempts used up, not locked.
-    Dead,
-}
-
-impl GraphileState {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Scheduled => "scheduled",
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Retrying => "retrying",
-            Self::Dead => "dead",
-        }
-    }
-}
+use crate::{JobState, Result};
 
 /// One graphile-worker job.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -71,18 +42,21 @@ pub struct GraphileJob {
 }
 
 impl GraphileJob {
-    /// Its state as of `now`.
-    pub fn state(&self, now: DateTime<Utc>) -> GraphileState {
+    /// Its state as of `now`. graphile-worker has no dead-letter table: a job whose attempts
+    /// reached its maximum and that no worker holds stays in its table, "permanently failed";
+    /// that is what [`JobState::Dead`] means here. The same rule in SQL is
+    /// `graphile_state_is!`; a test checks they agree.
+    pub fn state(&self, now: DateTime<Utc>) -> JobState {
         if self.locked_at.is_some() {
-            GraphileState::Running
+            JobState::Running
         } else if self.attempts >= self.max_attempts {
-            GraphileState::Dead
+            JobState::Dead
         } else if self.attempts > 0 {
-            GraphileState::Retrying
+            JobState::Retrying
         } else if self.run_at > now {
-            GraphileState::Scheduled
+            JobState::Scheduled
         } else {
-            GraphileState::Queued
+            JobState::Queued
         }
     }
 }
@@ -91,7 +65,7 @@ impl GraphileJob {
 #[derive(Debug, Clone, Default)]
 pub struct GraphileSearch {
     /// Only jobs in this state.
-    pub state: Option<GraphileState>,
+    pub state: Option<JobState>,
     /// Only this task identifier.
     pub task: Option<String>,
     /// Only this queue name.
@@ -128,6 +102,27 @@ macro_rules! view_source {
     };
 }
 
+/// A graphile-worker job's state in SQL, the one place it is written (the same rule as
+/// [`GraphileJob::state`] in Rust; `graphile_state_rule_agrees_with_rust` checks they agree):
+/// whether the row is, at `now()`, in the state the SQL text expression `$name` names (null:
+/// any state).
+macro_rules! graphile_state_is {
+    ($name:literal) => {
+        concat!(
+            "case ",
+            $name,
+            "::text
+                     when 'running'   then locked_at is not null
+                     when 'dead'      then locked_at is null and attempts >= max_attempts
+                     when 'retrying'  then locked_at is null and attempts > 0 and attempts < max_attempts
+                     when 'scheduled' then locked_at is null and attempts = 0 and run_at > now()
+                     when 'queued'    then locked_at is null and attempts = 0 and run_at <= now()
+                     else true
+                   end"
+        )
+    };
+}
+
 /// Filters over either source's columns: `$1` state, `$2` task, `$3` queue, `$4` error
 /// words, `$5` ids, `$6` before id; `$7` the page size; and, with `in_group!`, `$8` an error
 /// group.
@@ -140,14 +135,9 @@ macro_rules! filtered {
             "select * from (",
             $source,
             ") g
-             where case $1::text
-                     when 'running'   then locked_at is not null
-                     when 'dead'      then locked_at is null and attempts >= max_attempts
-                     when 'retrying'  then locked_at is null and attempts > 0 and attempts < max_attempts
-                     when 'scheduled' then locked_at is null and attempts = 0 and run_at > now()
-                     when 'queued'    then locked_at is null and attempts = 0 and run_at <= now()
-                     else true
-                   end
+             where ",
+            graphile_state_is!("$1"),
+            "
                and ($2::text is null or task_identifier = $2)
                and ($3::text is null or queue_name = $3)
                and ($4::text is null
@@ -193,7 +183,7 @@ pub async fn search<'e, E: PgExecutor<'e>>(
         (false, true) => filtered!(view_source!(), in_group!()),
     };
     let query = sqlx::query_as(sql)
-        .bind(search.state.map(GraphileState::name))
+        .bind(search.state.map(JobState::as_str))
         .bind(search.task.as_deref())
         .bind(search.queue.as_deref())
         .bind(search.error_text.as_deref().filter(|t| !t.trim().is_empty()))
@@ -224,7 +214,7 @@ pub async fn count<'e, E: PgExecutor<'e>>(
         (false, true) => concat!("select count(*) from (", filtered!(view_source!(), in_group!()), ") c"),
     };
     let query = sqlx::query_scalar(sql)
-        .bind(search.state.map(GraphileState::name))
+        .bind(search.state.map(JobState::as_str))
         .bind(search.task.as_deref())
         .bind(search.queue.as_deref())
         .bind(search.error_text.as_deref().filter(|t| !t.trim().is_empty()))
