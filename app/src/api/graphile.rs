@@ -1,19 +1,16 @@
 //! The server half of graphile-worker as a source: the console's filter in its terms, and what
 //! to tell the reader about what this role can see and do.
 
-use backstop::graphile::{self, GraphileSchema, GraphileSearch};
-use sqlx::PgPool;
+use backstop::graphile::{GraphileSchema, GraphileSearch};
 
 use crate::model::JobFilter;
 use crate::server::AppError;
 
-/// The database's graphile-worker schema, or a clear error when it has none.
-pub(super) async fn schema(pool: &PgPool) -> Result<GraphileSchema, AppError> {
-    graphile::detect(pool).await.map_err(AppError::from)?.ok_or_else(|| {
-        AppError::NotFound(
-            "This database has no graphile_worker schema: graphile-worker has not run here.".into(),
-        )
-    })
+/// The error for a request about graphile-worker's jobs in a database without its schema.
+pub(super) fn no_schema() -> AppError {
+    AppError::NotFound(
+        "This database has no graphile_worker schema: graphile-worker has not run here.".into(),
+    )
 }
 
 /// The filter as graphile-worker's search takes it. Payload and time filters are Backstop's
