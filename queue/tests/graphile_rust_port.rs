@@ -82,17 +82,23 @@ async fn graphile_state_rule_agrees_with_rust(_: PgPoolOptions, opts: PgConnectO
         ("1 hour", 5, 3, false),  // dead (max attempts lowered since)
     ];
     for (run_in, attempts, max_attempts, locked) in jobs {
-        sqlx::query(
-            "with added as (select id from graphile_worker.add_job('sync_ledger', '{}'::json,
-                                run_at := now() + $1::interval, max_attempts := $3))
-             update graphile_worker._private_jobs j
-             set attempts = $2, locked_at = case when $4 then now() end,
-                 locked_by = case when $4 then 'worker-1' end
-             from added where j.id = added.id",
+        let id: i64 = sqlx::query_scalar(
+            "select id from graphile_worker.add_job('sync_ledger', '{}'::json,
+                                                     run_at := now() + $1::interval, max_attempts := $2)",
         )
         .bind(run_in)
-        .bind(attempts)
         .bind(max_attempts)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "update graphile_worker._private_jobs
+             set attempts = $2, locked_at = case when $3 then now() end,
+                 locked_by = case when $3 then 'worker-1' end
+             where id = $1",
+        )
+        .bind(id)
+        .bind(attempts)
         .bind(locked)
         .execute(&pool)
         .await
