@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::model::{GroupState, Moment, State};
+use crate::model::{GroupState, Moment, State, StateLabel as _};
 
 /// How often the console re-reads the queue while live updates are on.
 #[cfg(feature = "hydrate")]

@@ -30,40 +30,25 @@ impl CurrentUser {
     }
 }
 
-/// The states people see. `Dead` jobs live in the dead-letter table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    /// Waiting for its run time, never tried.
-    Scheduled,
-    /// Ready to run.
-    Queued,
-    /// A worker holds it.
-    Running,
-    /// Failed, waiting for its next attempt.
-    Retrying,
-    /// Out of attempts (or failed for good, or cancelled).
-    Dead,
+/// The states people see: the queue's own [`JobState`](backstop::JobState) on the server. The
+/// browser build cannot link the queue crate (it needs a database driver), so it compiles the
+/// same file, `queue/src/state.rs`: one definition, and serde names that match on both sides.
+#[cfg(feature = "ssr")]
+pub use backstop::JobState as State;
+#[cfg(not(feature = "ssr"))]
+pub use job_state::JobState as State;
+#[cfg(not(feature = "ssr"))]
+#[path = "../../queue/src/state.rs"]
+mod job_state;
+
+/// A state as people read it.
+pub trait StateLabel {
+    /// "Scheduled", "Queued", "Running", "Retrying", "Dead".
+    fn label(self) -> &'static str;
 }
 
-impl State {
-    /// Every state, in the order a job moves through them.
-    pub const ALL: [State; 5] =
-        [State::Scheduled, State::Queued, State::Running, State::Retrying, State::Dead];
-
-    /// The name used in URLs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Scheduled => "scheduled",
-            State::Queued => "queued",
-            State::Running => "running",
-            State::Retrying => "retrying",
-            State::Dead => "dead",
-        }
-    }
-
-    /// The name people read.
-    pub fn label(self) -> &'static str {
+impl StateLabel for State {
+    fn label(self) -> &'static str {
         match self {
             State::Scheduled => "Scheduled",
             State::Queued => "Queued",
@@ -71,11 +56,6 @@ impl State {
             State::Retrying => "Retrying",
             State::Dead => "Dead",
         }
-    }
-
-    /// Parses the URL name.
-    pub fn parse(name: &str) -> Option<State> {
-        State::ALL.into_iter().find(|state| state.as_str() == name)
     }
 }
 
@@ -140,7 +120,7 @@ impl JobFilter {
     pub fn from_query(get: impl Fn(&str) -> Option<String>) -> JobFilter {
         let text = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         JobFilter {
-            state: text("state").and_then(|s| State::parse(&s)),
+            state: text("state").and_then(|s| s.parse().ok()),
             queue: text("queue"),
             kind: text("kind"),
             payload: text("payload"),
@@ -628,6 +608,16 @@ mod tests {
         assert_eq!(back, filter);
         assert!(back.is_narrowed());
         assert!(!JobFilter { state: Some(State::Dead), ..JobFilter::default() }.is_narrowed());
+    }
+
+    #[test]
+    fn every_state_has_a_label_and_a_url_name() {
+        for state in State::ALL {
+            assert!(!state.label().is_empty());
+            assert_eq!(state.label().to_lowercase(), state.as_str(), "the label reads the URL name");
+            let filter = JobFilter::from_query(|name| (name == "state").then(|| state.as_str().to_owned()));
+            assert_eq!(filter.state, Some(state));
+        }
     }
 
     #[test]

@@ -11,10 +11,9 @@ use crate::Result;
 use crate::job::JobId;
 use crate::sql;
 
-pub use crate::rows::{
-    AttemptError, AuditEntry, DeadJob, HealthAlert, JobRecord, JobState, QueueCounts, QueueHealth,
-};
+pub use crate::rows::{AttemptError, AuditEntry, DeadJob, HealthAlert, JobRecord, QueueCounts, QueueHealth};
 pub use crate::sql::StatsRow;
+pub use crate::state::JobState;
 
 mod audit;
 mod bulk;

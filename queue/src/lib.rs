@@ -156,6 +156,7 @@ mod retry;
 mod rows;
 mod runtime;
 mod sql;
+mod state;
 #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
 mod telemetry;
 mod text;
@@ -175,4 +176,5 @@ pub use job::{Decision, Job, JobContext, JobError, JobId, NewJob, Worker};
 pub use migrate::{MIGRATOR, MigrationStatus, Migrator};
 pub use retry::RetryPolicy;
 pub use runtime::{DEFAULT_CONCURRENCY, Runner, RunnerBuilder};
+pub use state::{JobState, UnknownJobState};
 pub use text::MAX_ERROR_MESSAGE_BYTES;

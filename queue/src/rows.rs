@@ -9,6 +9,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use crate::job::JobId;
+use crate::state::JobState;
 
 /// One failed attempt, as stored in a job's error history.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -56,24 +57,9 @@ pub struct JobRecord {
     pub created_at: DateTime<Utc>,
 }
 
-/// The states a person sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    /// Waiting for its `run_at`, never tried.
-    Scheduled,
-    /// Ready to run.
-    Queued,
-    /// A worker holds it.
-    Running,
-    /// Failed at least once, waiting for its next attempt.
-    Retrying,
-    /// In the dead-letter table.
-    Dead,
-}
-
 impl JobRecord {
-    /// The job's state at `now`.
+    /// The job's state at `now`. The same rule in SQL is `sql::live_state_is!`; a test checks
+    /// they agree.
     pub fn state(&self, now: DateTime<Utc>) -> JobState {
         if self.locked_by.is_some() {
             JobState::Running

@@ -60,3 +60,68 @@ async fn the_rust_port_s_schema_is_read_grouped_and_acted_on(_: PgPoolOptions, o
     let retried = graphile::graphile_job(&pool, &schema, id).await.unwrap().unwrap();
     assert_eq!((retried.state(chrono::Utc::now()), retried.attempts), (GraphileState::Queued, 0));
 }
+
+/// The state rule is written twice for graphile-worker's jobs, in SQL (the search's filter) and
+/// in Rust (`GraphileJob::state`): on jobs in every state, each state's search finds exactly
+/// the jobs Rust puts in it, and counts them the same.
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn graphile_state_rule_agrees_with_rust(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    graphile_worker_migrations::migrate(&pool, "graphile_worker").await.expect("the Rust port migrates");
+    let schema = graphile::detect(&pool).await.unwrap().expect("schema found");
+    // (run in, attempts, max attempts, locked): times an hour away, so the database's clock
+    // and this process's agree on which side of now they are.
+    let jobs = [
+        ("1 hour", 0, 3, false),  // scheduled
+        ("-1 hour", 0, 3, false), // queued
+        ("-1 hour", 0, 3, true),  // running
+        ("-1 hour", 3, 3, true),  // running, on its last attempt
+        ("1 hour", 1, 3, false),  // retrying, backing off
+        ("-1 hour", 2, 3, false), // retrying, due
+        ("-1 hour", 3, 3, false), // dead
+        ("1 hour", 5, 3, false),  // dead (max attempts lowered since)
+    ];
+    for (run_in, attempts, max_attempts, locked) in jobs {
+        let id: i64 = sqlx::query_scalar(
+            "select id from graphile_worker.add_job('sync_ledger', '{}'::json,
+                                                     run_at := now() + $1::interval, max_attempts := $2)",
+        )
+        .bind(run_in)
+        .bind(max_attempts)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "update graphile_worker._private_jobs
+             set attempts = $2, locked_at = case when $3 then now() end,
+                 locked_by = case when $3 then 'worker-1' end
+             where id = $1",
+        )
+        .bind(id)
+        .bind(attempts)
+        .bind(locked)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let now = chrono::Utc::now();
+    let all = graphile::search(&pool, &schema, &GraphileSearch::default(), None, 100).await.unwrap();
+    assert_eq!(all.len(), jobs.len());
+    for state in backstop::JobState::ALL {
+        let expected: Vec<i64> = all.iter().filter(|job| job.state(now) == state).map(|job| job.id).collect();
+        let search = GraphileSearch { state: Some(state), ..GraphileSearch::default() };
+        let found: Vec<i64> = graphile::search(&pool, &schema, &search, None, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|job| job.id)
+            .collect();
+        assert!(!expected.is_empty(), "a job in every state: none {state}");
+        assert_eq!(found, expected, "{state}: SQL and Rust agree");
+        assert_eq!(
+            graphile::count(&pool, &schema, &search, 100).await.unwrap(),
+            expected.len() as i64,
+            "{state}"
+        );
+    }
+}

@@ -1,19 +1,16 @@
 //! The server half of graphile-worker as a source: the console's filter in its terms, and what
 //! to tell the reader about what this role can see and do.
 
-use backstop::graphile::{self, GraphileSchema, GraphileSearch, GraphileState};
-use sqlx::PgPool;
+use backstop::graphile::{GraphileSchema, GraphileSearch};
 
-use crate::model::{JobFilter, State};
+use crate::model::JobFilter;
 use crate::server::AppError;
 
-/// The database's graphile-worker schema, or a clear error when it has none.
-pub(super) async fn schema(pool: &PgPool) -> Result<GraphileSchema, AppError> {
-    graphile::detect(pool).await.map_err(AppError::from)?.ok_or_else(|| {
-        AppError::NotFound(
-            "This database has no graphile_worker schema: graphile-worker has not run here.".into(),
-        )
-    })
+/// The error for a request about graphile-worker's jobs in a database without its schema.
+pub(super) fn no_schema() -> AppError {
+    AppError::NotFound(
+        "This database has no graphile_worker schema: graphile-worker has not run here.".into(),
+    )
 }
 
 /// The filter as graphile-worker's search takes it. Payload and time filters are Backstop's
@@ -26,22 +23,12 @@ pub(super) fn search(filter: &JobFilter) -> Result<GraphileSearch, AppError> {
         ));
     }
     Ok(GraphileSearch {
-        state: state(filter.state),
+        state: filter.state,
         task: filter.kind.clone(),
         queue: filter.queue.clone(),
         error_text: filter.error.clone(),
         ids: None,
         group: filter.group,
-    })
-}
-
-fn state(state: Option<State>) -> Option<GraphileState> {
-    state.map(|state| match state {
-        State::Scheduled => GraphileState::Scheduled,
-        State::Queued => GraphileState::Queued,
-        State::Running => GraphileState::Running,
-        State::Retrying => GraphileState::Retrying,
-        State::Dead => GraphileState::Dead,
     })
 }
 

@@ -8,6 +8,8 @@ mod actions;
 mod graphile;
 mod reads;
 mod reveal;
+#[cfg(feature = "ssr")]
+mod source;
 mod triage;
 
 pub use actions::{
@@ -71,23 +73,6 @@ fn admin_search(
     })
 }
 
-/// The filter with its source filled in from its error group: a group's page links to its jobs
-/// by group alone, and the group knows whose jobs they are.
-#[cfg(feature = "ssr")]
-async fn with_group_source(
-    pool: &sqlx::PgPool,
-    mut filter: crate::model::JobFilter,
-) -> Result<crate::model::JobFilter, crate::server::AppError> {
-    if let (Some(group), None) = (filter.group, &filter.source) {
-        let group =
-            backstop::triage::error_group(pool, group).await.map_err(crate::server::AppError::from)?;
-        if group.is_some_and(|g| g.source == crate::model::GRAPHILE) {
-            filter.source = Some(crate::model::GRAPHILE.into());
-        }
-    }
-    Ok(filter)
-}
-
 /// A time from the filter form (`2026-11-25T14:30`, seconds optional), read as UTC.
 #[cfg(feature = "ssr")]
 fn utc_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, crate::server::AppError> {
@@ -105,18 +90,4 @@ fn utc_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, crate::server::
                 "The time {text:?} is not one the filter understands; use 2026-11-25T14:30 (UTC)."
             ))
         })
-}
-
-/// The live state the admin API filters on; `None` for "every live state".
-#[cfg(feature = "ssr")]
-fn admin_state(state: Option<crate::model::State>) -> Option<backstop::admin::JobState> {
-    use crate::model::State;
-    use backstop::admin::JobState;
-    state.map(|state| match state {
-        State::Scheduled => JobState::Scheduled,
-        State::Queued => JobState::Queued,
-        State::Running => JobState::Running,
-        State::Retrying => JobState::Retrying,
-        State::Dead => JobState::Dead,
-    })
 }

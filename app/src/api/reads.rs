@@ -6,7 +6,8 @@ use crate::model::{AuditRow, CurrentUser, JobDetail, JobFilter, JobPage, Overvie
 
 #[cfg(feature = "ssr")]
 use {
-    super::{admin_search, admin_state, graphile, with_group_source},
+    super::graphile,
+    super::source::JobSource,
     crate::model::State,
     crate::server::{self, AppError},
     backstop::admin,
@@ -47,41 +48,8 @@ pub async fn overview_data() -> Result<Overview, ServerFnError> {
 #[server(endpoint = "list_jobs")]
 pub async fn list_jobs(filter: JobFilter, before: Option<String>) -> Result<JobPage, ServerFnError> {
     let console = server::console()?;
-    let filter = with_group_source(&console.pool, filter).await?;
-    if filter.is_graphile() {
-        return list_graphile_jobs(&console, &filter, before).await;
-    }
-    let search = admin_search(&filter)?;
-    let now = Utc::now();
-    let bad_cursor =
-        || AppError::BadRequest("That page link is not valid any more; start from the first page.".into());
-    if filter.state == Some(State::Dead) {
-        let before =
-            before.as_deref().map(|c| server::parse_dead_cursor(c).ok_or_else(bad_cursor)).transpose()?;
-        let rows = admin::search_dead_jobs(&console.pool, &search, false, before, PAGE_SIZE)
-            .await
-            .map_err(AppError::from)?;
-        let next = (rows.len() as i64 == PAGE_SIZE)
-            .then(|| rows.last().map(|job| server::dead_cursor(job.died_at, job.id)))
-            .flatten();
-        Ok(JobPage {
-            rows: rows.iter().map(|job| server::dead_row(job, now, &console.redact)).collect(),
-            next,
-            notice: None,
-        })
-    } else {
-        let before = before.as_deref().map(|c| c.parse::<i64>().map_err(|_| bad_cursor())).transpose()?;
-        let rows = admin::search_jobs(&console.pool, admin_state(filter.state), &search, before, PAGE_SIZE)
-            .await
-            .map_err(AppError::from)?;
-        let next =
-            (rows.len() as i64 == PAGE_SIZE).then(|| rows.last().map(|job| job.id.to_string())).flatten();
-        Ok(JobPage {
-            rows: rows.iter().map(|job| server::live_row(job, now, &console.redact)).collect(),
-            next,
-            notice: None,
-        })
-    }
+    let (source, filter) = JobSource::of_filter(&console.pool, filter).await?;
+    Ok(source.search(&console, &filter, before, PAGE_SIZE).await?)
 }
 
 /// How many jobs `filter` matches right now, counted up to `limit` (so the count is cheap on
@@ -89,21 +57,8 @@ pub async fn list_jobs(filter: JobFilter, before: Option<String>) -> Result<JobP
 #[server(endpoint = "count_matching")]
 pub async fn count_matching(filter: JobFilter, limit: i64) -> Result<i64, ServerFnError> {
     let console = server::console()?;
-    let filter = with_group_source(&console.pool, filter).await?;
-    if filter.is_graphile() {
-        let schema = graphile::schema(&console.pool).await?;
-        let search = graphile::search(&filter)?;
-        return Ok(backstop::graphile::count(&console.pool, &schema, &search, limit)
-            .await
-            .map_err(AppError::from)?);
-    }
-    let search = admin_search(&filter)?;
-    let count = if filter.state == Some(State::Dead) {
-        admin::count_dead_jobs(&console.pool, &search, false, limit).await
-    } else {
-        admin::count_jobs(&console.pool, admin_state(filter.state), &search, limit).await
-    };
-    Ok(count.map_err(AppError::from)?)
+    let (source, filter) = JobSource::of_filter(&console.pool, filter).await?;
+    Ok(source.count(&console.pool, &filter, limit).await?)
 }
 
 /// A job by id, live or dead; `None` when it is in neither table (completed, or deleted).
@@ -112,33 +67,19 @@ pub async fn count_matching(filter: JobFilter, limit: i64) -> Result<i64, Server
 pub async fn job_detail_for(id: i64, source: Option<String>) -> Result<Option<JobDetail>, ServerFnError> {
     let console = server::console()?;
     let now = Utc::now();
-    if source.as_deref() == Some(crate::model::GRAPHILE) {
-        let schema = graphile::schema(&console.pool).await?;
-        let job =
-            backstop::graphile::graphile_job(&console.pool, &schema, id).await.map_err(AppError::from)?;
-        return Ok(job.map(|job| server::graphile_detail(&job, now, &console.redact)));
-    }
-    if let Some(job) = admin::job(&console.pool, id).await.map_err(AppError::from)? {
-        return Ok(Some(server::live_detail(&job, now, &console.redact)));
-    }
-    let dead = admin::dead_job(&console.pool, id).await.map_err(AppError::from)?;
-    Ok(dead.map(|job| server::dead_detail(&job, now, &console.redact)))
+    let source = JobSource::named(&console.pool, source.as_deref()).await?;
+    let mut conn = console.pool.acquire().await.map_err(AppError::internal)?;
+    let job = source.get(&mut conn, id).await?;
+    Ok(job.map(|job| job.detail(now, &console.redact)))
 }
 
 /// graphile-worker's jobs per state, if the database has its schema.
 #[cfg(feature = "ssr")]
 async fn graphile_overview(pool: &sqlx::PgPool) -> Result<Option<crate::model::GraphileOverview>, AppError> {
-    use backstop::graphile::{GraphileSearch, GraphileState, count, detect};
+    use backstop::graphile::{GraphileSearch, count, detect};
     let Some(schema) = detect(pool).await.map_err(AppError::from)? else { return Ok(None) };
     let mut counts = [0; 5];
-    let states = [
-        GraphileState::Scheduled,
-        GraphileState::Queued,
-        GraphileState::Running,
-        GraphileState::Retrying,
-        GraphileState::Dead,
-    ];
-    for (slot, state) in counts.iter_mut().zip(states) {
+    for (slot, state) in counts.iter_mut().zip(State::ALL) {
         let search = GraphileSearch { state: Some(state), ..GraphileSearch::default() };
         *slot = count(pool, &schema, &search, crate::model::GRAPHILE_COUNT_LIMIT)
             .await
@@ -149,33 +90,6 @@ async fn graphile_overview(pool: &sqlx::PgPool) -> Result<Option<crate::model::G
         counts,
         notice: graphile::notice(&schema),
     }))
-}
-
-/// A page of graphile-worker's jobs, newest first (keyset on id).
-#[cfg(feature = "ssr")]
-async fn list_graphile_jobs(
-    console: &crate::server::Console,
-    filter: &JobFilter,
-    before: Option<String>,
-) -> Result<JobPage, ServerFnError> {
-    let schema = graphile::schema(&console.pool).await?;
-    let search = graphile::search(filter)?;
-    let before = before
-        .as_deref()
-        .map(|c| {
-            c.parse::<i64>().map_err(|_| AppError::BadRequest("That page link is not valid any more.".into()))
-        })
-        .transpose()?;
-    let rows = backstop::graphile::search(&console.pool, &schema, &search, before, PAGE_SIZE)
-        .await
-        .map_err(AppError::from)?;
-    let now = Utc::now();
-    let next = (rows.len() as i64 == PAGE_SIZE).then(|| rows.last().map(|job| job.id.to_string())).flatten();
-    Ok(JobPage {
-        rows: rows.iter().map(|job| server::graphile_row(job, now, &console.redact)).collect(),
-        next,
-        notice: graphile::notice(&schema),
-    })
 }
 
 /// The audit log, newest first, optionally only one actor's or one action's entries; `before`

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
 use {
+    super::source::{FoundJob, JobSource},
     crate::server::{self, AppError},
     backstop::admin,
 };
@@ -17,18 +18,9 @@ use {
 pub async fn reveal_masked(id: i64, path: String, source: Option<String>) -> Result<String, ServerFnError> {
     let user = server::require_operator().await?;
     let console = server::console()?;
+    let job_source = JobSource::named(&console.pool, source.as_deref()).await?;
     let mut tx = console.pool.begin().await.map_err(AppError::internal)?;
-    let payload = if source.as_deref() == Some(crate::model::GRAPHILE) {
-        let schema = super::graphile::schema(&console.pool).await?;
-        backstop::graphile::graphile_job(&mut *tx, &schema, id)
-            .await
-            .map_err(AppError::from)?
-            .and_then(|j| j.payload)
-    } else if let Some(job) = admin::job(&mut *tx, id).await.map_err(AppError::from)? {
-        Some(job.payload)
-    } else {
-        admin::dead_job(&mut *tx, id).await.map_err(AppError::from)?.map(|job| job.payload)
-    };
+    let payload = job_source.get(&mut tx, id).await?.and_then(FoundJob::into_payload);
     let payload = payload.ok_or_else(|| AppError::NotFound(format!("job {id} (it may have completed)")))?;
     let value = console.redact.reveal(&payload, &path).ok_or_else(|| {
         AppError::BadRequest(format!("Job {id} has no masked value at {path:?}; nothing was revealed."))

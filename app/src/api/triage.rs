@@ -2,15 +2,15 @@
 
 use leptos::prelude::*;
 
-#[cfg(feature = "ssr")]
-use crate::model::GROUP_DEAD_COUNT_LIMIT;
 use crate::model::{AlertsStatus, GroupChange, GroupDetail, GroupPage, SplitPart};
+#[cfg(feature = "ssr")]
+use crate::model::{GROUP_DEAD_COUNT_LIMIT, JobFilter, State};
 
 #[cfg(feature = "ssr")]
 use {
+    super::source::JobSource,
     crate::server::{self, AppError},
     backstop::admin::{self, JobSearch},
-    backstop::graphile,
     backstop::triage::{self, ALERT_KIND, GroupFilter},
     chrono::Utc,
 };
@@ -66,25 +66,13 @@ pub async fn get_group(id: i64) -> Result<Option<GroupDetail>, ServerFnError> {
     let id = group.id;
     let since = now - chrono::Duration::hours(server::SPARKLINE_HOURS);
     let arrivals = triage::group_arrivals(&console.pool, &[id], since).await.map_err(AppError::from)?;
-    let dead_now = if group.source == graphile::SOURCE {
-        // graphile-worker's failed jobs stay in its table; the group knows which they were.
-        let schema = graphile::detect(&console.pool).await.map_err(AppError::from)?;
-        let search = graphile::GraphileSearch {
-            state: Some(graphile::GraphileState::Dead),
-            group: Some(id),
-            ..graphile::GraphileSearch::default()
-        };
-        match schema {
-            Some(schema) => graphile::count(&console.pool, &schema, &search, GROUP_DEAD_COUNT_LIMIT)
-                .await
-                .map_err(AppError::from)?,
-            None => 0,
-        }
-    } else {
-        let search = JobSearch { group: Some(id), ..JobSearch::default() };
-        admin::count_dead_jobs(&console.pool, &search, false, GROUP_DEAD_COUNT_LIMIT)
-            .await
-            .map_err(AppError::from)?
+    // Its jobs still dead: Backstop's in the dead-letter table, graphile-worker's in its own
+    // table (the group knows which they were).
+    let dead = JobFilter { state: Some(State::Dead), group: Some(id), ..JobFilter::default() };
+    let dead_now = match JobSource::find(&console.pool, Some(&group.source)).await? {
+        Some(source) => source.count(&console.pool, &dead, GROUP_DEAD_COUNT_LIMIT).await?,
+        // graphile-worker's group, and its schema gone from the database.
+        None => 0,
     };
     Ok(Some(GroupDetail {
         row: server::group_row(&group, &arrivals, now, &console.redact),

@@ -9,7 +9,7 @@ use super::PageHeading;
 use crate::api::{act_on_jobs, act_on_matching, count_matching, list_jobs};
 use crate::app::use_user;
 use crate::components::{ErrorNotice, Loading, StateBadge, Time, thousands, urlencode, use_live};
-use crate::model::{ActionReport, GRAPHILE, JobAction, JobFilter, JobPage, JobRow, State};
+use crate::model::{ActionReport, GRAPHILE, JobAction, JobFilter, JobPage, JobRow, State, StateLabel as _};
 use crate::mount;
 
 /// Counting what a filter matches stops here; above it the console says "100,000+".

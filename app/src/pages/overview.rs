@@ -7,7 +7,7 @@ use crate::app::use_user;
 use crate::components::{ErrorNotice, Loading, Time, thousands, urlencode, use_live};
 use crate::model::{
     GRAPHILE, GRAPHILE_COUNT_LIMIT, GraphileOverview, MinutePoint, Overview as OverviewModel, QueueRow,
-    State, WorkerRow,
+    State, StateLabel as _, WorkerRow,
 };
 use crate::mount;
 

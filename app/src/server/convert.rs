@@ -2,7 +2,7 @@
 //! shortened, errors cut to their first line for lists.
 
 use backstop::admin::{AuditEntry, DeadJob, HealthAlert, JobRecord, QueueCounts, StatsRow, WorkerProcess};
-use backstop::graphile::{GraphileJob, GraphileState};
+use backstop::graphile::GraphileJob;
 use backstop::triage::{AlertWebhook, ErrorGroup, GroupArrivals, GroupStatus};
 use chrono::{DateTime, DurationRound as _, Utc};
 use serde_json::Value;
@@ -61,24 +61,13 @@ fn pretty(payload: &Value, redact: &RedactKeys) -> String {
     serde_json::to_string_pretty(&shown).unwrap_or_else(|_| shown.to_string())
 }
 
-fn state_of(job: &JobRecord, now: DateTime<Utc>) -> State {
-    use backstop::admin::JobState as S;
-    match job.state(now) {
-        S::Scheduled => State::Scheduled,
-        S::Queued => State::Queued,
-        S::Running => State::Running,
-        S::Retrying => State::Retrying,
-        S::Dead => State::Dead,
-    }
-}
-
 /// A live job's list row.
 pub fn live_row(job: &JobRecord, now: DateTime<Utc>, redact: &RedactKeys) -> JobRow {
     JobRow {
         id: job.id,
         queue: job.queue.clone(),
         kind: job.kind.clone(),
-        state: state_of(job, now),
+        state: job.state(now),
         attempts: job.attempts,
         max_attempts: job.max_attempts,
         created_at: moment(job.created_at, now),
@@ -109,20 +98,10 @@ pub fn dead_row(job: &DeadJob, now: DateTime<Utc>, redact: &RedactKeys) -> JobRo
 /// What the console says instead of a payload its role cannot read.
 pub const PAYLOAD_HIDDEN: &str = "(payload not readable by the console's database role)";
 
-fn graphile_state(state: GraphileState) -> State {
-    match state {
-        GraphileState::Scheduled => State::Scheduled,
-        GraphileState::Queued => State::Queued,
-        GraphileState::Running => State::Running,
-        GraphileState::Retrying => State::Retrying,
-        GraphileState::Dead => State::Dead,
-    }
-}
-
 /// A graphile-worker job's list row. Its queue is its named queue, or "(none)": graphile-worker
 /// jobs without a queue name run in parallel.
 pub fn graphile_row(job: &GraphileJob, now: DateTime<Utc>, redact: &RedactKeys) -> JobRow {
-    let state = graphile_state(job.state(now));
+    let state = job.state(now);
     JobRow {
         id: job.id,
         queue: job.queue_name.clone().unwrap_or_else(|| "(no queue name)".into()),

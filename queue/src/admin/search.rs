@@ -124,12 +124,8 @@ fn check_count_cap(cap: i64) -> Result<()> {
 /// [`JobState::Dead`] (which no live job is in).
 fn state_name(state: Option<JobState>) -> Option<Option<&'static str>> {
     match state {
-        None => Some(None),
         Some(JobState::Dead) => None,
-        Some(JobState::Scheduled) => Some(Some("scheduled")),
-        Some(JobState::Queued) => Some(Some("queued")),
-        Some(JobState::Running) => Some(Some("running")),
-        Some(JobState::Retrying) => Some(Some("retrying")),
+        live => Some(live.map(JobState::as_str)),
     }
 }
 

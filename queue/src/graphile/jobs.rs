@@ -4,36 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
 use super::GraphileSchema;
-use crate::{Result, sql};
-
-/// The console's states, as graphile-worker's columns say them. graphile-worker has no
-/// dead-letter table: a job whose attempts reached its maximum and that no worker holds stays
-/// in its table, "permanently failed"; that is what `Dead` means here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum GraphileState {
-    /// Never tried, due later.
-    Scheduled,
-    /// Never tried, due now.
-    Queued,
-    /// A worker holds it (`locked_at` set).
-    Running,
-    /// Failed, attempts left.
-    Retrying,
-    /// Attempts used up, not locked.
-    Dead,
-}
-
-impl GraphileState {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Scheduled => "scheduled",
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Retrying => "retrying",
-            Self::Dead => "dead",
-        }
-    }
-}
+use crate::{JobState, Result, sql};
 
 /// One graphile-worker job.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -71,18 +42,21 @@ pub struct GraphileJob {
 }
 
 impl GraphileJob {
-    /// Its state as of `now`.
-    pub fn state(&self, now: DateTime<Utc>) -> GraphileState {
+    /// Its state as of `now`. graphile-worker has no dead-letter table: a job whose attempts
+    /// reached its maximum and that no worker holds stays in its table, "permanently failed";
+    /// that is what [`JobState::Dead`] means here. The same rule in SQL is
+    /// `graphile_state_is!`; a test checks they agree.
+    pub fn state(&self, now: DateTime<Utc>) -> JobState {
         if self.locked_at.is_some() {
-            GraphileState::Running
+            JobState::Running
         } else if self.attempts >= self.max_attempts {
-            GraphileState::Dead
+            JobState::Dead
         } else if self.attempts > 0 {
-            GraphileState::Retrying
+            JobState::Retrying
         } else if self.run_at > now {
-            GraphileState::Scheduled
+            JobState::Scheduled
         } else {
-            GraphileState::Queued
+            JobState::Queued
         }
     }
 }
@@ -91,7 +65,7 @@ impl GraphileJob {
 #[derive(Debug, Clone, Default)]
 pub struct GraphileSearch {
     /// Only jobs in this state.
-    pub state: Option<GraphileState>,
+    pub state: Option<JobState>,
     /// Only this task identifier.
     pub task: Option<String>,
     /// Only this queue name.
@@ -118,7 +92,7 @@ pub async fn search<'e, E: PgExecutor<'e>>(
     if !schema.readable() {
         return Ok(Vec::new());
     }
-    let state = search.state.map(GraphileState::name);
+    let state = search.state.map(JobState::as_str);
     let private = schema.reads_private_tables();
     Ok(sql::graphile_job_search(executor, private, search, state, before, limit).await?)
 }
@@ -133,7 +107,7 @@ pub async fn count<'e, E: PgExecutor<'e>>(
     if !schema.readable() {
         return Ok(0);
     }
-    let state = search.state.map(GraphileState::name);
+    let state = search.state.map(JobState::as_str);
     Ok(sql::graphile_job_count(executor, schema.reads_private_tables(), search, state, cap).await?)
 }
 

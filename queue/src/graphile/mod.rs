@@ -15,7 +15,7 @@
 //! if let Some(schema) = graphile::detect(&pool).await? {
 //!     println!("graphile-worker {} (full support: {})", schema.version_label(), schema.supported);
 //!     let failed = graphile::GraphileSearch {
-//!         state: Some(graphile::GraphileState::Dead),
+//!         state: Some(backstop::JobState::Dead),
 //!         ..graphile::GraphileSearch::default()
 //!     };
 //!     let dead = graphile::search(&pool, &schema, &failed, None, 50).await?;
@@ -31,8 +31,12 @@ mod poll;
 
 pub use actions::{GraphileAction, GraphileStep, act_on_graphile_jobs, act_on_graphile_matching_step};
 pub use detect::{Flavour, GraphileSchema, SUPPORTED_NODE_MIGRATIONS, detect};
-pub use jobs::{GraphileJob, GraphileSearch, GraphileState, count, graphile_job, search};
+pub use jobs::{GraphileJob, GraphileSearch, count, graphile_job, search};
 pub use poll::{History, Poll, SLICE, record_failures};
+
+/// graphile-worker's jobs are shown in Backstop's states ([`GraphileJob::state`] says how its
+/// columns map to them): this is [`JobState`](crate::JobState) under its earlier name.
+pub use crate::JobState as GraphileState;
 
 /// The source name graphile-worker's failures carry in error groups.
 pub const SOURCE: &str = "graphile_worker";

@@ -133,6 +133,27 @@ macro_rules! view_source {
     };
 }
 
+/// A graphile-worker job's state in SQL, the one place it is written (the same rule as
+/// `GraphileJob::state` in Rust; `graphile_state_rule_agrees_with_rust` checks they agree):
+/// whether the row is, at `now()`, in the state the SQL text expression `$name` names (null:
+/// any state).
+macro_rules! graphile_state_is {
+    ($name:literal) => {
+        concat!(
+            "case ",
+            $name,
+            "::text
+                     when 'running'   then locked_at is not null
+                     when 'dead'      then locked_at is null and attempts >= max_attempts
+                     when 'retrying'  then locked_at is null and attempts > 0 and attempts < max_attempts
+                     when 'scheduled' then locked_at is null and attempts = 0 and run_at > now()
+                     when 'queued'    then locked_at is null and attempts = 0 and run_at <= now()
+                     else true
+                   end"
+        )
+    };
+}
+
 /// Filters over either source's columns: `$1` state, `$2` task, `$3` queue, `$4` error
 /// words, `$5` ids, `$6` before id; `$7` the page size; and, with `in_group!`, `$8` an error
 /// group.
@@ -145,14 +166,9 @@ macro_rules! filtered {
             "select * from (",
             $source,
             ") g
-             where case $1::text
-                     when 'running'   then locked_at is not null
-                     when 'dead'      then locked_at is null and attempts >= max_attempts
-                     when 'retrying'  then locked_at is null and attempts > 0 and attempts < max_attempts
-                     when 'scheduled' then locked_at is null and attempts = 0 and run_at > now()
-                     when 'queued'    then locked_at is null and attempts = 0 and run_at <= now()
-                     else true
-                   end
+             where ",
+            graphile_state_is!("$1"),
+            "
                and ($2::text is null or task_identifier = $2)
                and ($3::text is null or queue_name = $3)
                and ($4::text is null
@@ -179,7 +195,7 @@ macro_rules! in_group {
 }
 
 /// Jobs newest first, one keyset page: from the private tables when `private`, else the
-/// public view (payloads `None`). `state` is the state's name (see `GraphileState`).
+/// public view (payloads `None`). `state` is the state's name (`JobState::as_str`).
 pub(crate) async fn graphile_job_search<'e, E: PgExecutor<'e>>(
     executor: E,
     private: bool,

@@ -22,12 +22,40 @@ pub(crate) struct FilterArgs<'a> {
     pub group: Option<i64>,
 }
 
+/// A live job's state in SQL, the one place it is written (the same rule as
+/// `JobRecord::state` in Rust; `live_state_rule_agrees_with_rust` checks they agree): whether
+/// the row is, at `now()`, in the state the SQL text expression `$name` names (`scheduled`,
+/// `queued`, `running`, `retrying`; `dead` matches no live row, and null every one).
+///
+/// One predicate per state rather than a `case` that computes the name: with the name a
+/// literal or a bound parameter, PostgreSQL folds this to that state's predicate while
+/// planning, and only a query that states a partial index's predicate can use that index
+/// (`jobs_retrying`, and the search indexes that cover waiting jobs only).
+macro_rules! live_state_is {
+    ($name:literal) => {
+        concat!(
+            "case ",
+            $name,
+            "::text
+                when 'running'   then locked_by is not null
+                when 'retrying'  then locked_by is null and attempts > 0
+                when 'scheduled' then locked_by is null and attempts = 0 and run_at > now()
+                when 'queued'    then locked_by is null and attempts = 0 and run_at <= now()
+                -- Dead jobs are in backstop.dead_jobs.
+                when 'dead'      then false
+                else true
+              end"
+        )
+    };
+}
+
 /// The `where` clause of the live-job filter: `$1` queue, `$2` kind, `$3` payload JSON, `$4`
 /// error words, `$5` state, `$6`/`$7` enqueued from/until, `$8` error group (matches none).
 /// A macro so that list and count share it and stay `&'static str`.
 macro_rules! live_filter {
     () => {
-        r#"
+        concat!(
+            r#"
         where ($1::text is null or queue = $1)
           and ($2::text is null or kind = $2)
           and ($3::jsonb is null or payload @> $3::jsonb)
@@ -39,15 +67,9 @@ macro_rules! live_filter {
           and ($7::timestamptz is null or created_at < $7)
           -- Error groups hold dead jobs only.
           and $8::bigint is null
-          -- The states people see, as in admin::JobRecord::state.
-          and case $5::text
-                when 'running'   then locked_by is not null
-                when 'retrying'  then locked_by is null and attempts > 0
-                when 'scheduled' then locked_by is null and attempts = 0 and run_at > now()
-                when 'queued'    then locked_by is null and attempts = 0 and run_at <= now()
-                else true
-              end
-        "#
+          and "#,
+            live_state_is!("$5")
+        )
     };
 }
 
@@ -178,15 +200,25 @@ pub(crate) async fn queue_counts<'e, E: PgExecutor<'e>>(
     live_sample_percent: f64,
     dead_sample_percent: f64,
 ) -> sqlx::Result<Vec<QueueCounts>> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         r#"
         with live as (
             select queue,
-                   count(*) filter (where locked_by is null and attempts = 0 and run_at > now()) as scheduled,
-                   count(*) filter (where locked_by is null and attempts = 0 and run_at <= now()) as queued,
-                   count(*) filter (where locked_by is not null) as running,
-                   count(*) filter (where locked_by is null and attempts > 0) as retrying,
-                   min(run_at) filter (where locked_by is null and attempts = 0 and run_at <= now()) as oldest_queued
+                   count(*) filter (where "#,
+        live_state_is!("'scheduled'"),
+        r#") as scheduled,
+                   count(*) filter (where "#,
+        live_state_is!("'queued'"),
+        r#") as queued,
+                   count(*) filter (where "#,
+        live_state_is!("'running'"),
+        r#") as running,
+                   count(*) filter (where "#,
+        live_state_is!("'retrying'"),
+        r#") as retrying,
+                   min(run_at) filter (where "#,
+        live_state_is!("'queued'"),
+        r#") as oldest_queued
             -- tablesample system (100) reads every page: the exact count.
             from backstop.jobs tablesample system ($1::float4)
             group by queue
@@ -228,8 +260,8 @@ pub(crate) async fn queue_counts<'e, E: PgExecutor<'e>>(
         left join backstop.queues q on q.name = n.queue
         left join slots s on s.queue = n.queue
         order by n.queue
-        "#,
-    )
+        "#
+    ))
     .bind(live_sample_percent)
     .bind(dead_sample_percent)
     .fetch_all(executor)
@@ -337,6 +369,80 @@ mod tests {
                 .await
                 .unwrap();
         (found, plan.to_string())
+    }
+
+    /// The state rule is written twice for live jobs, in SQL (`live_state_is!`: the search,
+    /// the count and the per-queue counts) and in Rust (`JobRecord::state`): on jobs in every
+    /// live state, each agrees with Rust.
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn live_state_rule_agrees_with_rust(pool: PgPool) {
+        use crate::state::JobState;
+        // (run in, attempts, locked): times an hour away, so the database's clock and this
+        // process's agree on which side of now they are.
+        let jobs = [
+            ("1 hour", 0, false),  // scheduled
+            ("-1 hour", 0, false), // queued
+            ("-1 hour", 0, true),  // running, first attempt
+            ("1 hour", 2, true),   // running, a retry
+            ("1 hour", 1, false),  // retrying, backing off
+            ("-1 hour", 1, false), // retrying, due
+        ];
+        for (run_in, attempts, locked) in jobs {
+            sqlx::query(
+                "insert into backstop.jobs (kind, payload, run_at, attempts, locked_by, locked_at)
+                 values ('k', '{}', now() + $1::interval, $2,
+                         case when $3 then 'worker-1' end, case when $3 then now() end)",
+            )
+            .bind(run_in)
+            .bind(attempts)
+            .bind(locked)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        let now = Utc::now();
+        let all = job_search(&pool, None, &FilterArgs::default(), None, 100).await.unwrap();
+        assert_eq!(all.len(), jobs.len());
+        let counts = queue_counts(&pool, 100.0, 100.0).await.unwrap();
+        let [counts] = counts.as_slice() else { panic!("one queue: {counts:?}") };
+        for state in JobState::ALL {
+            let expected: Vec<i64> =
+                all.iter().filter(|job| job.state(now) == state).map(|job| job.id).collect();
+            let found: Vec<i64> = sqlx::query_scalar(concat!(
+                "select id from backstop.jobs where ",
+                live_state_is!("$1"),
+                " order by id desc"
+            ))
+            .bind(state.as_str())
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            assert_eq!(found, expected, "{state}: the SQL rule and JobRecord::state agree");
+            let searched: Vec<i64> =
+                job_search(&pool, Some(state.as_str()), &FilterArgs::default(), None, 100)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|job| job.id)
+                    .collect();
+            assert_eq!(searched, expected, "{state}: the search");
+            let counted = job_count(&pool, Some(state.as_str()), &FilterArgs::default(), 100).await.unwrap();
+            assert_eq!(counted, expected.len() as i64, "{state}: the count");
+            let per_queue = match state {
+                JobState::Scheduled => counts.scheduled,
+                JobState::Queued => counts.queued,
+                JobState::Running => counts.running,
+                JobState::Retrying => counts.retrying,
+                // Counted in backstop.dead_jobs; no live job is dead.
+                JobState::Dead => counts.dead,
+            };
+            assert_eq!(per_queue, expected.len() as i64, "{state}: the per-queue counts");
+            if state == JobState::Dead {
+                assert!(expected.is_empty());
+            } else {
+                assert!(!expected.is_empty(), "a job in every live state: none {state}");
+            }
+        }
     }
 
     #[sqlx::test(migrator = "crate::MIGRATOR")]
