@@ -3,7 +3,8 @@
 # `backstop` server binary. The same steps cargo-leptos would run, without installing it.
 #
 #   scripts/build-site.sh            debug: fast to build, large wasm
-#   scripts/build-site.sh --release  release: `wasm-release` profile + wasm-opt -Oz, minified CSS
+#   scripts/build-site.sh --release  release: `wasm-release` profile, Leptos' unused async
+#                                    hydration dropped, wasm-opt -Oz, minified CSS
 #
 # Output: <target dir>/site/pkg/{backstop.js, backstop_bg.wasm, backstop.css} (release: named
 # backstop-<hash>.* and precompressed, see scripts/fingerprint-site.mjs), the static
@@ -50,6 +51,10 @@ wasm-bindgen "$target_dir/wasm32-unknown-unknown/$wasm_dir/app.wasm" \
   --target web --no-typescript --out-dir "$pkg" --out-name backstop
 
 if $release; then
+  # Before wasm-opt, which then drops what only the replaced functions reached; it needs the
+  # names wasm-bindgen keeps. See the script for why and how much.
+  step "drop-async-hydration: Leptos' async hydration path, which the console never takes"
+  node scripts/drop-async-hydration.mjs "$pkg/backstop_bg.wasm"
   step "wasm-opt -Oz ($(wasm-opt --version))"
   wasm-opt -Oz "$pkg/backstop_bg.wasm" -o "$pkg/backstop_bg.wasm"
 fi
