@@ -4,7 +4,7 @@
 #
 #   scripts/build-site.sh            debug: fast to build, large wasm
 #   scripts/build-site.sh --release  release: `wasm-release` profile, Leptos' unused async
-#                                    hydration dropped, wasm-opt -Oz, minified CSS
+#                                    hydration dropped, wasm-opt -Oz --converge, minified CSS
 #
 # Output: <target dir>/site/pkg/{backstop.js, backstop_bg.wasm, backstop.css} (release: named
 # backstop-<hash>.* and precompressed, see scripts/fingerprint-site.mjs), the static
@@ -55,8 +55,10 @@ if $release; then
   # names wasm-bindgen keeps. See the script for why and how much.
   step "drop-async-hydration: Leptos' async hydration path, which the console never takes"
   node scripts/drop-async-hydration.mjs "$pkg/backstop_bg.wasm"
-  step "wasm-opt -Oz ($(wasm-opt --version))"
-  wasm-opt -Oz "$pkg/backstop_bg.wasm" -o "$pkg/backstop_bg.wasm"
+  # --converge repeats -Oz until the module stops shrinking: 3,277 bytes less brotli
+  # (394,029), measured 2026-11-30; -Os instead was 2,195 less brotli but 47 KB more raw.
+  step "wasm-opt -Oz --converge ($(wasm-opt --version))"
+  wasm-opt -Oz --converge "$pkg/backstop_bg.wasm" -o "$pkg/backstop_bg.wasm"
 fi
 
 step "public/ -> $site"
