@@ -72,6 +72,9 @@ async fn enqueue_ready_since(h: &Harness, job: NewJob, n: usize, ago: Duration) 
 fn mail_runner(h: &Harness, gate: Arc<Semaphore>) -> Runner {
     Runner::builder(h.pool.clone())
         .queue("mail", 1)
+        // A fixed prefetch, so the jobs it holds settle at two (one stuck, one buffered) and the
+        // tests can count what waits without racing its claims.
+        .prefetch(1)
         .poll_interval(Duration::from_millis(100))
         .register(StuckMailer(gate))
         .build()
@@ -86,12 +89,12 @@ async fn a_queue_falling_behind_alerts_once_and_its_recovery_once(_: PgPoolOptio
     let gate = Arc::new(Semaphore::new(0));
     h.tasks.push(tokio::spawn(mail_runner(&h, Arc::clone(&gate)).run(h.shutdown.clone())));
     enqueue_ready_since(&h, NewJob::new(&SendMail {}), 5, Duration::from_secs(20 * 60)).await;
-    // The runner may hold more than the one it runs (it fetches ahead): the rest wait.
-    crate::test_support::eventually("the mailer to take a job", Duration::from_secs(10), || async {
+    // The runner holds the one it runs and one more buffered (prefetch 1): the rest wait.
+    crate::test_support::eventually("the mailer to hold two jobs", Duration::from_secs(10), || async {
         let held = h
             .count("select count(*) from backstop.jobs where queue = 'mail' and locked_by is not null")
             .await;
-        (held > 0).then_some(())
+        (held == 2).then_some(())
     })
     .await;
     let waiting =
