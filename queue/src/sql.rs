@@ -422,18 +422,27 @@ pub(crate) async fn job_release_unstarted(
     ids: &[i64],
     worker_id: &str,
 ) -> sqlx::Result<u64> {
-    sqlx::query(
+    let released: i64 = sqlx::query_scalar(
         r#"
-        update backstop.jobs
-        set locked_by = null, locked_at = null, attempts = greatest(attempts - 1, 0)
-        where id = any($1) and locked_by = $2
+        with released as (
+            update backstop.jobs
+            set locked_by = null, locked_at = null, attempts = greatest(attempts - 1, 0)
+            where id = any($1) and locked_by = $2
+            returning queue
+        ),
+        -- A handed-back job keeps its run_at, so it lands behind the claim cursor of any
+        -- fetcher partway through a backlog: the bare queue name sends their next claim to
+        -- the head (see `runtime::claim_cursor`).
+        notified as (select pg_notify($3, queue) from (select distinct queue from released) q)
+        select count(*) from released where (select count(*) from notified) >= 0
         "#,
     )
     .bind(ids)
     .bind(worker_id)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected())
+    .bind(NOTIFY_CHANNEL)
+    .fetch_one(conn)
+    .await?;
+    Ok(u64::try_from(released).unwrap_or(0))
 }
 
 /// Hands back a job whose failure the database refused to record: unlocked to run at

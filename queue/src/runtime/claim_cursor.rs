@@ -12,11 +12,14 @@
 //!   their priority, and one more urgent than the cursor makes the next claim one of jobs more
 //!   urgent than the cursor only (from the head, but never reaching the backlog's part of the
 //!   index), leaving the cursor where it was;
-//! - jobs whose insert committed late with an older `run_at`, jobs handed back or rescued
-//!   (they keep their `run_at`), scheduled jobs more urgent than the cursor that came due, and
-//!   rows another transaction had locked: the next claim after `head_every` starts at the head,
-//!   and so does the next one after any claim that came back short. A short claim from the
-//!   cursor goes straight on to the head before the fetcher sleeps.
+//! - jobs handed back unstarted (they keep their `run_at`): the hand-back notifies the queue
+//!   without a priority, which sends the next claim to the head;
+//! - scheduled jobs more urgent than the cursor coming due: every poll interval a claim looks
+//!   for work more urgent than the cursor, which reads only that part of the index;
+//! - jobs whose insert committed late with an older `run_at`, and rows another transaction had
+//!   locked when the cursor passed: a claim from the head every `HEAD_EVERY_POLLS` poll
+//!   intervals, and after any claim from the cursor that came back short (straight away,
+//!   before the fetcher sleeps).
 
 use std::time::Duration;
 
@@ -25,8 +28,17 @@ use tokio::time::Instant;
 use super::wake::Announced;
 use crate::sql::{ClaimFrom, ClaimKey, ClaimedJob};
 
+/// How many poll intervals apart the safety-net claims from the head are. Each reads every
+/// index entry the drain has left since the last vacuum (up to 2,000,000 at 10 M waiting), so
+/// they are rarer than the cheap look for more urgent work, which runs every poll interval.
+const HEAD_EVERY_POLLS: u32 = 10;
+
 pub(super) struct ClaimCursor {
     after: Option<ClaimKey>,
+    /// How often to look for jobs more urgent than the cursor that no notification announced
+    /// (scheduled ones coming due).
+    urgent_every: Duration,
+    last_urgent: Option<Instant>,
     head_every: Duration,
     last_head: Option<Instant>,
     /// The priority of the last job claimed: buffered work is about this urgent.
@@ -34,9 +46,17 @@ pub(super) struct ClaimCursor {
 }
 
 impl ClaimCursor {
-    /// A cursor that sends a claim to the head at least every `head_every`.
-    pub fn new(head_every: Duration) -> Self {
-        Self { after: None, head_every, last_head: None, last_priority: None }
+    /// A cursor that looks for more urgent work every `poll` and claims from the head every
+    /// `HEAD_EVERY_POLLS` polls.
+    pub fn new(poll: Duration) -> Self {
+        Self {
+            after: None,
+            urgent_every: poll,
+            last_urgent: None,
+            head_every: poll.saturating_mul(HEAD_EVERY_POLLS),
+            last_head: None,
+            last_priority: None,
+        }
     }
 
     /// Whether announced work is more urgent than what was last claimed, so worth a claim
@@ -51,19 +71,24 @@ impl ClaimCursor {
     /// Where the claim about to be made reads from, given what was announced since the last
     /// claim.
     pub fn start(&mut self, now: Instant, announced: Announced) -> ClaimFrom {
-        let head_due = self.last_head.is_none_or(|last| now.duration_since(last) >= self.head_every);
+        let due = |last: Option<Instant>, every: Duration| {
+            last.is_none_or(|last| now.duration_since(last) >= every)
+        };
         match self.after {
-            Some(_) if head_due || announced.unspecified => {}
+            Some(_) if due(self.last_head, self.head_every) || announced.unspecified => {}
             Some(key) => {
-                return match announced.most_urgent {
-                    Some(priority) if priority < key.priority => ClaimFrom::MoreUrgentThan(key.priority),
-                    _ => ClaimFrom::After(key),
-                };
+                let announced_urgent = announced.most_urgent.is_some_and(|priority| priority < key.priority);
+                if announced_urgent || key.priority > i16::MIN && due(self.last_urgent, self.urgent_every) {
+                    self.last_urgent = Some(now);
+                    return ClaimFrom::MoreUrgentThan(key.priority);
+                }
+                return ClaimFrom::After(key);
             }
             None => {}
         }
         self.after = None;
         self.last_head = Some(now);
+        self.last_urgent = Some(now);
         ClaimFrom::Head
     }
 
@@ -200,14 +225,28 @@ mod tests {
     }
 
     #[test]
-    fn the_head_is_read_at_least_every_interval() {
+    fn more_urgent_work_is_looked_for_every_poll_and_the_head_read_every_ten() {
         let t0 = Instant::now();
         let mut cursor = ClaimCursor::new(SECOND);
         assert_eq!(claim(&mut cursor, t0, NONE, &[job(0, 1)], 1), Head);
         assert!(matches!(claim(&mut cursor, t0 + SECOND / 2, NONE, &[job(0, 2)], 1), After(_)));
-        assert_eq!(claim(&mut cursor, t0 + SECOND, NONE, &[job(0, 3)], 1), Head, "a second after the last");
-        let from = claim(&mut cursor, t0 + SECOND + SECOND / 2, NONE, &[job(0, 4)], 1);
-        assert!(matches!(from, After(_)), "the interval counts from the last head claim");
-        assert_eq!(cursor.start(t0 + 2 * SECOND, NONE), Head);
+        assert_eq!(
+            claim(&mut cursor, t0 + SECOND, NONE, &[], 1),
+            MoreUrgentThan(0),
+            "a poll after the head claim"
+        );
+        let from = claim(&mut cursor, t0 + SECOND * 3 / 2, NONE, &[job(0, 3)], 1);
+        assert!(matches!(from, After(_)), "the poll counts from the last look");
+        assert_eq!(cursor.start(t0 + 2 * SECOND, NONE), MoreUrgentThan(0));
+        assert!(matches!(cursor.start(t0 + 9 * SECOND + SECOND / 2, NONE), MoreUrgentThan(0) | After(_)));
+        assert_eq!(cursor.start(t0 + 10 * SECOND, NONE), Head, "ten polls after the last head claim");
+    }
+
+    #[test]
+    fn nothing_is_more_urgent_than_the_most_urgent_priority() {
+        let t0 = Instant::now();
+        let mut cursor = ClaimCursor::new(SECOND);
+        claim(&mut cursor, t0, NONE, &[job(i16::MIN, 1)], 1);
+        assert!(matches!(cursor.start(t0 + 2 * SECOND, NONE), After(_)));
     }
 }

@@ -21,8 +21,8 @@ pub(super) async fn run(
     shutdown: CancellationToken,
 ) {
     let mut backoff = ErrorBackoff::default();
-    // Scheduled jobs come due without a notification; a claim from the head at the poll
-    // interval finds them as an idle fetcher's poll does.
+    // Scheduled jobs come due without a notification; the cursor looks for them at the poll
+    // interval, as an idle fetcher's poll does.
     let mut cursor = ClaimCursor::new(shared.config.poll_interval);
     let mut next_check = tokio::time::Instant::now() + shared.config.heartbeat_interval;
     loop {
