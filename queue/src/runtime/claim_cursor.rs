@@ -9,9 +9,10 @@
 //!
 //! What a claim that starts after the cursor passes over, and how each is still found:
 //! - jobs more urgent than the cursor's priority enqueued meanwhile: their notification says
-//!   their priority, and one more urgent than the cursor makes the next claim one of jobs more
-//!   urgent than the cursor only (from the head, but never reaching the backlog's part of the
-//!   index), leaving the cursor where it was;
+//!   their priority, and the urgent lane (`urgent_lane`) claims jobs more urgent than the
+//!   cursor only at once (from the head, but never reaching the backlog's part of the index),
+//!   leaving the cursor where it was; the fetcher's next claim does the same if the lane has
+//!   not, and finds nothing;
 //! - jobs handed back unstarted (they keep their `run_at`): the hand-back notifies the queue
 //!   without a priority, which sends the next claim to the head;
 //! - scheduled jobs more urgent than the cursor coming due: every poll interval a claim looks
@@ -59,13 +60,10 @@ impl ClaimCursor {
         }
     }
 
-    /// Whether announced work is more urgent than what was last claimed, so worth a claim
-    /// now rather than after executors drain what is buffered.
-    pub fn more_urgent_than_claimed(&self, announced: Announced) -> bool {
-        match (announced.most_urgent, self.last_priority) {
-            (Some(priority), Some(last)) => priority < last,
-            _ => false,
-        }
+    /// The priority of the last job claimed, the urgency of buffered work: the urgent lane
+    /// claims announced work more urgent than this at once (see `urgent_lane`).
+    pub fn last_claimed_priority(&self) -> Option<i16> {
+        self.last_priority
     }
 
     /// Where the claim about to be made reads from, given what was announced since the last
@@ -211,17 +209,14 @@ mod tests {
     }
 
     #[test]
-    fn announced_work_is_urgent_when_more_urgent_than_the_last_claimed_job() {
+    fn the_last_claimed_priority_is_the_last_job_of_the_last_claim_that_got_any() {
         let t0 = Instant::now();
         let mut cursor = ClaimCursor::new(SECOND);
-        assert!(!cursor.more_urgent_than_claimed(priority(i16::MIN)), "nothing claimed yet");
+        assert_eq!(cursor.last_claimed_priority(), None, "nothing claimed yet");
         claim(&mut cursor, t0, NONE, &[job(-2, 1), job(0, 2)], 5);
-        assert!(cursor.more_urgent_than_claimed(priority(-1)));
-        assert!(!cursor.more_urgent_than_claimed(priority(0)));
-        assert!(!cursor.more_urgent_than_claimed(UNSPECIFIED), "pause, run now: not urgent");
-        assert!(!cursor.more_urgent_than_claimed(NONE));
+        assert_eq!(cursor.last_claimed_priority(), Some(0));
         claim(&mut cursor, t0, NONE, &[], 5);
-        assert!(cursor.more_urgent_than_claimed(priority(-1)), "an empty claim changes nothing");
+        assert_eq!(cursor.last_claimed_priority(), Some(0), "an empty claim changes nothing");
     }
 
     #[test]

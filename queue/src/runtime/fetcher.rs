@@ -35,18 +35,13 @@ pub(super) async fn run(
         }
         let target = buffer.target();
         let buffered = buffer.len();
-        let room = target.saturating_sub(buffered).min(shared.config.claim_batch);
-        // Work more urgent than what is buffered is claimed at once, however much is buffered
-        // (at least one job): the buffer hands it to the next free executor.
-        let urgent = cursor.more_urgent_than_claimed(wake.peek());
-        let want = if urgent { room.max(1) } else { room };
-        if !urgent && (buffered > 0 && buffered * 2 >= target || want == 0) {
+        let want = target.saturating_sub(buffered).min(shared.config.claim_batch);
+        if buffered > 0 && buffered * 2 >= target || want == 0 {
             // Enough is buffered: claim more when executors have taken half of it, so a
-            // claim never waits on executors and executors rarely wait on a claim.
+            // claim never waits on executors and executors rarely wait on a claim. Work more
+            // urgent than what is buffered does not wait for this: the urgent lane claims it.
             tokio::select! {
                 _ = buffer.low.notified() => continue,
-                // To look at how urgent the announced work is (above).
-                _ = wake.notified() => continue,
                 _ = tokio::time::sleep_until(next_check) => continue,
                 _ = shutdown.cancelled() => return,
             }
@@ -62,6 +57,7 @@ pub(super) async fn run(
             Err(e) => Err(e),
         };
         cursor.claimed(from, claimed.as_deref().ok(), want);
+        wake.set_claimed(cursor.last_claimed_priority());
         let jobs = match claimed {
             Ok(jobs) => {
                 backoff.reset();
@@ -102,9 +98,9 @@ pub(super) async fn run(
     }
 }
 
-/// Hands back jobs claimed after the runner released its buffers (it waits for fetchers
-/// first, so this is a safety net): unstarted, their attempt given back.
-async fn hand_back(shared: &Shared, queue: &str, jobs: Vec<ClaimedJob>) {
+/// Hands back jobs claimed after the runner released its buffers (it waits for fetchers and
+/// urgent lanes first, so this is a safety net): unstarted, their attempt given back.
+pub(super) async fn hand_back(shared: &Shared, queue: &str, jobs: Vec<ClaimedJob>) {
     let ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
     let released = match shared.ack_pool.acquire().await {
         Ok(mut conn) => sql::job_release_unstarted(&mut conn, &ids, &shared.config.worker_id).await,

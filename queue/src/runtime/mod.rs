@@ -16,6 +16,7 @@ mod held;
 mod listener;
 mod maintenance;
 mod registry;
+mod urgent_lane;
 mod wake;
 
 #[cfg(feature = "testing")]
@@ -395,6 +396,13 @@ impl Runner {
             fetchers.spawn(fetcher::run(
                 Arc::clone(&shared),
                 queue.clone(),
+                Arc::clone(&wake),
+                Arc::clone(&buffer),
+                shutdown.clone(),
+            ));
+            fetchers.spawn(urgent_lane::run(
+                Arc::clone(&shared),
+                queue.clone(),
                 wake,
                 Arc::clone(&buffer),
                 shutdown.clone(),
@@ -486,7 +494,8 @@ fn ack_pool(pool: &PgPool, queues: usize, durable_acks: bool) -> PgPool {
     if !durable_acks {
         options = options.options([("synchronous_commit", "off")]);
     }
-    let connections = u32::try_from(queues + 3).unwrap_or(u32::MAX);
+    // A fetcher and an urgent lane per queue, and the completer's and maintenance's.
+    let connections = u32::try_from(2 * queues + 3).unwrap_or(u32::MAX);
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(30))

@@ -1,6 +1,7 @@
-//! How the listener wakes a queue's fetcher: the wake-up itself, and how urgent the work it
-//! announces is, so a fetcher partway through a backlog knows whether to look back at the head
-//! of the queue (see `claim_cursor`) and whether to claim before its buffer runs low.
+//! How the listener wakes a queue's fetcher and urgent lane: the wake-up itself, and how
+//! urgent the work it announces is, so a fetcher partway through a backlog knows whether to
+//! look back at the head of the queue (see `claim_cursor`), and the urgent lane whether the
+//! work is more urgent than what the fetcher last claimed (see `urgent_lane`).
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -15,6 +16,12 @@ pub(super) struct Wake {
     most_urgent: AtomicI32,
     /// Whether something was announced without a priority since then.
     unspecified: AtomicBool,
+    /// The urgent lane's own wake-up and most urgent announced priority, so that neither
+    /// task takes the other's announcements.
+    urgent: Notify,
+    urgent_most: AtomicI32,
+    /// The priority of the last job the fetcher claimed (`NOTHING` before its first).
+    claimed: AtomicI32,
 }
 
 /// What was announced since the fetcher last looked.
@@ -33,6 +40,9 @@ impl Wake {
             notify: Notify::new(),
             most_urgent: AtomicI32::new(NOTHING),
             unspecified: AtomicBool::new(false),
+            urgent: Notify::new(),
+            urgent_most: AtomicI32::new(NOTHING),
+            claimed: AtomicI32::new(NOTHING),
         }
     }
 
@@ -42,10 +52,33 @@ impl Wake {
         match priority {
             Some(priority) => {
                 self.most_urgent.fetch_min(i32::from(priority), Ordering::AcqRel);
+                self.urgent_most.fetch_min(i32::from(priority), Ordering::AcqRel);
+                self.urgent.notify_one();
             }
             None => self.unspecified.store(true, Ordering::Release),
         }
         self.notify.notify_one();
+    }
+
+    /// The most urgent priority announced since the last call, waiting for one if none was.
+    pub async fn next_priority(&self) -> i16 {
+        loop {
+            if let Some(announced) = priority(self.urgent_most.swap(NOTHING, Ordering::AcqRel)) {
+                return announced;
+            }
+            // A permit stored by an announcement made since the swap returns at once.
+            self.urgent.notified().await;
+        }
+    }
+
+    /// Records the priority of the last job the fetcher claimed.
+    pub fn set_claimed(&self, priority: Option<i16>) {
+        self.claimed.store(priority.map_or(NOTHING, i32::from), Ordering::Release);
+    }
+
+    /// The priority of the last job the fetcher claimed, if it claimed any.
+    pub fn claimed(&self) -> Option<i16> {
+        priority(self.claimed.load(Ordering::Acquire))
     }
 
     /// Returns once an announcement arrives (at once if one arrived since the last call).
@@ -58,14 +91,6 @@ impl Wake {
         Announced {
             most_urgent: priority(self.most_urgent.swap(NOTHING, Ordering::AcqRel)),
             unspecified: self.unspecified.swap(false, Ordering::AcqRel),
-        }
-    }
-
-    /// What [`take`](Self::take) would return, leaving it in place.
-    pub fn peek(&self) -> Announced {
-        Announced {
-            most_urgent: priority(self.most_urgent.load(Ordering::Acquire)),
-            unspecified: self.unspecified.load(Ordering::Acquire),
         }
     }
 }
@@ -103,8 +128,7 @@ mod tests {
         wake.announce(Some(-3));
         wake.announce(Some(0));
         let announced = Announced { most_urgent: Some(-3), unspecified: false };
-        assert_eq!(wake.peek(), announced);
-        assert_eq!(wake.take(), announced, "peeking leaves it");
+        assert_eq!(wake.take(), announced);
         assert_eq!(wake.take(), Announced::default(), "taking it clears it");
         wake.announce(Some(i16::MIN));
         assert_eq!(wake.take().most_urgent, Some(i16::MIN));
@@ -120,6 +144,33 @@ mod tests {
         assert_eq!(wake.take(), Announced { most_urgent: Some(-1), unspecified: true });
         wake.announce(None);
         assert_eq!(wake.take(), Announced { most_urgent: None, unspecified: true });
+    }
+
+    #[tokio::test]
+    async fn the_urgent_lane_and_the_fetcher_each_see_every_announced_priority() {
+        let wake = Wake::new();
+        wake.announce(Some(4));
+        wake.announce(Some(-2));
+        wake.announce(None);
+        assert_eq!(wake.next_priority().await, -2, "the most urgent since the lane last looked");
+        assert_eq!(wake.take().most_urgent, Some(-2), "the lane took nothing from the fetcher");
+        let waiting = wake.next_priority();
+        tokio::pin!(waiting);
+        assert!(futures::poll!(waiting.as_mut()).is_pending(), "nothing announced since");
+        wake.announce(None);
+        assert!(futures::poll!(waiting.as_mut()).is_pending(), "no priority, nothing for the lane");
+        wake.announce(Some(7));
+        assert_eq!(waiting.await, 7);
+    }
+
+    #[test]
+    fn the_claimed_priority_is_what_the_fetcher_last_set() {
+        let wake = Wake::new();
+        assert_eq!(wake.claimed(), None);
+        wake.set_claimed(Some(i16::MIN));
+        assert_eq!(wake.claimed(), Some(i16::MIN));
+        wake.set_claimed(Some(i16::MAX));
+        assert_eq!(wake.claimed(), Some(i16::MAX));
     }
 
     #[test]
