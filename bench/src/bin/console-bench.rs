@@ -27,6 +27,15 @@ struct Args {
     /// The `backstop` binary to serve the console with.
     #[arg(long, env = "BACKSTOP_BIN", default_value = "target/release/backstop")]
     backstop: String,
+    /// Time the pages only: no count and no bulk retries, which change the database (retried
+    /// jobs become the newest live ones), so that another run can `--reuse` it as seeded.
+    #[arg(long)]
+    pages_only: bool,
+    /// Reuse the database an earlier `--pages-only` run seeded (same `--live` and `--dead`)
+    /// instead of seeding a new one: to time another build's console on the same rows. Needs
+    /// `DATABASE_URL` on a server that outlives a run (not `./dev`'s private one).
+    #[arg(long, requires = "pages_only")]
+    reuse: bool,
 }
 
 const KINDS: [&str; 10] = [
@@ -45,13 +54,19 @@ const KINDS: [&str; 10] = [
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let backstop_bench::BenchDatabase { admin, url: db_url, pool } =
-        backstop_bench::fresh_database("console_bench", "bench-console", 4).await?;
-
-    let started = Instant::now();
-    seed(&pool, args.live, args.dead).await?;
-    let seed_s = started.elapsed().as_secs_f64();
-    eprintln!("seeded {} live and {} dead jobs in {seed_s:.0} s", args.live, args.dead);
+    let (admin, db_url, pool, seed_s) = if args.reuse {
+        let (admin, url, pool) =
+            backstop_bench::existing_database("console_bench", "bench-console", 4).await?;
+        (admin, url, pool, None)
+    } else {
+        let backstop_bench::BenchDatabase { admin, url, pool } =
+            backstop_bench::fresh_database("console_bench", "bench-console", 4).await?;
+        let started = Instant::now();
+        seed(&pool, args.live, args.dead).await?;
+        let seed_s = started.elapsed().as_secs_f64();
+        eprintln!("seeded {} live and {} dead jobs in {seed_s:.0} s", args.live, args.dead);
+        (admin, url, pool, Some(seed_s))
+    };
 
     let port = free_port()?;
     let server = Server::start(&args.backstop, &db_url, port)?;
@@ -73,24 +88,7 @@ async fn main() -> anyhow::Result<()> {
         rows.push((name, timings));
     }
 
-    let kind_filter = "filter[state]=dead&filter[kind]=resize_image";
-    let count_started = Instant::now();
-    let count =
-        post(&http, &format!("{base}/api/count_matching"), &format!("{kind_filter}&limit=100000")).await?;
-    let count_ms = count_started.elapsed().as_secs_f64() * 1000.0;
-    let bulk_started = Instant::now();
-    let (matched, changed, steps) = bulk_retry(&http, &base, kind_filter).await?;
-    let bulk_s = bulk_started.elapsed().as_secs_f64();
-    eprintln!(
-        "count {count} in {count_ms:.0} ms; bulk retry {changed} of {matched} in {steps} steps, {bulk_s:.2} s"
-    );
-    // "Retry all" on an error group's page: the same stepped action, filtered by the group.
-    let group_filter = format!("filter[state]=dead&filter[group]={}", ids.group_to_retry);
-    let group_started = Instant::now();
-    let (group_matched, group_changed, group_steps) = bulk_retry(&http, &base, &group_filter).await?;
-    let group_s = group_started.elapsed().as_secs_f64();
-    eprintln!("group retry {group_changed} of {group_matched} in {group_steps} steps, {group_s:.2} s");
-
+    let bulk = if args.pages_only { None } else { Some(time_bulk_actions(&http, &base, &ids).await?) };
     drop(server);
 
     print_machine(&admin, args.live, args.dead, seed_s).await?;
@@ -107,14 +105,84 @@ async fn main() -> anyhow::Result<()> {
             percentile(&timings.ms, 1.0)
         );
     }
-    println!("| count dead jobs of one kind before a bulk action (answer: {count}) | {count_ms:.0} ms | | |");
-    println!(
-        "| bulk retry of one kind of dead jobs by filter: {changed} of {matched}, {steps} steps | {bulk_s:.2} s | | |"
-    );
-    println!(
-        "| retry all of one error group: {group_changed} of {group_matched}, {group_steps} steps | {group_s:.2} s | | |"
-    );
+    if let Some(bulk) = bulk {
+        bulk.print();
+    }
     Ok(())
+}
+
+/// The count and the bulk retries a bulk action makes, timed.
+struct BulkTimes {
+    count: String,
+    count_ms: f64,
+    matched: u64,
+    changed: u64,
+    steps: u32,
+    bulk_s: f64,
+    group_matched: u64,
+    group_changed: u64,
+    group_steps: u32,
+    group_s: f64,
+}
+
+/// Counts the dead jobs of one kind, retries them by filter, then retries all of one error
+/// group, as the console's pages do.
+async fn time_bulk_actions(http: &reqwest::Client, base: &str, ids: &Ids) -> anyhow::Result<BulkTimes> {
+    let kind_filter = "filter[state]=dead&filter[kind]=resize_image";
+    let count_started = Instant::now();
+    let count =
+        post(http, &format!("{base}/api/count_matching"), &format!("{kind_filter}&limit=100000")).await?;
+    let count_ms = count_started.elapsed().as_secs_f64() * 1000.0;
+    let bulk_started = Instant::now();
+    let (matched, changed, steps) = bulk_retry(http, base, kind_filter).await?;
+    let bulk_s = bulk_started.elapsed().as_secs_f64();
+    eprintln!(
+        "count {count} in {count_ms:.0} ms; bulk retry {changed} of {matched} in {steps} steps, {bulk_s:.2} s"
+    );
+    // "Retry all" on an error group's page: the same stepped action, filtered by the group.
+    let group_filter = format!("filter[state]=dead&filter[group]={}", ids.group_to_retry);
+    let group_started = Instant::now();
+    let (group_matched, group_changed, group_steps) = bulk_retry(http, base, &group_filter).await?;
+    let group_s = group_started.elapsed().as_secs_f64();
+    eprintln!("group retry {group_changed} of {group_matched} in {group_steps} steps, {group_s:.2} s");
+    Ok(BulkTimes {
+        count,
+        count_ms,
+        matched,
+        changed,
+        steps,
+        bulk_s,
+        group_matched,
+        group_changed,
+        group_steps,
+        group_s,
+    })
+}
+
+impl BulkTimes {
+    fn print(&self) {
+        let BulkTimes {
+            count,
+            count_ms,
+            matched,
+            changed,
+            steps,
+            bulk_s,
+            group_matched,
+            group_changed,
+            group_steps,
+            group_s,
+        } = self;
+        println!(
+            "| count dead jobs of one kind before a bulk action (answer: {count}) | {count_ms:.0} ms | | |"
+        );
+        println!(
+            "| bulk retry of one kind of dead jobs by filter: {changed} of {matched}, {steps} steps | {bulk_s:.2} s | | |"
+        );
+        println!(
+            "| retry all of one error group: {group_changed} of {group_matched}, {group_steps} steps | {group_s:.2} s | | |"
+        );
+    }
 }
 
 /// Live jobs (a twentieth retrying, a tenth scheduled) and dead ones, one statement each.
@@ -492,7 +560,7 @@ impl Drop for Server {
     }
 }
 
-async fn print_machine(admin: &PgPool, live: i64, dead: i64, seed_s: f64) -> anyhow::Result<()> {
+async fn print_machine(admin: &PgPool, live: i64, dead: i64, seed_s: Option<f64>) -> anyhow::Result<()> {
     let version: String = sqlx::query_scalar("show server_version").fetch_one(admin).await?;
     let mut settings = Vec::new();
     for name in ["fsync", "shared_buffers", "work_mem"] {
@@ -502,8 +570,9 @@ async fn print_machine(admin: &PgPool, live: i64, dead: i64, seed_s: f64) -> any
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     println!(
-        "machine: {cores} cores; PostgreSQL {version} ({}); {live} live + {dead} dead jobs, seeded in {seed_s:.0} s",
-        settings.join(", ")
+        "machine: {cores} cores; PostgreSQL {version} ({}); {live} live + {dead} dead jobs, {}",
+        settings.join(", "),
+        seed_s.map_or("as an earlier run seeded them".to_owned(), |s| format!("seeded in {s:.0} s"))
     );
     Ok(())
 }
