@@ -41,6 +41,26 @@ pub async fn fresh_database(
     Ok(BenchDatabase { admin, url, pool })
 }
 
+/// Database `name` next to `DATABASE_URL`'s as an earlier run left it (not migrated, not
+/// seeded): `DATABASE_URL`'s pool, the database's URL and a pool on it.
+pub async fn existing_database(
+    name: &str,
+    command: &str,
+    max_connections: u32,
+) -> anyhow::Result<(PgPool, String, PgPool)> {
+    let url = std::env::var("DATABASE_URL")
+        .with_context(|| format!("DATABASE_URL must be set (run through `./dev {command}`)"))?;
+    let admin = PgPool::connect(&url).await?;
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+    let url = format!("{base}/{name}");
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .connect(&url)
+        .await
+        .with_context(|| format!("database {name} (seeded by an earlier run?)"))?;
+    Ok((admin, url, pool))
+}
+
 /// The `backstop serve` command [`spawn_serve`] runs, for callers that want its output
 /// elsewhere (a log file, say).
 pub fn serve_command(binary: &str, db_url: &str, args: &[&str]) -> Command {

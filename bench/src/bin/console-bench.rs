@@ -3,7 +3,8 @@
 //! Seeds a database with 10 million jobs (9 million live, 1 million dead in ten error groups;
 //! ten kinds, four queues, varied payloads and errors), starts `backstop serve` on it, and
 //! times each page and filter over HTTP (the whole server-rendered page, all its data included),
-//! then bulk retries of 100,000 dead jobs by filter and by error group. Prints a table. Run it through `./dev bench-console`.
+//! then bulk retries of 100,000 dead jobs by filter and by error group. Prints a table. Run it
+//! through `./dev bench-console` (`./dev bench-console --live 5000000` for 5 million live jobs).
 
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -26,6 +27,15 @@ struct Args {
     /// The `backstop` binary to serve the console with.
     #[arg(long, env = "BACKSTOP_BIN", default_value = "target/release/backstop")]
     backstop: String,
+    /// Time the pages only: no count and no bulk retries, which change the database (retried
+    /// jobs become the newest live ones), so that another run can `--reuse` it as seeded.
+    #[arg(long)]
+    pages_only: bool,
+    /// Reuse the database an earlier `--pages-only` run seeded (same `--live` and `--dead`)
+    /// instead of seeding a new one: to time another build's console on the same rows. Needs
+    /// `DATABASE_URL` on a server that outlives a run (not `./dev`'s private one).
+    #[arg(long, requires = "pages_only")]
+    reuse: bool,
 }
 
 const KINDS: [&str; 10] = [
@@ -44,13 +54,19 @@ const KINDS: [&str; 10] = [
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let backstop_bench::BenchDatabase { admin, url: db_url, pool } =
-        backstop_bench::fresh_database("console_bench", "bench-console", 4).await?;
-
-    let started = Instant::now();
-    seed(&pool, args.live, args.dead).await?;
-    let seed_s = started.elapsed().as_secs_f64();
-    eprintln!("seeded {} live and {} dead jobs in {seed_s:.0} s", args.live, args.dead);
+    let (admin, db_url, pool, seed_s) = if args.reuse {
+        let (admin, url, pool) =
+            backstop_bench::existing_database("console_bench", "bench-console", 4).await?;
+        (admin, url, pool, None)
+    } else {
+        let backstop_bench::BenchDatabase { admin, url, pool } =
+            backstop_bench::fresh_database("console_bench", "bench-console", 4).await?;
+        let started = Instant::now();
+        seed(&pool, args.live, args.dead).await?;
+        let seed_s = started.elapsed().as_secs_f64();
+        eprintln!("seeded {} live and {} dead jobs in {seed_s:.0} s", args.live, args.dead);
+        (admin, url, pool, Some(seed_s))
+    };
 
     let port = free_port()?;
     let server = Server::start(&args.backstop, &db_url, port)?;
@@ -62,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
 
     let ids = Ids::read(&pool).await?;
     let mut rows = Vec::new();
-    for (name, path) in pages(&ids) {
+    for (name, path) in pages(&ids, args.live, args.dead) {
         let timings = time_get(&http, &format!("{base}{path}"), args.samples).await?;
         eprintln!(
             "{name}: p50 {:.1} ms, p95 {:.1} ms",
@@ -72,24 +88,7 @@ async fn main() -> anyhow::Result<()> {
         rows.push((name, timings));
     }
 
-    let kind_filter = "filter[state]=dead&filter[kind]=resize_image";
-    let count_started = Instant::now();
-    let count =
-        post(&http, &format!("{base}/api/count_matching"), &format!("{kind_filter}&limit=100000")).await?;
-    let count_ms = count_started.elapsed().as_secs_f64() * 1000.0;
-    let bulk_started = Instant::now();
-    let (matched, changed, steps) = bulk_retry(&http, &base, kind_filter).await?;
-    let bulk_s = bulk_started.elapsed().as_secs_f64();
-    eprintln!(
-        "count {count} in {count_ms:.0} ms; bulk retry {changed} of {matched} in {steps} steps, {bulk_s:.2} s"
-    );
-    // "Retry all" on an error group's page: the same stepped action, filtered by the group.
-    let group_filter = format!("filter[state]=dead&filter[group]={}", ids.group_to_retry);
-    let group_started = Instant::now();
-    let (group_matched, group_changed, group_steps) = bulk_retry(&http, &base, &group_filter).await?;
-    let group_s = group_started.elapsed().as_secs_f64();
-    eprintln!("group retry {group_changed} of {group_matched} in {group_steps} steps, {group_s:.2} s");
-
+    let bulk = if args.pages_only { None } else { Some(time_bulk_actions(&http, &base, &ids).await?) };
     drop(server);
 
     print_machine(&admin, args.live, args.dead, seed_s).await?;
@@ -106,19 +105,93 @@ async fn main() -> anyhow::Result<()> {
             percentile(&timings.ms, 1.0)
         );
     }
-    println!("| count dead jobs of one kind before a bulk action (answer: {count}) | {count_ms:.0} ms | | |");
-    println!(
-        "| bulk retry of one kind of dead jobs by filter: {changed} of {matched}, {steps} steps | {bulk_s:.2} s | | |"
-    );
-    println!(
-        "| retry all of one error group: {group_changed} of {group_matched}, {group_steps} steps | {group_s:.2} s | | |"
-    );
+    if let Some(bulk) = bulk {
+        bulk.print();
+    }
     Ok(())
 }
 
+/// The count and the bulk retries a bulk action makes, timed.
+struct BulkTimes {
+    count: String,
+    count_ms: f64,
+    matched: u64,
+    changed: u64,
+    steps: u32,
+    bulk_s: f64,
+    group_matched: u64,
+    group_changed: u64,
+    group_steps: u32,
+    group_s: f64,
+}
+
+/// Counts the dead jobs of one kind, retries them by filter, then retries all of one error
+/// group, as the console's pages do.
+async fn time_bulk_actions(http: &reqwest::Client, base: &str, ids: &Ids) -> anyhow::Result<BulkTimes> {
+    let kind_filter = "filter[state]=dead&filter[kind]=resize_image";
+    let count_started = Instant::now();
+    let count =
+        post(http, &format!("{base}/api/count_matching"), &format!("{kind_filter}&limit=100000")).await?;
+    let count_ms = count_started.elapsed().as_secs_f64() * 1000.0;
+    let bulk_started = Instant::now();
+    let (matched, changed, steps) = bulk_retry(http, base, kind_filter).await?;
+    let bulk_s = bulk_started.elapsed().as_secs_f64();
+    eprintln!(
+        "count {count} in {count_ms:.0} ms; bulk retry {changed} of {matched} in {steps} steps, {bulk_s:.2} s"
+    );
+    // "Retry all" on an error group's page: the same stepped action, filtered by the group.
+    let group_filter = format!("filter[state]=dead&filter[group]={}", ids.group_to_retry);
+    let group_started = Instant::now();
+    let (group_matched, group_changed, group_steps) = bulk_retry(http, base, &group_filter).await?;
+    let group_s = group_started.elapsed().as_secs_f64();
+    eprintln!("group retry {group_changed} of {group_matched} in {group_steps} steps, {group_s:.2} s");
+    Ok(BulkTimes {
+        count,
+        count_ms,
+        matched,
+        changed,
+        steps,
+        bulk_s,
+        group_matched,
+        group_changed,
+        group_steps,
+        group_s,
+    })
+}
+
+impl BulkTimes {
+    fn print(&self) {
+        let BulkTimes {
+            count,
+            count_ms,
+            matched,
+            changed,
+            steps,
+            bulk_s,
+            group_matched,
+            group_changed,
+            group_steps,
+            group_s,
+        } = self;
+        println!(
+            "| count dead jobs of one kind before a bulk action (answer: {count}) | {count_ms:.0} ms | | |"
+        );
+        println!(
+            "| bulk retry of one kind of dead jobs by filter: {changed} of {matched}, {steps} steps | {bulk_s:.2} s | | |"
+        );
+        println!(
+            "| retry all of one error group: {group_changed} of {group_matched}, {group_steps} steps | {group_s:.2} s | | |"
+        );
+    }
+}
+
 /// Live jobs (a twentieth retrying, a tenth scheduled) and dead ones, one statement each.
-/// Payloads carry a user id (100,000 distinct), an order number and a hash; dead errors come
-/// from realistic templates with ids and numbers in them.
+/// Payloads carry a user id (100,000 distinct), an order number and a hash; errors come from
+/// realistic templates with ids and numbers in them. Live jobs fail in runs of ten (every kind
+/// and queue), mostly with one partner's timeout (3 % of live jobs), then 503s, refused
+/// connections and panics (0.25 %); a duplicate key is rare (1 in 100,000); and an outage long
+/// ago left a burst of 0.5 % of live jobs, all among the oldest tenth, failed with
+/// "connection reset by peer".
 async fn seed(pool: &PgPool, live: i64, dead: i64) -> anyhow::Result<()> {
     sqlx::query(
         r#"
@@ -128,13 +201,28 @@ async fn seed(pool: &PgPool, live: i64, dead: i64) -> anyhow::Result<()> {
                jsonb_build_object('user_id', i % 100000, 'order', i, 'ref', md5(i::text)),
                now() - make_interval(secs => i % 86400)
                      + case when i % 10 = 3 then interval '2 hours' else interval '0' end,
-               case when i % 20 = 0 then 1 else 0 end,
-               case when i % 20 = 0 then jsonb_build_array(jsonb_build_object('at', now(), 'attempt', 1,
-                    'error', 'timeout after 30s calling api.partner.example', 'worker', 'w1'))
-                    else '[]' end,
-               case when i % 20 = 0 then 'timeout after 30s calling api.partner.example' end,
+               case when e.msg is null then 0 else 1 end,
+               case when e.msg is null then '[]'::jsonb
+                    else jsonb_build_array(jsonb_build_object('at', now(), 'attempt', 1,
+                         'error', e.msg, 'worker', 'w1')) end,
+               e.msg,
                now() - make_interval(secs => i % 86400)
-        from generate_series(1, $1) i
+        from generate_series(1, $1) i,
+             lateral (select case
+                 when i % 100000 = 0 then
+                     format('duplicate key value violates unique constraint "orders_pkey" (order_id=%s)', i)
+                 when (i / 10) % 20 = 0 then case
+                     when (i / 200) % 20 < 12 then 'timeout after 30s calling api.partner.example'
+                     when (i / 200) % 20 < 17 then
+                         format('HTTP 503 Service Unavailable from https://api.partner.example/v2/orders/%s', i)
+                     when (i / 200) % 20 < 19 then
+                         format('connection refused: could not connect to db-%s.internal:5432', i % 7)
+                     else format('thread panicked at src/worker.rs:%s: called Option::unwrap() on a None value',
+                                 40 + i % 9)
+                 end
+                 when i % 4 = 1 and i > $1 / 10 and i <= $1 / 10 + $1 / 50 then
+                     'connection reset by peer (os error 104) sending to gateway.partner.example:443'
+             end as msg) e
         "#,
     )
     .bind(live)
@@ -250,7 +338,7 @@ impl Ids {
 }
 
 /// Every page and filter timed, as (name, path).
-fn pages(ids: &Ids) -> Vec<(String, String)> {
+fn pages(ids: &Ids, live: i64, dead: i64) -> Vec<(String, String)> {
     let mut pages: Vec<(String, String)> = vec![
         ("overview".into(), "/".into()),
         ("jobs, first page".into(), "/jobs".into()),
@@ -276,26 +364,91 @@ fn pages(ids: &Ids) -> Vec<(String, String)> {
         ("error group page (100,000 dead jobs)".into(), format!("/triage/{}", ids.group)),
         ("dead letters, error group".into(), format!("/dead-letters?group={}", ids.group)),
     ];
-    pages.extend(live_filters());
+    pages.extend(live_filters(live));
+    pages.extend(dead_filters(dead));
     pages
 }
 
 /// `{"user_id": 4242}`, URL-encoded: 90 of the live jobs and 10 of the dead ones.
 const PAYLOAD: &str = "%7B%22user_id%22%3A%204242%7D";
 
+/// The commonest error, pasted whole into the error filter (URL-encoded).
+const COMMON_MESSAGE: &str = "timeout%20after%2030s%20calling%20api.partner.example";
+
 /// Live-job searches, common and rare: the planner must pick the newest-first scan for the
-/// first and the live table's search indexes (migration 20261127000001_live_search) for the second.
-fn live_filters() -> Vec<(String, String)> {
+/// first and the live table's search indexes (migrations 20261127000001_live_search and
+/// 20261130000007_failed_waiting) for the second. Error text is searched among the newest
+/// failed jobs first, then through the full-text index (see `JOB_SEARCH` in the queue crate):
+/// each of the seed's errors is searched, from a common message pasted whole to one that was
+/// common only long ago.
+fn live_filters(live: i64) -> Vec<(String, String)> {
     vec![
+        ("jobs, queue".into(), "/jobs?queue=billing".into()),
+        ("jobs, state = queued".into(), "/jobs?state=queued".into()),
+        ("jobs, state = scheduled".into(), "/jobs?state=scheduled".into()),
+        ("jobs, state = running (none running)".into(), "/jobs?state=running".into()),
         ("jobs, kind".into(), "/jobs?kind=charge_card".into()),
         ("jobs, kind matching nothing".into(), "/jobs?kind=no_such_kind".into()),
         ("jobs, queue + kind".into(), "/jobs?queue=billing&kind=deliver_webhook".into()),
         ("jobs, queue + kind matching nothing".into(), "/jobs?queue=billing&kind=sync_crm".into()),
         ("jobs, payload {\"user_id\": 4242}".into(), format!("/jobs?payload={PAYLOAD}")),
         ("jobs, payload matching nothing".into(), "/jobs?payload=%7B%22user_id%22%3A%20-1%7D".into()),
+        (
+            format!(
+                "jobs, error text: the commonest message pasted whole ({} jobs)",
+                thousands(live * 3 / 100)
+            ),
+            format!("/jobs?error={COMMON_MESSAGE}"),
+        ),
+        (
+            format!("jobs, error text \"panicked\" ({} jobs)", thousands(live / 400)),
+            "/jobs?error=panicked".into(),
+        ),
+        (
+            format!(
+                "jobs, error text \"connection reset\" (about {} jobs, all among the oldest tenth)",
+                thousands(live / 200)
+            ),
+            "/jobs?error=connection%20reset".into(),
+        ),
+        (
+            format!("jobs, error text \"duplicate key\" (rare: {} jobs)", thousands(live / 100_000)),
+            "/jobs?error=duplicate%20key".into(),
+        ),
         ("jobs, error text matching nothing".into(), "/jobs?error=nosuchword".into()),
         ("jobs, state = retrying, kind".into(), "/jobs?state=retrying&kind=send_email".into()),
+        (
+            "jobs, state = retrying, kind, error text \"timeout\"".into(),
+            "/jobs?state=retrying&kind=send_email&error=timeout".into(),
+        ),
     ]
+}
+
+/// Dead-letter searches the first list lacks: queue, and error text common (pasted whole),
+/// rare and matching nothing.
+fn dead_filters(dead: i64) -> Vec<(String, String)> {
+    vec![
+        ("dead letters, queue".into(), "/dead-letters?queue=billing".into()),
+        (
+            format!("dead letters, error text: a common message pasted whole ({} jobs)", thousands(dead / 5)),
+            format!("/dead-letters?error={COMMON_MESSAGE}"),
+        ),
+        ("dead letters, error text \"4242\" (rare: 1 job)".into(), "/dead-letters?error=4242".into()),
+        ("dead letters, error text matching nothing".into(), "/dead-letters?error=nosuchword".into()),
+    ]
+}
+
+/// 1234567 as "1,234,567".
+fn thousands(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Retries every dead job the filter matches, step by step as the console's page does;
@@ -407,7 +560,7 @@ impl Drop for Server {
     }
 }
 
-async fn print_machine(admin: &PgPool, live: i64, dead: i64, seed_s: f64) -> anyhow::Result<()> {
+async fn print_machine(admin: &PgPool, live: i64, dead: i64, seed_s: Option<f64>) -> anyhow::Result<()> {
     let version: String = sqlx::query_scalar("show server_version").fetch_one(admin).await?;
     let mut settings = Vec::new();
     for name in ["fsync", "shared_buffers", "work_mem"] {
@@ -417,8 +570,9 @@ async fn print_machine(admin: &PgPool, live: i64, dead: i64, seed_s: f64) -> any
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     println!(
-        "machine: {cores} cores; PostgreSQL {version} ({}); {live} live + {dead} dead jobs, seeded in {seed_s:.0} s",
-        settings.join(", ")
+        "machine: {cores} cores; PostgreSQL {version} ({}); {live} live + {dead} dead jobs, {}",
+        settings.join(", "),
+        seed_s.map_or("as an earlier run seeded them".to_owned(), |s| format!("seeded in {s:.0} s"))
     );
     Ok(())
 }

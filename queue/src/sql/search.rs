@@ -55,14 +55,25 @@ macro_rules! live_state_is {
 macro_rules! live_filter {
     () => {
         concat!(
+            live_filter_except_error_words!(),
+            r#"
+          -- `last_error is not null` lets the planner use jobs_error_text_failed (partial).
+          and ($4::text is null or (last_error is not null and "#,
+            error_words_match!("$4"),
+            "))"
+        )
+    };
+}
+
+/// The live-job filter without its error words (`$4`): what the error search's newest-first
+/// probe reads before it looks at the words (see [`JOB_SEARCH`]).
+macro_rules! live_filter_except_error_words {
+    () => {
+        concat!(
             r#"
         where ($1::text is null or queue = $1)
           and ($2::text is null or kind = $2)
           and ($3::jsonb is null or payload @> $3::jsonb)
-          -- `last_error is not null` lets the planner use jobs_error_text_failed (partial).
-          and ($4::text is null
-               or (last_error is not null
-                   and to_tsvector('simple', coalesce(last_error, '')) @@ websearch_to_tsquery('simple', $4)))
           and ($6::timestamptz is null or created_at >= $6)
           and ($7::timestamptz is null or created_at < $7)
           -- Error groups hold dead jobs only.
@@ -73,16 +84,38 @@ macro_rules! live_filter {
     };
 }
 
+/// Whether a row's last error has the words of the text parameter `$words` (the expression
+/// both tables' full-text indexes are built on).
+macro_rules! error_words_match {
+    ($words:literal) => {
+        concat!(
+            "to_tsvector('simple', coalesce(last_error, '')) @@ websearch_to_tsquery('simple', ",
+            $words,
+            ")"
+        )
+    };
+}
+
 /// The `where` clause of the dead-job filter: `$1`..`$4` as for live jobs, `$5` include
 /// discarded, `$6`/`$7` died from/until, `$8` error group.
 macro_rules! dead_filter {
+    () => {
+        concat!(
+            dead_filter_except_error_words!(),
+            " and ($4::text is null or ",
+            error_words_match!("$4"),
+            ")"
+        )
+    };
+}
+
+/// The dead-job filter without its error words (`$4`), as for live jobs.
+macro_rules! dead_filter_except_error_words {
     () => {
         r#"
         where ($1::text is null or queue = $1)
           and ($2::text is null or kind = $2)
           and ($3::jsonb is null or payload @> $3::jsonb)
-          and ($4::text is null
-               or to_tsvector('simple', coalesce(last_error, '')) @@ websearch_to_tsquery('simple', $4))
           and ($5 or discarded_at is null)
           and ($6::timestamptz is null or died_at >= $6)
           and ($7::timestamptz is null or died_at < $7)
@@ -108,18 +141,85 @@ macro_rules! bind_filter {
     };
 }
 
+/// Up to a page (`$10`) of the newest `$pages` pages' worth of waiting jobs that failed
+/// (`jobs_failed_waiting`), below the cursor `$9`, whose error has the words `$4`: read newest
+/// first, stopping at a full page.
+macro_rules! newest_failed_live_hits {
+    ($pages:literal, $and:literal) => {
+        concat!(
+            "select * from (select ",
+            job_columns!(),
+            " from backstop.jobs ",
+            live_filter_except_error_words!(),
+            " and $4::text is not null and last_error is not null and locked_by is null
+                  and ($9::bigint is null or id < $9)
+                order by id desc limit ",
+            $pages,
+            " * $10) newest_failed
+            where ",
+            error_words_match!("$4"),
+            $and,
+            " order by id desc limit $10"
+        )
+    };
+}
+
 /// The live-job list: the filter, `$9` the last id of the previous page, `$10` the page size.
 ///
 /// Waiting jobs (`locked_by is null`) and running ones are searched apart and merged. The
 /// live table's search indexes cover waiting jobs only (so claiming never pays for them), and
 /// the planner uses a partial index only when the query states its predicate; the running half
 /// is a few rows read through `jobs_locked`.
+///
+/// Error words are searched in steps, because no estimate tells which way is fast: the
+/// planner multiplies the frequencies of a pasted message's words (and of `last_error is not
+/// null`) and expects a handful of matches where there are hundreds of thousands; the full-text
+/// index then reads every one of them and sorts (2 s for a common message at 5 M live jobs).
+/// So the newest waiting jobs that failed (`jobs_failed_waiting`) are read first, newest
+/// first, their words checked one by one, stopping at a full page: 10 pages' worth, then, if
+/// a quarter page or more matched there, 40 pages' worth. A common error fills the page within
+/// those. Only when it does not (a rare error, or one common long ago) are the older failed
+/// jobs searched through the full-text index, whose matches are then few or close together;
+/// that step is written so that no newest-first scan can serve it (`id + 0`), since the
+/// planner, expecting many matches, would otherwise walk every failed job to find a rare one.
 const JOB_SEARCH: &str = concat!(
-    "select * from ((select ",
+    "with first_hits as materialized (",
+    newest_failed_live_hits!("10", ""),
+    "),
+    more_hits as materialized (",
+    newest_failed_live_hits!(
+        "40",
+        " and (select count(*) from first_hits) between $10 / 4 and $10 - 1"
+    ),
+    "),
+    error_hits as materialized (
+        select * from more_hits
+        union all
+        select * from first_hits where not exists (select from more_hits))
+    select * from ((select ",
     job_columns!(),
     " from backstop.jobs ",
     live_filter!(),
-    " and locked_by is null and ($9::bigint is null or id < $9) order by id desc limit $10)
+    " and $4::text is null and locked_by is null and ($9::bigint is null or id < $9) order by id desc limit $10)
+    union all
+    (select * from error_hits)
+    union all
+    (select ",
+    job_columns!(),
+    " from backstop.jobs where id in (select id from backstop.jobs ",
+    live_filter!(),
+    " and $4::text is not null and locked_by is null
+          and (select count(*) from error_hits) < $10
+          -- Older than the failed jobs read above (none if there were fewer: all were read).
+          and id < (select id from backstop.jobs ",
+    live_filter_except_error_words!(),
+    " and $4::text is not null and last_error is not null and locked_by is null
+                      and ($9::bigint is null or id < $9)
+                    order by id desc
+                    offset (case when (select count(*) from first_hits) between $10 / 4 and $10 - 1
+                                 then 40 else 10 end) * $10 - 1
+                    limit 1)
+        order by id + 0 desc limit $10))
     union all
     (select ",
     job_columns!(),
@@ -146,6 +246,69 @@ pub(crate) async fn job_search<'e, E: PgExecutor<'e>>(
         .await
 }
 
+/// Up to a page (`$11`) of the newest `$pages` pages' worth of dead jobs, below the cursor
+/// `$9`/`$10`, whose error has the words `$4`, as for live jobs.
+macro_rules! newest_dead_hits {
+    ($pages:literal, $and:literal) => {
+        concat!(
+            "select * from (select ",
+            dead_columns!(),
+            " from backstop.dead_jobs ",
+            dead_filter_except_error_words!(),
+            " and $4::text is not null and ($9::timestamptz is null or (died_at, id) < ($9, $10))
+                order by died_at desc, id desc limit ",
+            $pages,
+            " * $11) newest
+            where ",
+            error_words_match!("$4"),
+            $and,
+            " order by died_at desc, id desc limit $11"
+        )
+    };
+}
+
+/// The dead-job list: the filter, `$9`/`$10` the previous page's last `(died_at, id)`, `$11`
+/// the page size. Error words are searched in the steps [`JOB_SEARCH`] explains: here a pasted
+/// common message took 0.9 s on a million dead jobs, and a word that matches nothing 17 s (the
+/// planner expected it in one row of 200 and walked the table newest first).
+const DEAD_JOB_SEARCH: &str = concat!(
+    "with first_hits as materialized (",
+    newest_dead_hits!("10", ""),
+    "),
+    more_hits as materialized (",
+    newest_dead_hits!("40", " and (select count(*) from first_hits) between $11 / 4 and $11 - 1"),
+    "),
+    error_hits as materialized (
+        select * from more_hits
+        union all
+        select * from first_hits where not exists (select from more_hits))
+    select * from ((select ",
+    dead_columns!(),
+    " from backstop.dead_jobs ",
+    dead_filter!(),
+    " and $4::text is null and ($9::timestamptz is null or (died_at, id) < ($9, $10))
+        order by died_at desc, id desc limit $11)
+    union all
+    (select * from error_hits)
+    union all
+    (select ",
+    dead_columns!(),
+    " from backstop.dead_jobs where id in (select id from backstop.dead_jobs ",
+    dead_filter!(),
+    " and $4::text is not null
+          and (select count(*) from error_hits) < $11
+          and (died_at, id) < (select died_at, id from backstop.dead_jobs ",
+    dead_filter_except_error_words!(),
+    " and $4::text is not null and ($9::timestamptz is null or (died_at, id) < ($9, $10))
+                               order by died_at desc, id desc
+                               offset (case when (select count(*) from first_hits) between $11 / 4 and $11 - 1
+                                            then 40 else 10 end) * $11 - 1
+                               limit 1)
+        order by died_at + interval '0 s' desc, id desc limit $11))) found
+    order by died_at desc, id desc
+    limit $11"
+);
+
 /// Dead jobs newest first, keyset-paginated on `(died_at, id)`; every filter has an index
 /// (see the console migration).
 pub(crate) async fn dead_job_search<'e, E: PgExecutor<'e>>(
@@ -156,26 +319,12 @@ pub(crate) async fn dead_job_search<'e, E: PgExecutor<'e>>(
     limit: i64,
 ) -> sqlx::Result<Vec<DeadJob>> {
     let (before_at, before_id) = before.unzip();
-    bind_filter!(
-        sqlx::query_as(concat!(
-            "select ",
-            dead_columns!(),
-            " from backstop.dead_jobs ",
-            dead_filter!(),
-            r#"
-              and ($9::timestamptz is null or (died_at, id) < ($9, $10))
-            order by died_at desc, id desc
-            limit $11
-            "#
-        )),
-        filter,
-        include_discarded
-    )
-    .bind(before_at)
-    .bind(before_id)
-    .bind(limit)
-    .fetch_all(executor)
-    .await
+    bind_filter!(sqlx::query_as(DEAD_JOB_SEARCH), filter, include_discarded)
+        .bind(before_at)
+        .bind(before_id)
+        .bind(limit)
+        .fetch_all(executor)
+        .await
 }
 
 /// The planner's row estimate for a table: free, and refreshed by autovacuum's analyze.
@@ -469,7 +618,9 @@ mod tests {
                 None,
                 FilterArgs { error_search: Some("quota"), ..Default::default() },
                 3,
-                "jobs_error_text_failed",
+                // The newest failed jobs first; then the older ones, here so few that the
+                // planner reads them all through the same index rather than the full-text one.
+                "jobs_failed_waiting",
             ),
             ("retrying", Some("retrying"), FilterArgs::default(), 2, "jobs_retrying"),
         ];
@@ -484,5 +635,115 @@ mod tests {
         let (found, plan) =
             search(&pool, None, &FilterArgs { kind: Some("rare"), ..Default::default() }).await;
         assert!(plan.contains("jobs_locked") && found == 3, "{plan}");
+    }
+
+    /// Failed jobs whose errors are common, rare, medium, common long ago (an outage), or
+    /// absent: 1,500 live (a few of them running or retried from the dead letters) and 1,500
+    /// dead, with the same errors.
+    async fn seed_errors(pool: &PgPool) {
+        let error = r#"case
+                 when i % 97 = 0 then 'disk quota exceeded on /var/data'
+                 when i between 200 and 260 then 'connection reset by peer (os error 104)'
+                 when i % 25 = 1 then 'certificate expired for hooks.customer.example'
+                 when i % 3 = 0 then 'timeout after 30s calling api.partner.example'
+                 when i % 3 = 1 then format('HTTP 503 from https://api.partner.example/v2/orders/%s', i)
+               end"#;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into backstop.jobs (kind, payload, attempts, last_error, locked_by, locked_at)
+             select 'k', '{{}}', case when i % 11 = 0 then 0 else 1 end, {error},
+                    case when i % 13 = 0 then 'w1' end, case when i % 13 = 0 then now() end
+             from generate_series(1, 1500) i"
+        )))
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into backstop.dead_jobs (id, queue, kind, payload, priority, attempts, max_attempts,
+                                             errors, last_error, created_at, died_at, reason, discarded_at)
+             select 100000 + i, 'default', 'k', '{{}}', 0, 5, 5, '[]', {error}, now(),
+                    now() - make_interval(secs => (i * 7919) % 1500), 'exhausted',
+                    case when i % 17 = 0 then now() end
+             from generate_series(1, 1500) i"
+        )))
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query("analyze backstop.jobs").execute(pool).await.unwrap();
+        sqlx::query("analyze backstop.dead_jobs").execute(pool).await.unwrap();
+    }
+
+    const ERROR_SEARCHES: [&str; 7] = [
+        "timeout",
+        "timeout after 30s calling api.partner.example",
+        "503 -timeout",
+        "certificate expired",
+        "reset",
+        "quota",
+        "nosuchword",
+    ];
+
+    /// The error search reads the newest failed jobs first and the full-text index only for
+    /// what they lack: every page, at every page size, is what one plain query says it is.
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn error_search_pages_are_the_newest_matches_whichever_step_finds_them(pool: PgPool) {
+        seed_errors(&pool).await;
+        for words in ERROR_SEARCHES {
+            let filter = FilterArgs { error_search: Some(words), ..Default::default() };
+            let live: Vec<i64> = sqlx::query_scalar(concat!(
+                "select id from backstop.jobs where last_error is not null and ",
+                error_words_match!("$1"),
+                " order by id desc"
+            ))
+            .bind(words)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            let dead: Vec<i64> = sqlx::query_scalar(concat!(
+                "select id from backstop.dead_jobs where discarded_at is null and ",
+                error_words_match!("$1"),
+                " order by died_at desc, id desc"
+            ))
+            .bind(words)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            assert!(words == "nosuchword" || !live.is_empty(), "{words}: the seed has matches");
+            for limit in [1, 3, 4, 10, 50, 1000] {
+                let (mut found, mut before) = (Vec::new(), None);
+                loop {
+                    let page = job_search(&pool, None, &filter, before, limit).await.unwrap();
+                    assert!(page.len() as i64 <= limit);
+                    let Some(last) = page.last() else { break };
+                    before = Some(last.id);
+                    found.extend(page.iter().map(|job| job.id));
+                }
+                assert_eq!(found, live, "{words}, live, pages of {limit}");
+                let (mut found, mut before) = (Vec::new(), None);
+                loop {
+                    let page = dead_job_search(&pool, &filter, false, before, limit).await.unwrap();
+                    assert!(page.len() as i64 <= limit);
+                    let Some(last) = page.last() else { break };
+                    before = Some((last.died_at, last.id));
+                    found.extend(page.iter().map(|job| job.id));
+                }
+                assert_eq!(found, dead, "{words}, dead, pages of {limit}");
+            }
+        }
+        // With another filter: the newest failed jobs read first are those of the state.
+        let filter = FilterArgs { error_search: Some("reset"), ..Default::default() };
+        let retrying: Vec<i64> = job_search(&pool, Some("retrying"), &filter, None, 4)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        let expected: Vec<i64> = sqlx::query_scalar(
+            "select id from backstop.jobs where last_error like 'connection reset%'
+             and locked_by is null and attempts > 0 order by id desc limit 4",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(retrying, expected);
     }
 }

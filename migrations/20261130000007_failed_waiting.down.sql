@@ -1,0 +1,1 @@
+drop index if exists backstop.jobs_failed_waiting;

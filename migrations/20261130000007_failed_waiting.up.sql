@@ -1,0 +1,21 @@
+-- The newest failed jobs first, for the console's error-text search of the live table.
+--
+-- A search for error words first reads the newest waiting jobs that have a last error, newest
+-- first, and checks their words one by one; a common error fills a page within a few hundred
+-- of them. Only when it does not does the search turn to the full-text index
+-- (`jobs_error_text_failed`), which is fast for rare words and slow for common ones: it reads
+-- every match and sorts them (2 s for a common message at 5 M live jobs). Which of the two a
+-- search needs cannot be told from the statistics (see queue/src/sql/search.rs, JOB_SEARCH).
+--
+-- `jobs_retrying` is not the same set: a job retried from the dead letters keeps its last
+-- error with its attempts back at 0. Like the other search indexes this one leaves claimed
+-- rows out (`locked_by is null`), so a claim adds no entry to it; a failed attempt that
+-- releases the job with its error adds one, as a job retried from the dead letters does.
+--
+-- Operator notes: on an empty or small `backstop.jobs` this is instant. On a large one,
+-- `create index` holds a SHARE lock while it builds (seconds per million failed jobs: it
+-- reads the table once), and enqueues and claims wait for it. To avoid that, create it by
+-- hand first with the same statement and `concurrently` after `index`; `if not exists` then
+-- skips it here (the migration itself cannot say `concurrently`; see 20261127000001).
+create index if not exists jobs_failed_waiting on backstop.jobs (id)
+    where last_error is not null and locked_by is null;
