@@ -164,6 +164,8 @@ pub async fn run(args: &Args, minutes: u64) -> anyhow::Result<()> {
         .collect();
 
     let mut rows = Vec::new();
+    // Each index of `backstop.jobs` at the first row and at the last.
+    let (mut first_indexes, mut last_indexes) = (Vec::new(), Vec::new());
     let mut before = Counts::default();
     let mut enqueued_before = 0;
     timings.take_claims();
@@ -205,6 +207,10 @@ pub async fn run(args: &Args, minutes: u64) -> anyhow::Result<()> {
         };
         print_row(&row, &rows);
         rows.push(row);
+        last_indexes = index_sizes(&pool).await?;
+        if minute == 1 {
+            first_indexes.clone_from(&last_indexes);
+        }
         before = counts;
         enqueued_before = enqueued_now;
     }
@@ -223,6 +229,11 @@ pub async fn run(args: &Args, minutes: u64) -> anyhow::Result<()> {
         args.rate
     );
     print_first_and_last(&rows);
+    println!("- each index of backstop.jobs, first row → last row:");
+    for (name, last) in &last_indexes {
+        let first = first_indexes.iter().find(|(n, _)| n == name).map_or(0, |(_, size)| *size);
+        println!("  - {name}: {} MB → {} MB", mb(first), mb(*last));
+    }
     Ok(())
 }
 
@@ -284,6 +295,15 @@ async fn sizes(pool: &PgPool) -> anyhow::Result<Sizes> {
          from pg_stat_user_tables s where s.relid = 'backstop.jobs'::regclass",
     )
     .fetch_one(pool)
+    .await?)
+}
+
+async fn index_sizes(pool: &PgPool) -> anyhow::Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "select indexrelname::text, pg_relation_size(indexrelid) from pg_stat_user_indexes
+         where relid = 'backstop.jobs'::regclass order by 1",
+    )
+    .fetch_all(pool)
     .await?)
 }
 
