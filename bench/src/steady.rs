@@ -107,6 +107,7 @@ struct Sizes {
     jobs_heap: i64,
     jobs_indexes: i64,
     claim_index: i64,
+    payload_index: i64,
     dead_heap: i64,
     dead_indexes: i64,
     other_tables: i64,
@@ -142,7 +143,7 @@ pub async fn run(args: &Args, minutes: u64) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| min | enqueued | completed | dead | waiting | retrying | claims | jobs/claim | claim p50 / p99 | enqueue→start p50 / p99 | jobs heap | jobs indexes (claim index) | dead_jobs heap / indexes | other tables | jobs dead tuples | autovacuums (last) |"
+        "| min | enqueued | completed | dead | waiting | retrying | claims | jobs/claim | claim p50 / p99 | enqueue→start p50 / p99 | jobs heap | jobs indexes (claim / payload index) | dead_jobs heap / indexes | other tables | jobs dead tuples | autovacuums (last) |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 
@@ -286,6 +287,7 @@ async fn sizes(pool: &PgPool) -> anyhow::Result<Sizes> {
         "select pg_relation_size('backstop.jobs') as jobs_heap,
                 pg_indexes_size('backstop.jobs') as jobs_indexes,
                 pg_relation_size('backstop.jobs_claim_order') as claim_index,
+                pg_relation_size('backstop.jobs_payload_waiting') as payload_index,
                 pg_relation_size('backstop.dead_jobs') as dead_heap,
                 pg_indexes_size('backstop.dead_jobs') as dead_indexes,
                 (select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint from pg_class c
@@ -318,7 +320,7 @@ fn print_row(row: &Minute, earlier: &[Minute]) {
         .last_autovacuum
         .map_or_else(|| "never".to_owned(), |at| format!("{} s ago", (Utc::now() - at).num_seconds()));
     println!(
-        "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {} | {} ({}) | {} / {} | {} | {} | {autovacuums} ({last}) |",
+        "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {} | {} ({} / {}) | {} / {} | {} | {} | {autovacuums} ({last}) |",
         row.minute,
         row.enqueued,
         row.completed,
@@ -334,6 +336,7 @@ fn print_row(row: &Minute, earlier: &[Minute]) {
         mb(s.jobs_heap),
         mb(s.jobs_indexes),
         mb(s.claim_index),
+        mb(s.payload_index),
         mb(s.dead_heap),
         mb(s.dead_indexes),
         mb(s.other_tables),
@@ -356,10 +359,11 @@ fn print_first_and_last(rows: &[Minute]) {
         "- enqueue → start p50 / p99: {:.2} / {:.2} ms → {:.2} / {:.2} ms",
         first.latency_p50, first.latency_p99, last.latency_p50, last.latency_p99
     );
-    let sizes: [(&str, SizeOf); 6] = [
+    let sizes: [(&str, SizeOf); 7] = [
         ("jobs heap", |s| s.jobs_heap),
         ("jobs indexes", |s| s.jobs_indexes),
         ("claim index", |s| s.claim_index),
+        ("payload index", |s| s.payload_index),
         ("dead_jobs heap", |s| s.dead_heap),
         ("dead_jobs indexes", |s| s.dead_indexes),
         ("other tables", |s| s.other_tables),
