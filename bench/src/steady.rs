@@ -1,6 +1,6 @@
 //! `--steady-state MINUTES`: offered load as an application makes it, for minutes (issue 12).
 //!
-//! `--producers` tasks enqueue jobs in small transactions (1 to 10 jobs each) at a total of
+//! `--producers` tasks (24) enqueue jobs in small transactions (1 to 10 jobs each) at a total of
 //! `--rate` jobs/s. Each transaction is sent at its scheduled time (start + jobs this producer
 //! sent so far / its share of the rate), so a late one is followed at once by the next and the
 //! rate does not drift down. One worker process, a `Runner` with its defaults at
@@ -118,7 +118,9 @@ struct Sizes {
 
 pub async fn run(args: &Args, minutes: u64) -> anyhow::Result<()> {
     let timings = Timings::install();
-    let pool = backstop_bench::fresh_database("backstop_bench_steady", "bench", 30).await?.pool;
+    // A connection per producer, and some for the runner's failures and the sizes.
+    let connections = u32::try_from(args.producers)? + 8;
+    let pool = backstop_bench::fresh_database("backstop_bench_steady", "bench", connections).await?.pool;
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let runner = Runner::builder(pool.clone())
         .register(SteadyWorker { latencies: Arc::clone(&latencies) })
