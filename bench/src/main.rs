@@ -8,6 +8,10 @@
 //! `backstop with-postgres --durable -- ...` (see `./dev bench`).
 
 mod backlog;
+mod dead_letters;
+mod processes;
+mod steady;
+mod timing;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -40,6 +44,35 @@ struct Args {
     /// with defaults beside graphile-worker tuned, with priority probes (see `backlog`).
     #[arg(long, value_delimiter = ',')]
     backlog: Vec<u64>,
+    /// Instead: MINUTES of steady offered load (`--rate` jobs/s in small transactions, 1 %
+    /// failing into retries and dead letters), printing claim time and table sizes every
+    /// minute (see `steady`).
+    #[arg(long, value_name = "MINUTES")]
+    steady_state: Option<u64>,
+    /// Jobs per second offered in `--steady-state`.
+    #[arg(long, default_value_t = 3_000)]
+    rate: u64,
+    /// Producer tasks sharing `--rate` in `--steady-state` (each waits for its own durable
+    /// commits: 8 could not offer 3,000 jobs/s on a busy 2-core machine).
+    #[arg(long, default_value_t = 24)]
+    producers: u64,
+    /// Seconds between `--steady-state` rows (60: a row a minute; shorter for trying it out).
+    #[arg(long, default_value_t = 60, hide = true)]
+    steady_report_seconds: u64,
+    /// Instead: drain `--jobs` with each of these numbers of worker processes (comma-separated),
+    /// each at `--concurrency` (see `processes`).
+    #[arg(long, value_delimiter = ',')]
+    processes: Vec<usize>,
+    /// Instead: claims and dead-letter moves with an empty dead-letter table, then with this
+    /// many rows in it (see `dead_letters`).
+    #[arg(long, value_name = "ROWS")]
+    dead_letters: Option<u64>,
+    /// Jobs dead-lettered (one attempt each) per `--dead-letters` run.
+    #[arg(long, default_value_t = 10_000)]
+    dead_moves: u64,
+    /// A worker process of `--processes` (started by the benchmark itself).
+    #[arg(long, hide = true)]
+    worker_process: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,12 +182,24 @@ impl Mode {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.worker_process {
+        return processes::worker_process(&args).await;
+    }
     let url =
         std::env::var("DATABASE_URL").context("DATABASE_URL must be set (run through `./dev bench`)")?;
     let admin = PgPool::connect(&url).await?;
     print_environment(&admin).await?;
     if !args.backlog.is_empty() {
         return backlog::run(&args).await;
+    }
+    if let Some(minutes) = args.steady_state {
+        return steady::run(&args, minutes).await;
+    }
+    if !args.processes.is_empty() {
+        return processes::run(&args).await;
+    }
+    if let Some(rows) = args.dead_letters {
+        return dead_letters::run(&args, rows).await;
     }
 
     let mut results = Vec::new();
@@ -304,7 +349,11 @@ fn noop_job(mode: Mode, i: u64) -> NewJob {
     }
 }
 
+/// p50 and p99; NaN for no samples.
 fn percentiles(samples: &mut [f64]) -> (f64, f64) {
+    if samples.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
     samples.sort_by(f64::total_cmp);
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     (at(0.50), at(0.99))
