@@ -659,6 +659,79 @@ pub(crate) async fn maintenance_try_lock(conn: &mut PgConnection) -> sqlx::Resul
         .await
 }
 
+/// Takes the session-level lock that lets one process at a time rebuild indexes (a
+/// transaction-level lock cannot be used: `reindex concurrently` runs outside transactions).
+/// Released by [`index_upkeep_unlock`] or when the connection closes.
+pub(crate) async fn index_upkeep_try_lock(conn: &mut PgConnection) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select pg_try_advisory_lock(hashtext('backstop.index_upkeep'))").fetch_one(conn).await
+}
+
+pub(crate) async fn index_upkeep_unlock(conn: &mut PgConnection) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select pg_advisory_unlock(hashtext('backstop.index_upkeep'))").fetch_one(conn).await
+}
+
+/// The valid GIN indexes on `backstop.jobs` larger than the table itself and than `min_bytes`.
+/// GIN keeps the entry of every key it ever held, so under steady load with ids in payloads
+/// and errors these grow without bound while the table stays small; a fresh build of them is a
+/// fraction of the table.
+pub(crate) async fn job_index_outgrown(conn: &mut PgConnection, min_bytes: i64) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        r#"
+        select c.relname::text
+        from pg_index i
+        join pg_class c on c.oid = i.indexrelid
+        join pg_am am on am.oid = c.relam
+        where i.indrelid = 'backstop.jobs'::regclass
+          and am.amname = 'gin'
+          and i.indisvalid
+          and pg_relation_size(c.oid) > greatest(pg_relation_size(i.indrelid), $1)
+        order by c.relname
+        "#,
+    )
+    .bind(min_bytes)
+    .fetch_all(conn)
+    .await
+}
+
+/// Invalid indexes on `backstop.jobs` that an interrupted `reindex concurrently` left behind
+/// (`<name>_ccnew`, `<name>_ccnew1`, ...). Every write still maintains them.
+pub(crate) async fn job_index_leftovers(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        r#"
+        select c.relname::text
+        from pg_index i
+        join pg_class c on c.oid = i.indexrelid
+        where i.indrelid = 'backstop.jobs'::regclass
+          and not i.indisvalid
+          and c.relname ~ '_ccnew[0-9]*$'
+        order by c.relname
+        "#,
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Rebuilds an index of schema `backstop` without blocking writes. Simple protocol: it must
+/// not run in a transaction, not even an implicit one around a prepared statement.
+pub(crate) async fn index_rebuild(conn: &mut PgConnection, name: &str) -> sqlx::Result<()> {
+    let statement = format!("reindex index concurrently backstop.{}", quote_identifier(name));
+    // Audited: the only dynamic part is a quoted identifier.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(conn).await.map(|_| ())
+}
+
+/// Drops an index of schema `backstop` without blocking writes.
+pub(crate) async fn index_drop(conn: &mut PgConnection, name: &str) -> sqlx::Result<()> {
+    let statement = format!("drop index concurrently if exists backstop.{}", quote_identifier(name));
+    // Audited: the only dynamic part is a quoted identifier.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(conn).await.map(|_| ())
+}
+
+/// `name` as a quoted SQL identifier (the names come from the catalog, but are quoted all the
+/// same).
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 pub(crate) async fn cron_schedule_upsert(
     conn: &mut PgConnection,
     name: &str,

@@ -113,6 +113,13 @@ pub async fn rescue(pool: &PgPool, heartbeat_timeout: Duration, now: Option<Date
     Ok(crate::runtime::rescue_stale_jobs(pool, heartbeat_timeout, now).await?)
 }
 
+/// Drops what an interrupted rebuild left and rebuilds the GIN indexes of `backstop.jobs`
+/// larger than the table and than `min_bytes`, as every runner's maintenance does with its own
+/// threshold (64 MiB). Returns the names of the indexes rebuilt.
+pub async fn rebuild_outgrown_indexes(pool: &PgPool, min_bytes: i64) -> Result<Vec<String>> {
+    Ok(crate::runtime::rebuild_outgrown(pool, min_bytes).await?)
+}
+
 /// A live job as it was enqueued.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EnqueuedJob {

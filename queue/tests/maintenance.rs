@@ -101,3 +101,74 @@ async fn a_bad_cron_expression_is_refused_at_build(_: PgPoolOptions, opts: PgCon
         .unwrap_err();
     assert!(err.to_string().contains("typo"), "{err}");
 }
+
+/// Sizes of the payload search index and of the jobs table, in bytes.
+async fn payload_index_and_table_bytes(pool: &sqlx::PgPool) -> (i64, i64) {
+    sqlx::query_as(
+        "select pg_relation_size('backstop.jobs_payload_waiting'), pg_relation_size('backstop.jobs')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn search_indexes_that_outgrow_the_table_are_rebuilt_and_still_find_jobs(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    // Steady load with ids in payloads: every job brings keys the GIN index keeps after the job
+    // is gone and vacuumed (`runtime::index_upkeep`).
+    for round in 0..30 {
+        let jobs = (0..5_000)
+            .map(|i| NewJob::from_json("churn", &json!({"order": round * 5_000 + i})).queue("nobody"));
+        backstop::enqueue_many(&pool, jobs).await.unwrap();
+        sqlx::query("delete from backstop.jobs").execute(&pool).await.unwrap();
+        sqlx::query("vacuum backstop.jobs").execute(&pool).await.unwrap();
+    }
+    let kept = (0..10).map(|i| NewJob::from_json("kept", &json!({"order": 1_000_000 + i})).queue("nobody"));
+    backstop::enqueue_many(&pool, kept).await.unwrap();
+    // What an interrupted `reindex concurrently` leaves: an invalid index named `<index>_ccnew`.
+    let failed = sqlx::query("create unique index concurrently jobs_kind_ccnew on backstop.jobs (kind)")
+        .execute(&pool)
+        .await;
+    assert!(failed.is_err(), "ten jobs of one kind: the unique build fails and leaves it invalid");
+    let (before, table) = payload_index_and_table_bytes(&pool).await;
+    assert!(before > table && before > 1 << 20, "the churn grew the index: {before} bytes, table {table}");
+
+    let rebuilt = backstop::testing::rebuild_outgrown_indexes(&pool, 1 << 20).await.unwrap();
+
+    assert!(rebuilt.contains(&"jobs_payload_waiting".to_owned()), "{rebuilt:?}");
+    let (after, _) = payload_index_and_table_bytes(&pool).await;
+    assert!(after * 10 < before, "rebuilt: {after} bytes, was {before}");
+    let leftovers: i64 = sqlx::query_scalar("select count(*) from pg_class where relname like '%\\_ccnew%'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(leftovers, 0, "the invalid leftover is dropped");
+    let valid: bool = sqlx::query_scalar(
+        "select indisvalid from pg_index where indexrelid = 'backstop.jobs_payload_waiting'::regclass",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(valid);
+    // The rebuilt index serves a payload search (the planner is made to use it).
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("analyze backstop.jobs").execute(&mut *tx).await.unwrap();
+    sqlx::query("set local enable_seqscan = off").execute(&mut *tx).await.unwrap();
+    sqlx::query("set local enable_indexscan = off").execute(&mut *tx).await.unwrap();
+    const SEARCH: &str =
+        "select kind from backstop.jobs where payload @> '{\"order\": 1000003}' and locked_by is null";
+    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("explain {SEARCH}")))
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert!(plan.iter().any(|line| line.contains("jobs_payload_waiting")), "{plan:#?}");
+    let found: Vec<String> = sqlx::query_scalar(SEARCH).fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(found, ["kept"]);
+    drop(tx);
+    let again = backstop::testing::rebuild_outgrown_indexes(&pool, 1 << 20).await.unwrap();
+    assert!(again.is_empty(), "a fresh index is left alone: {again:?}");
+}

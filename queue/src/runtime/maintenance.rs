@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::buffer::Buffer;
+use super::index_upkeep;
 use super::{Failure, Shared, record_failure, record_or_hand_back, sleep_or_shutdown};
 use crate::duration::to_chrono;
 use crate::job::Decision;
@@ -98,11 +99,15 @@ pub(crate) async fn rescue_stale_jobs(
     Ok(stale.len())
 }
 
-/// Deletes old idempotency keys and counters, once across all processes (advisory lock).
+/// Deletes old idempotency keys and counters and rebuilds outgrown search indexes, once
+/// across all processes (advisory locks).
 pub(super) async fn cleanup(shared: Arc<Shared>, shutdown: CancellationToken) {
     loop {
         if let Err(e) = cleanup_once(&shared).await {
             tracing::warn!(error = %e, "maintenance failed");
+        }
+        if let Err(e) = index_upkeep::rebuild_outgrown(&shared.pool, index_upkeep::REBUILD_FROM_BYTES).await {
+            tracing::warn!(error = %e, "rebuilding outgrown search indexes failed");
         }
         if !sleep_or_shutdown(shared.config.maintenance_interval, &shutdown).await {
             return;

@@ -13,12 +13,15 @@ mod executor;
 mod failure;
 mod fetcher;
 mod held;
+mod index_upkeep;
 mod listener;
 mod maintenance;
 mod registry;
 mod urgent_lane;
 mod wake;
 
+#[cfg(feature = "testing")]
+pub(crate) use index_upkeep::rebuild_outgrown;
 #[cfg(feature = "testing")]
 pub(crate) use maintenance::rescue_stale_jobs;
 
@@ -152,7 +155,8 @@ impl RunnerBuilder {
         self
     }
 
-    /// How often maintenance (key and counter cleanup) runs (default 1 min).
+    /// How often maintenance (key and counter cleanup, rebuilding search indexes that have
+    /// outgrown the jobs table) runs (default 1 min).
     pub fn maintenance_interval(mut self, interval: Duration) -> Self {
         self.config.maintenance_interval = saturate(interval);
         self
