@@ -24,6 +24,17 @@ esac
 
 step() { printf '\033[1mbuild-site:\033[0m %s\n' "$*" >&2; }
 
+# .cargo/config.toml gives every build `--cfg erase_components` (Leptos' type-erased views: a
+# smaller wasm); the wasm and the server must agree on it, and RUSTFLAGS would replace it. (The
+# server refuses a site whose wasm was built otherwise; this says so before a long build.)
+for var in RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS; do
+  if [[ -n ${!var:-} && ${!var} != *erase_components* ]]; then
+    echo "build-site: $var is set; it replaces the rustflags of .cargo/config.toml (--cfg erase_components)." >&2
+    echo "build-site: unset it, or put your flags in .cargo/config.toml beside that cfg." >&2
+    exit 2
+  fi
+done
+
 # Respects CARGO_TARGET_DIR and any build.target-dir in .cargo/config.toml.
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () => console.log(JSON.parse(s).target_directory))')
@@ -75,6 +86,8 @@ if $release; then
 else
   # A release build's names left behind would be what the server picks (pkg/site.json).
   rm -f "$pkg"/backstop-* "$pkg"/site.json
+  step "site.json: plain names, and whether the wasm was built with erase_components"
+  node scripts/site-manifest.mjs "$pkg"
 fi
 
 # The binary, and the example host application that mounts the console (the browser tests
