@@ -7,8 +7,9 @@
 #                                    hydration dropped, wasm-opt -Oz --converge, minified CSS
 #
 # Output: <target dir>/site/pkg/{backstop.js, backstop_bg.wasm, backstop.css} (release: named
-# backstop-<hash>.* and precompressed, see scripts/fingerprint-site.mjs), the static
-# files from public/ in <target dir>/site, and
+# backstop-<hash>.* and precompressed, see scripts/fingerprint-site.mjs), pkg/site.json (their
+# name, and whether the wasm was built with erase_components: scripts/site-manifest.mjs), the
+# static files from public/ in <target dir>/site, and
 # <target dir>/{debug,release}/backstop. Serve it with
 #   <target dir>/debug/backstop serve --site-root <target dir>/site
 # Run scripts/setup.sh once first (wasm target, wasm-bindgen, npm packages).
@@ -66,8 +67,10 @@ if $release; then
   # names wasm-bindgen keeps. See the script for why and how much.
   step "drop-async-hydration: Leptos' async hydration path, which the console never takes"
   node scripts/drop-async-hydration.mjs "$pkg/backstop_bg.wasm"
-  # --converge repeats -Oz until the module stops shrinking: 3,277 bytes less brotli
-  # (394,029), measured 2026-11-30; -Os instead was 2,195 less brotli but 47 KB more raw.
+  # --converge repeats -Oz until the module stops shrinking: 1,473 bytes less brotli (325,363;
+  # 3,277 less before erase_components), measured 2026-11-30 on the busy 2-core machine (load
+  # 5-12, size does not depend on it); -Os instead was 2,195 less brotli but 47 KB more raw
+  # (before erase_components).
   step "wasm-opt -Oz --converge ($(wasm-opt --version))"
   wasm-opt -Oz --converge "$pkg/backstop_bg.wasm" -o "$pkg/backstop_bg.wasm"
 fi
