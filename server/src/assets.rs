@@ -199,12 +199,20 @@ mod tests {
         assert!(check_build_for(None, true).is_ok() && check_build_for(None, false).is_ok());
 
         let error = check_build_for(Some(&erased), false).unwrap_err().to_string();
-        assert!(error.starts_with("the site's wasm was built with `--cfg erase_components` but this server was not"));
+        assert!(
+            error.starts_with(
+                "the site's wasm was built with `--cfg erase_components` but this server was not"
+            )
+        );
         // The message names the fix.
         assert!(error.contains(r#"rustflags = ["--cfg", "erase_components"]"#), "{error}");
         assert!(error.contains(".cargo/config.toml"), "{error}");
         let error = check_build_for(Some(&plain), true).unwrap_err().to_string();
-        assert!(error.starts_with("the site's wasm was built without `--cfg erase_components` but this server was:"));
+        assert!(
+            error.starts_with(
+                "the site's wasm was built without `--cfg erase_components` but this server was:"
+            )
+        );
         assert!(error.contains("Rebuild the site with scripts/build-site.sh"), "{error}");
         assert!(check_build_for(Some(&older), true).is_err());
     }
