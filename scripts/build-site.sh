@@ -7,8 +7,9 @@
 #                                    hydration dropped, wasm-opt -Oz --converge, minified CSS
 #
 # Output: <target dir>/site/pkg/{backstop.js, backstop_bg.wasm, backstop.css} (release: named
-# backstop-<hash>.* and precompressed, see scripts/fingerprint-site.mjs), the static
-# files from public/ in <target dir>/site, and
+# backstop-<hash>.* and precompressed, see scripts/fingerprint-site.mjs), pkg/site.json (their
+# name, and whether the wasm was built with erase_components: scripts/site-manifest.mjs), the
+# static files from public/ in <target dir>/site, and
 # <target dir>/{debug,release}/backstop. Serve it with
 #   <target dir>/debug/backstop serve --site-root <target dir>/site
 # Run scripts/setup.sh once first (wasm target, wasm-bindgen, npm packages).
@@ -23,6 +24,17 @@ case "${1:-}" in
 esac
 
 step() { printf '\033[1mbuild-site:\033[0m %s\n' "$*" >&2; }
+
+# .cargo/config.toml gives every build `--cfg erase_components` (Leptos' type-erased views: a
+# smaller wasm); the wasm and the server must agree on it, and RUSTFLAGS would replace it. (The
+# server refuses a site whose wasm was built otherwise; this says so before a long build.)
+for var in RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS; do
+  if [[ -n ${!var:-} && ${!var} != *erase_components* ]]; then
+    echo "build-site: $var is set; it replaces the rustflags of .cargo/config.toml (--cfg erase_components)." >&2
+    echo "build-site: unset it, or put your flags in .cargo/config.toml beside that cfg." >&2
+    exit 2
+  fi
+done
 
 # Respects CARGO_TARGET_DIR and any build.target-dir in .cargo/config.toml.
 target_dir=$(cargo metadata --format-version 1 --no-deps |
@@ -55,8 +67,10 @@ if $release; then
   # names wasm-bindgen keeps. See the script for why and how much.
   step "drop-async-hydration: Leptos' async hydration path, which the console never takes"
   node scripts/drop-async-hydration.mjs "$pkg/backstop_bg.wasm"
-  # --converge repeats -Oz until the module stops shrinking: 3,277 bytes less brotli
-  # (394,029), measured 2026-11-30; -Os instead was 2,195 less brotli but 47 KB more raw.
+  # --converge repeats -Oz until the module stops shrinking: 1,473 bytes less brotli (325,363;
+  # 3,277 less before erase_components), measured 2026-11-30 on the busy 2-core machine (load
+  # 5-12, size does not depend on it); -Os instead was 2,195 less brotli but 47 KB more raw
+  # (before erase_components).
   step "wasm-opt -Oz --converge ($(wasm-opt --version))"
   wasm-opt -Oz --converge "$pkg/backstop_bg.wasm" -o "$pkg/backstop_bg.wasm"
 fi
@@ -75,6 +89,8 @@ if $release; then
 else
   # A release build's names left behind would be what the server picks (pkg/site.json).
   rm -f "$pkg"/backstop-* "$pkg"/site.json
+  step "site.json: plain names, and whether the wasm was built with erase_components"
+  node scripts/site-manifest.mjs "$pkg"
 fi
 
 # The binary, and the example host application that mounts the console (the browser tests

@@ -8,8 +8,11 @@
 // has no lazy routes, yet the pointers keep a second, async copy of the hydration code of every
 // view in the bundle (leptos-rs/leptos#4852; Leptos 0.9 puts the field behind a feature). On
 // 2026-11-30 this cut the release wasm from 1,717,162 to 1,513,332 bytes (brotli 460,385 to
-// 397,306) with the same pages. Should anything ever call it, the wasm traps ("unreachable")
-// instead of hydrating: the release browser tests (`scripts/e2e.sh --release`) would fail.
+// 397,306) with the same pages. With `--cfg erase_components` (.cargo/config.toml) every view is
+// an `AnyView`, so the path is still there, only smaller: 222 functions, and the wasm goes from
+// 1,323,164 to 1,254,731 bytes (brotli 337,274 to 325,363; after wasm-opt both, measured the
+// same day). Should anything ever call it, the wasm traps ("unreachable") instead of hydrating:
+// the release browser tests (`scripts/e2e.sh --release`) would fail.
 //
 // Only the functions `AnyView::hydrate_async` points to are replaced: `IntoAny::into_any`'s
 // `hydrate_async::<T>` and the future it returns. The names come from the name section that

@@ -4,7 +4,8 @@
 //
 //   backstop.js, backstop_bg.wasm, backstop.css
 //     -> backstop-<hash>.js, backstop-<hash>_bg.wasm, backstop-<hash>.css (+ .br and .gz of each)
-//   site.json: {"output_name": "backstop-<hash>"}, which the server reads to name them in pages.
+//   site.json: {"output_name": "backstop-<hash>", ...}, which the server reads to name them in
+//   pages (scripts/site-manifest.mjs writes it).
 //
 // One hash over the three files names all of them: they are built together, and Leptos derives
 // the JS and wasm names from one `output_name`.
@@ -12,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
+import { writeManifest } from './site-manifest.mjs';
 
 const pkg = process.argv[2];
 if (!pkg) {
@@ -45,4 +47,4 @@ for (const [kind, from] of Object.entries(built)) {
   writeFileSync(`${to}.gz`, gz);
   console.log(`${named[kind]}: ${bytes.length} bytes, brotli ${br.length}, gzip ${gz.length}`);
 }
-writeFileSync(join(pkg, 'site.json'), `${JSON.stringify({ output_name: outputName })}\n`);
+writeManifest(pkg, outputName);

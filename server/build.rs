@@ -19,6 +19,7 @@ fn main() {
             "BACKSTOP_EMBED_SITE={} has no pkg/backstop*_bg.wasm: build the site first",
             site.display()
         );
+        check_erasure(&site);
     }
     files.sort();
     let entries: String = files
@@ -34,6 +35,28 @@ fn main() {
     );
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_site.rs");
     fs::write(out, code).expect("write embedded_site.rs");
+}
+
+/// A binary whose embedded wasm was built with `--cfg erase_components` and server without it
+/// (or the other way round) would serve pages that never hydrate: fail the build instead. The
+/// server checks the same at start (`assets::check_build`), for sites read from disk too.
+fn check_erasure(site: &Path) {
+    let manifest = site.join("pkg/site.json");
+    let Ok(json) = fs::read_to_string(&manifest) else { return };
+    // Written by scripts/site-manifest.mjs (JSON.stringify: no spaces); absent in older sites,
+    // which were not erased.
+    let wasm = json.contains(r#""erase_components":true"#);
+    // Cargo sets CARGO_CFG_<NAME> for each cfg of the target, `--cfg` rustflags included.
+    let server = env::var_os("CARGO_CFG_ERASE_COMPONENTS").is_some();
+    assert!(
+        wasm == server,
+        "{} says the wasm was built {} `--cfg erase_components`, but this server is built {} it: \
+         its pages would not hydrate. Build both in Backstop's workspace (.cargo/config.toml sets \
+         the cfg) with RUSTFLAGS unset",
+        manifest.display(),
+        if wasm { "with" } else { "without" },
+        if server { "with" } else { "without" },
+    );
 }
 
 /// Every file under `dir`, as (path relative to `root` with `/` separators, absolute path).

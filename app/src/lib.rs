@@ -44,3 +44,11 @@ pub fn hydrate() {
     // attribute before they click, instead of guessing how long the wasm takes to load.
     _ = leptos::prelude::document().body().map(|body| body.set_attribute("data-hydrated", "true"));
 }
+
+/// Present (as a wasm export) only in a wasm built with `--cfg erase_components`, which changes
+/// the shape of every view: the server that renders the pages must be built the same way, or
+/// they do not hydrate. Never called: `scripts/site-manifest.mjs` looks for the export and
+/// records the answer in `pkg/site.json`, which the server checks against its own build at start.
+#[cfg(all(feature = "hydrate", erase_components))]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn built_with_erase_components() {}

@@ -8,6 +8,7 @@
 mod mount;
 
 pub use app::model::{CurrentUser, Role};
+pub use assets::BuildMismatch;
 pub use mount::{Console, ConsoleBuilder, MountError};
 
 // The rest is the `backstop` binary's, public only for it.

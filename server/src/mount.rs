@@ -100,6 +100,11 @@ pub enum MountError {
     /// The site root's path cannot be used (it is not UTF-8).
     #[error("{0:#}")]
     SiteRoot(anyhow::Error),
+    /// The built site's wasm was built with other flags than this library (`--cfg
+    /// erase_components` on one side only): its pages would not hydrate. The message says how
+    /// to build them alike.
+    #[error(transparent)]
+    SiteBuild(#[from] crate::assets::BuildMismatch),
 }
 
 impl ConsoleBuilder {
@@ -152,7 +157,7 @@ impl ConsoleBuilder {
         let prefix = check_prefix(&self.prefix)?;
         let options = crate::web::site_options(&self.site_root, ([127, 0, 0, 1], 0).into())
             .map_err(MountError::SiteRoot)?;
-        crate::web::check_site_root(&self.site_root);
+        crate::web::check_site_root(&self.site_root)?;
         let console = app::server::Console {
             pool: crate::web::console_pool(&self.pool, self.query_timeout.as_secs()),
             redact: RedactKeys::new(&self.redact_keys),

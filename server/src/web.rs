@@ -77,6 +77,7 @@ pub struct ServeArgs {
 pub async fn serve(args: ServeArgs, pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<()> {
     // Checked before binding too, so that a refused configuration never listens.
     Access::new(Users::new(args.users.clone()), ProxySignIn::new(&args.proxy)?).check_bind(args.bind)?;
+    check_site_root(&args.site_root)?;
     let listener =
         tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("listen on {}", args.bind))?;
     serve_on(listener, args, pool, shutdown).await
@@ -94,7 +95,6 @@ async fn serve_on(
     access.check_bind(addr)?;
     backstop::MIGRATOR.run(&pool).await.context("apply Backstop's migrations")?;
     regroup_in_background(pool.clone());
-    check_site_root(&args.site_root);
     let console =
         Console { pool: console_pool(&pool, args.query_timeout), redact: RedactKeys::new(&args.redact_keys) };
     let hosts = security::ServedHosts::new(host_rule(&access), &args.allowed_hosts);
@@ -364,12 +364,16 @@ fn static_file_or_404(
     }
 }
 
-/// Pages still render without the built site, but unstyled and not interactive: say so once,
-/// at start-up, rather than leaving only 404s for `/pkg/...` in the browser console.
-pub(crate) fn check_site_root(site_root: &Path) {
+/// Refuses a built site whose wasm would not hydrate this server's pages (built otherwise, see
+/// [`crate::assets::BuildMismatch`]). Pages still render without the built site, but unstyled
+/// and not interactive: say so once, at start-up, rather than leaving only 404s for `/pkg/...`
+/// in the browser console.
+pub(crate) fn check_site_root(site_root: &Path) -> Result<(), crate::assets::BuildMismatch> {
+    let manifest = crate::assets::manifest(site_root);
+    crate::assets::check_build(manifest.as_ref())?;
     if crate::assets::embedded() {
         tracing::info!("serving the site embedded in this binary");
-        return;
+        return Ok(());
     }
     let pkg = site_root.join(PKG_DIR);
     let name = crate::assets::output_name(site_root);
@@ -384,7 +388,15 @@ pub(crate) fn check_site_root(site_root: &Path) {
             "site files missing: pages will not be styled or interactive; run scripts/build-site.sh \
              or point --site-root at its output"
         );
+    } else if manifest.is_none() {
+        tracing::warn!(
+            manifest = %site_root.join(crate::assets::SITE_MANIFEST).display(),
+            "the site has no manifest: cannot check its wasm was built as this server was \
+             (--cfg erase_components); if pages do not become interactive, rebuild it with \
+             scripts/build-site.sh"
+        );
     }
+    Ok(())
 }
 
 #[cfg(test)]

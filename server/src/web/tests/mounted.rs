@@ -138,3 +138,30 @@ async fn a_console_without_the_hosts_decision_is_not_built() {
     let error = Console::builder(pool).prefix("admin/").authorize(|_| None).build().unwrap_err();
     assert!(matches!(error, crate::MountError::BadPrefix(_)), "{error}");
 }
+
+/// An embedder's workspace without Backstop's `--cfg erase_components` builds a library whose
+/// pages the shipped wasm cannot hydrate: `build()` refuses such a site, and says how to fix it,
+/// instead of a console whose buttons do nothing.
+#[tokio::test]
+async fn a_site_built_otherwise_than_the_library_is_refused() {
+    let site = std::env::temp_dir().join(format!("backstop-mismatched-site-{}", std::process::id()));
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    let console = |manifest: serde_json::Value| {
+        std::fs::write(site.join("pkg/site.json"), manifest.to_string()).unwrap();
+        let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://localhost/none").unwrap();
+        Console::builder(pool).prefix("/admin/jobs").site_root(&site).authorize(|_| None).build()
+    };
+    let ours = crate::assets::ERASE_COMPONENTS;
+    let refused = console(serde_json::json!({ "output_name": "backstop", "erase_components": !ours }));
+    // `backstop serve` checks the same, before it listens.
+    let serve_refused = crate::web::check_site_root(&site);
+    let matching = console(serde_json::json!({ "output_name": "backstop", "erase_components": ours }));
+    std::fs::remove_dir_all(&site).unwrap();
+
+    let error = refused.unwrap_err();
+    assert!(matches!(error, crate::MountError::SiteBuild(_)), "{error}");
+    assert!(error.to_string().contains("would not hydrate"), "{error}");
+    assert!(error.to_string().contains("erase_components"), "{error}");
+    assert!(serve_refused.is_err());
+    assert!(matching.is_ok());
+}
