@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::buffer::Buffer;
@@ -18,6 +19,7 @@ pub(super) async fn run(
     queue: String,
     wake: Arc<Wake>,
     buffer: Arc<Buffer>,
+    claiming: Arc<Mutex<()>>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = ErrorBackoff::default();
@@ -27,7 +29,12 @@ pub(super) async fn run(
     let mut next_check = tokio::time::Instant::now() + shared.config.heartbeat_interval;
     loop {
         if tokio::time::Instant::now() >= next_check {
-            // Between claims: nothing claimed for this queue is on its way to the held set.
+            // Between this fetcher's claims, and with the urgent lane's held off: nothing
+            // claimed for this queue is on its way to the held set, so a job the database
+            // shows locked by this process and the set lacks really is an orphan. (Without
+            // the lock, a job the lane had just claimed would be handed back while buffered,
+            // and could run twice.)
+            let _no_claims = claiming.lock().await;
             if let Err(e) = hand_back_orphans(&shared, &queue).await {
                 tracing::warn!(queue, error = %e, "checking this process's locks failed");
             }

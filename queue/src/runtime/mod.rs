@@ -395,6 +395,7 @@ impl Runner {
         for (queue, concurrency) in &self.queues {
             let wake = Arc::new(wake::Wake::new());
             wakers.insert(queue.clone(), Arc::clone(&wake));
+            let claiming = Arc::new(tokio::sync::Mutex::new(()));
             let buffer =
                 Arc::new(buffer::Buffer::new(*concurrency, shared.config.prefetch, MAX_ADAPTIVE_PREFETCH));
             fetchers.spawn(fetcher::run(
@@ -402,6 +403,7 @@ impl Runner {
                 queue.clone(),
                 Arc::clone(&wake),
                 Arc::clone(&buffer),
+                Arc::clone(&claiming),
                 shutdown.clone(),
             ));
             fetchers.spawn(urgent_lane::run(
@@ -409,6 +411,7 @@ impl Runner {
                 queue.clone(),
                 wake,
                 Arc::clone(&buffer),
+                claiming,
                 shutdown.clone(),
             ));
             for _ in 0..*concurrency {

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
@@ -24,6 +25,7 @@ pub(super) async fn run(
     queue: String,
     wake: Arc<Wake>,
     buffer: Arc<Buffer>,
+    claiming: Arc<Mutex<()>>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -36,6 +38,9 @@ pub(super) async fn run(
         };
         let room = buffer.target().saturating_sub(buffer.len()).min(shared.config.claim_batch);
         let limit = i64::try_from(room.max(1)).unwrap_or(i64::MAX);
+        // Held until the claimed jobs are in the held set: the fetcher's check for orphaned
+        // locks waits for it (see `fetcher`).
+        let claiming = claiming.lock().await;
         let jobs = match shared.ack_pool.acquire().await {
             Ok(mut conn) => {
                 let from = ClaimFrom::MoreUrgentThan(claimed);
@@ -46,6 +51,7 @@ pub(super) async fn run(
         match jobs {
             Ok(jobs) => {
                 shared.held.add(jobs.iter().map(|job| job.id));
+                drop(claiming);
                 if let Err(refused) = buffer.push(jobs) {
                     // The runner is stopping and has released its buffers already.
                     hand_back(&shared, &queue, refused).await;
