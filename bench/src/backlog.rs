@@ -18,7 +18,9 @@ use sqlx::PgPool;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Args, CountingWorker, Noop, Probe, ProbeWorker, measure_graphile_mode, percentiles};
+use crate::{
+    Args, CountingWorker, Probe, ProbeWorker, enqueue_noop_backlog, measure_graphile_mode, percentiles,
+};
 
 /// One size's results.
 struct Size {
@@ -67,13 +69,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 /// index blocks read per job.
 async fn drain_backstop(jobs: u64, args: &Args) -> anyhow::Result<(f64, Vec<f64>, Vec<f64>, f64)> {
     let pool = backstop_bench::fresh_database("backstop_bench_backlog", "bench", 40).await?.pool;
-    let mut enqueued = 0;
-    while enqueued < jobs {
-        let batch = enqueued..jobs.min(enqueued + 10_000);
-        enqueued = batch.end;
-        backstop::enqueue_many(&pool, batch.map(|_| NewJob::new(&Noop {}))).await?;
-    }
-    sqlx::query("vacuum analyze backstop.jobs").execute(&pool).await?;
+    enqueue_noop_backlog(&pool, jobs).await?;
     eprintln!("backstop backlog {jobs}: enqueued and vacuumed");
 
     let done = Arc::new(AtomicU64::new(0));

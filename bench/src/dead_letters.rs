@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::timing::Timings;
-use crate::{Args, CountingWorker, Noop, percentiles};
+use crate::{Args, CountingWorker, enqueue_noop_backlog, percentiles};
 
 /// The seeded dead jobs' kinds.
 const KINDS: [&str; 10] = [
@@ -144,13 +144,7 @@ async fn measure(dead_rows: u64, args: &Args, timings: &Arc<Timings>) -> anyhow:
         dead_table / 1_048_576
     );
 
-    let mut enqueued = 0;
-    while enqueued < args.jobs {
-        let batch = enqueued..args.jobs.min(enqueued + 10_000);
-        enqueued = batch.end;
-        backstop::enqueue_many(&pool, batch.map(|_| NewJob::new(&Noop {}))).await?;
-    }
-    sqlx::query("vacuum analyze backstop.jobs").execute(&pool).await?;
+    enqueue_noop_backlog(&pool, args.jobs).await?;
     // Write the seed and the backlog out now, not during the runs.
     sqlx::query("checkpoint").execute(&pool).await?;
 

@@ -97,6 +97,19 @@ impl Job for Noop {
     const KIND: &'static str = "noop";
 }
 
+/// Enqueues `jobs` no-op jobs in batches of 10,000 and vacuums the table: the backlog the
+/// `--backlog`, `--processes` and `--dead-letters` modes drain.
+async fn enqueue_noop_backlog(pool: &PgPool, jobs: u64) -> anyhow::Result<()> {
+    let mut enqueued = 0;
+    while enqueued < jobs {
+        let batch = enqueued..jobs.min(enqueued + 10_000);
+        enqueued = batch.end;
+        backstop::enqueue_many(pool, batch.map(|_| NewJob::new(&Noop {}))).await?;
+    }
+    sqlx::query("vacuum analyze backstop.jobs").execute(pool).await?;
+    Ok(())
+}
+
 /// Counts runs; wakes the timer when the target is reached.
 struct CountingWorker {
     done: Arc<AtomicU64>,

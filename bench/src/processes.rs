@@ -12,13 +12,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use backstop::{JobContext, JobError, NewJob, Runner, Worker};
+use backstop::{JobContext, JobError, Runner, Worker};
 use sqlx::postgres::PgPoolOptions;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Args, Noop};
+use crate::{Args, Noop, enqueue_noop_backlog};
 
 struct Run {
     processes: usize,
@@ -59,13 +59,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 async fn drain(processes: usize, args: &Args) -> anyhow::Result<f64> {
     let db = backstop_bench::fresh_database("backstop_bench_processes", "bench", 4).await?;
     let pool = db.pool;
-    let mut enqueued = 0;
-    while enqueued < args.jobs {
-        let batch = enqueued..args.jobs.min(enqueued + 10_000);
-        enqueued = batch.end;
-        backstop::enqueue_many(&pool, batch.map(|_| NewJob::new(&Noop {}))).await?;
-    }
-    sqlx::query("vacuum analyze backstop.jobs").execute(&pool).await?;
+    enqueue_noop_backlog(&pool, args.jobs).await?;
 
     let mut children = Vec::new();
     for _ in 0..processes {
