@@ -113,6 +113,8 @@ pub enum Action {
     Panic,
     SleepMillis(u64),
     FailUntilAttempt(i32),
+    /// Runs until the test opens the worker's gate (`ScriptedWorker::open_gate`).
+    WaitForGate,
 }
 
 impl Job for Scripted {
@@ -136,11 +138,17 @@ pub struct ScriptedWorker {
     pub runs: Arc<std::sync::Mutex<Vec<(String, i32)>>>,
     pub running: Arc<AtomicUsize>,
     pub max_running: Arc<AtomicUsize>,
+    gate: CancellationToken,
 }
 
 impl ScriptedWorker {
     pub fn runs(&self) -> Vec<(String, i32)> {
         self.runs.lock().unwrap().clone()
+    }
+
+    /// Lets every `WaitForGate` job finish, now and from now on.
+    pub fn open_gate(&self) {
+        self.gate.cancel();
     }
 }
 
@@ -169,6 +177,10 @@ impl Worker for ScriptedWorker {
             }
             Action::FailUntilAttempt(n) if ctx.attempt < n => Err(JobError::retry("not yet")),
             Action::FailUntilAttempt(_) => Ok(()),
+            Action::WaitForGate => {
+                self.gate.cancelled().await;
+                Ok(())
+            }
         };
         self.running.fetch_sub(1, Ordering::SeqCst);
         result
