@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 const JOBS: usize = 50;
+const WORKER_ID: &str = "db-crash-test";
 
 /// Claims and completions commit asynchronously, so a database crash loses the last moments
 /// of them. A lost completion leaves its job locked by a worker that is alive and heartbeating,
@@ -41,11 +42,31 @@ async fn jobs_whose_completion_a_crash_lost_run_again_while_their_worker_lives(
     let pool = pool(opts).await;
     let jobs = (0..JOBS).map(|i| NewJob::new(&Scripted::new(format!("job{i}"), Action::WaitForGate)));
     backstop::enqueue_many(&pool, jobs).await.unwrap();
+    // A lock the runner does not know of from the start (its worker id is fixed, as after a
+    // restart): its first lock check hands it back, so the hand-back after the crash below
+    // must come from a check that the crash itself brought on.
+    let lost = backstop::enqueue(&pool, NewJob::new(&Scripted::new("lost before start", Action::Succeed)))
+        .await
+        .unwrap()
+        .created()
+        .unwrap();
+    sqlx::query("update backstop.jobs set locked_by = $1, locked_at = now(), attempts = 1 where id = $2")
+        .bind(WORKER_ID)
+        .bind(lost)
+        .execute(&pool)
+        .await
+        .unwrap();
 
     let worker = ScriptedWorker::default();
-    let runner = RunningRunner::start(test_runner(&pool).queue("default", JOBS).register(worker.clone()));
+    let runner = RunningRunner::start(
+        test_runner(&pool).worker_id(WORKER_ID).queue("default", JOBS + 1).register(worker.clone()),
+    );
     let claimed = "select count(*) from backstop.jobs where locked_by is not null";
     wait_for_count(&pool, claimed, JOBS as i64, Duration::from_secs(15)).await;
+    wait_for("the lock lost before the start to be handed back and run", Duration::from_secs(15), || async {
+        worker.runs().iter().any(|(label, _)| label == "lost before start").then_some(())
+    })
+    .await;
     flush_log(&pool).await; // every claim is on disk
     let wal_writer = wal_writer_pid(&pool).await;
     let _stopped = StoppedProcess::stop(wal_writer);
@@ -69,6 +90,7 @@ async fn jobs_whose_completion_a_crash_lost_run_again_while_their_worker_lives(
     let mut runs: Vec<String> = worker.runs().into_iter().map(|(label, _)| label).collect();
     runs.sort_unstable();
     let mut expected: Vec<String> = (0..JOBS).flat_map(|i| [format!("job{i}"), format!("job{i}")]).collect();
+    expected.push("lost before start".into());
     expected.sort_unstable();
     assert_eq!(
         runs, expected,

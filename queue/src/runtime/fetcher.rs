@@ -27,10 +27,19 @@ pub(super) async fn run(
     // interval, as an idle fetcher's poll does.
     let mut cursor = ClaimCursor::new(shared.config.poll_interval);
     let mut next_check = tokio::time::Instant::now() + shared.config.heartbeat_interval;
+    // The doubts (`Shared::ack_doubts`) the last lock check covered: none yet.
+    let mut checked_doubts = None;
     loop {
         if tokio::time::Instant::now() >= next_check {
-            if let Err(e) = check_for_orphans(&shared, &queue, &claiming).await {
-                tracing::warn!(queue, error = %e, "checking this process's locks failed");
+            // Only after something that may have lost acknowledgements: the check reads an
+            // index entry for every job claimed since the last vacuum (measured during a 2 M
+            // backlog drain: 300 ms a check, up to 860 ms), taken from the drain's CPU.
+            let doubts = shared.ack_doubts.load(Ordering::Acquire);
+            if checked_doubts != Some(doubts) {
+                match check_for_orphans(&shared, &queue, &claiming).await {
+                    Ok(_) => checked_doubts = Some(doubts),
+                    Err(e) => tracing::warn!(queue, error = %e, "checking this process's locks failed"),
+                }
             }
             next_check = tokio::time::Instant::now() + shared.config.heartbeat_interval;
         }
