@@ -482,30 +482,61 @@ pub(crate) struct StaleJob {
     pub timeout_secs: f64,
 }
 
-/// Each job is judged by its owner's own heartbeat timeout (`backstop.workers`), so a rescuer
-/// with a shorter one never takes jobs from a live process that beats rarely. Locks of a
-/// process with no row (gone after a clean stop, or cleaned up a day later) use the rescuer's
-/// `default_timeout_secs`.
-pub(crate) async fn job_find_stale(
+/// Jobs locked by processes whose row in `backstop.workers` says they stopped heartbeating,
+/// each judged by its owner's own timeout, so a rescuer with a shorter one never takes jobs
+/// from a live process that beats rarely.
+///
+/// It starts from the workers' rows, and reads the locks (`jobs_locked`) of silent processes
+/// only. Reading every lock instead walks an index entry for every job claimed since the
+/// table's last vacuum: measured during a 2,000,000-job backlog drain, 0.9 s a rescue, up to
+/// 2.5 s, in every process at every heartbeat.
+pub(crate) async fn job_find_stale_of_silent_workers(
+    conn: &mut PgConnection,
+    now: Option<DateTime<Utc>>,
+) -> sqlx::Result<Vec<StaleJob>> {
+    sqlx::query_as(
+        r#"
+        select j.id, j.locked_by, j.attempts, j.max_attempts,
+               extract(epoch from w.heartbeat_timeout)::float8 as timeout_secs
+        from backstop.workers w
+        -- Lateral, and with its own limit, so it stays a scan of each silent process's
+        -- locks: a join lets the planner merge-join the whole of `jobs_locked` instead.
+        cross join lateral (
+            select j.id, j.locked_by, j.attempts, j.max_attempts
+            from backstop.jobs j
+            where j.locked_by = w.id
+              and j.locked_at < coalesce($1, now()) - w.heartbeat_timeout
+            limit 1000
+            -- Only the job rows: the owner's row stays free for its own heartbeat.
+            for update skip locked
+        ) j
+        where w.last_seen < coalesce($1, now()) - w.heartbeat_timeout
+        order by j.id
+        limit 1000
+        "#,
+    )
+    .bind(now)
+    .fetch_all(conn)
+    .await
+}
+
+/// Jobs locked by processes that left no row in `backstop.workers` (their row deleted a day
+/// after they fell silent, or by hand), judged by the rescuer's `default_timeout_secs`. This
+/// reads every lock's index entry, so it runs once a maintenance interval, in one process.
+pub(crate) async fn job_find_stale_ownerless(
     conn: &mut PgConnection,
     default_timeout_secs: f64,
     now: Option<DateTime<Utc>>,
 ) -> sqlx::Result<Vec<StaleJob>> {
     sqlx::query_as(
         r#"
-        select j.id, j.locked_by, j.attempts, j.max_attempts,
-               extract(epoch from t.timeout)::float8 as timeout_secs
+        select j.id, j.locked_by, j.attempts, j.max_attempts, $1::float8 as timeout_secs
         from backstop.jobs j
-        left join backstop.workers w on w.id = j.locked_by
-        cross join lateral (
-            select coalesce(w.heartbeat_timeout, make_interval(secs => $1)) as timeout
-        ) t
         where j.locked_by is not null
-          and j.locked_at < coalesce($2, now()) - t.timeout
-          and (w.id is null or w.last_seen < coalesce($2, now()) - t.timeout)
+          and j.locked_at < coalesce($2, now()) - make_interval(secs => $1)
+          and not exists (select 1 from backstop.workers w where w.id = j.locked_by)
         order by j.id
         limit 1000
-        -- Only the job rows: the owner's row stays free for its own heartbeat.
         for update of j skip locked
         "#,
     )

@@ -110,7 +110,8 @@ pub async fn fail(pool: &PgPool, job: Claimed, worker_id: &str, error: JobError)
 /// judging each by its owner's recorded timeout or, for an owner without a row, by
 /// `heartbeat_timeout`, at time `now` (`None`: the database's clock). Returns how many.
 pub async fn rescue(pool: &PgPool, heartbeat_timeout: Duration, now: Option<DateTime<Utc>>) -> Result<usize> {
-    Ok(crate::runtime::rescue_stale_jobs(pool, heartbeat_timeout, now).await?)
+    Ok(crate::runtime::rescue_stale_jobs(pool, heartbeat_timeout, now, crate::runtime::Owners::SilentOrGone)
+        .await?)
 }
 
 /// Drops what an interrupted rebuild left and rebuilds the GIN indexes of `backstop.jobs`

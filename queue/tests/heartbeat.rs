@@ -164,6 +164,29 @@ async fn rescue_waits_for_each_owner_s_own_heartbeat_timeout(_: PgPoolOptions, o
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_runner_takes_back_the_jobs_of_a_process_that_left_no_row(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    // As if its row had been deleted a day after it fell silent: only its lock is left.
+    let orphaned = silent_owner(&pool, "vanished", 2.0, 60.0).await;
+    sqlx::query("delete from backstop.workers where id = 'vanished'").execute(&pool).await.unwrap();
+    // Judged by the rescuer's own timeout (30 s), at its maintenance interval: the lock is
+    // 60 s old.
+    let rescuer = RunningRunner::start(
+        test_runner(&pool)
+            .worker_id("rescuer")
+            .heartbeat(Duration::from_millis(100), Duration::from_secs(30))
+            .maintenance_interval(Duration::from_millis(100)),
+    );
+    wait_for_count(&pool, "select count(*) from backstop.jobs where locked_by is null", 1, DEADLINE).await;
+    rescuer.stop().await;
+    let rescued = backstop::admin::job(&pool, orphaned).await.unwrap().unwrap();
+    assert!(rescued.errors.0[0].error.contains("stopped heartbeating for over 30s"), "{:?}", rescued.errors);
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn a_runner_records_its_own_heartbeat_timeout(_: PgPoolOptions, opts: PgConnectOptions) {
     let pool = pool(opts).await;
     let runner = RunningRunner::start(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use super::buffer::Buffer;
@@ -40,7 +40,8 @@ async fn beat_and_rescue(shared: &Shared, queues: &[(String, usize)]) -> sqlx::R
     sql::worker_heartbeat(&mut conn, &shared.config.worker_id, queues, timeout).await?;
     drop(conn);
     record_unrecorded(shared).await;
-    let rescued = rescue_stale_jobs(&shared.pool, shared.config.heartbeat_timeout, None).await?;
+    let rescued =
+        rescue_stale_jobs(&shared.pool, shared.config.heartbeat_timeout, None, Owners::Silent).await?;
     if rescued > 0 {
         tracing::warn!(rescued, "took back jobs from worker processes that stopped heartbeating");
     }
@@ -65,6 +66,16 @@ pub(super) async fn record_unrecorded(shared: &Shared) {
     }
 }
 
+/// Whose locks a rescue takes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owners {
+    /// Processes whose row says they stopped heartbeating: every heartbeat, as it is cheap.
+    Silent,
+    /// Those, and processes that left no row: once a maintenance interval (see
+    /// `sql::job_find_stale_ownerless`).
+    SilentOrGone,
+}
+
 /// Jobs locked by a process that has not heartbeated within its own timeout (`timeout`, the
 /// rescuer's, for a process that left no row) count a failed attempt and run again now, or
 /// move to the dead-letter table if that was their last. `now` is for tests (`None`: the
@@ -73,9 +84,25 @@ pub(crate) async fn rescue_stale_jobs(
     pool: &PgPool,
     timeout: Duration,
     now: Option<DateTime<Utc>>,
+    owners: Owners,
 ) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
-    let stale = sql::job_find_stale(&mut tx, timeout.as_secs_f64(), now).await?;
+    let rescued = rescue_in(&mut tx, timeout, now, owners).await?;
+    tx.commit().await?;
+    Ok(rescued)
+}
+
+/// [`rescue_stale_jobs`] in the caller's transaction.
+async fn rescue_in(
+    tx: &mut PgConnection,
+    timeout: Duration,
+    now: Option<DateTime<Utc>>,
+    owners: Owners,
+) -> sqlx::Result<usize> {
+    let mut stale = sql::job_find_stale_of_silent_workers(tx, now).await?;
+    if owners == Owners::SilentOrGone {
+        stale.extend(sql::job_find_stale_ownerless(tx, timeout.as_secs_f64(), now).await?);
+    }
     for job in &stale {
         let owner_timeout = Duration::try_from_secs_f64(job.timeout_secs).unwrap_or(timeout);
         // Which process it was is in the attempt's history (`worker`), not in the message: the
@@ -93,9 +120,8 @@ pub(crate) async fn rescue_stale_jobs(
             decision: Decision::Retry,
             backoff_until: Utc::now(),
         };
-        record_failure(&mut tx, &failure).await?;
+        record_failure(tx, &failure).await?;
     }
-    tx.commit().await?;
     Ok(stale.len())
 }
 
@@ -133,6 +159,11 @@ pub(crate) async fn cleanup_once(shared: &Shared) -> sqlx::Result<()> {
     if sql::maintenance_try_lock(&mut tx).await? {
         sql::job_stats_delete_older_than(&mut tx, stats_cutoff).await?;
         sql::worker_delete_stale(&mut tx).await?;
+        // Here rather than at every heartbeat, and one process at a time: it reads every lock.
+        let rescued = rescue_in(&mut tx, shared.config.heartbeat_timeout, None, Owners::SilentOrGone).await?;
+        if rescued > 0 {
+            tracing::warn!(rescued, "took back jobs from worker processes that left no row");
+        }
     }
     tx.commit().await
 }

@@ -23,7 +23,7 @@ mod wake;
 #[cfg(feature = "testing")]
 pub(crate) use index_upkeep::rebuild_outgrown;
 #[cfg(feature = "testing")]
-pub(crate) use maintenance::rescue_stale_jobs;
+pub(crate) use maintenance::{Owners, rescue_stale_jobs};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
