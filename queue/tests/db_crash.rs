@@ -43,8 +43,7 @@ async fn jobs_whose_completion_a_crash_lost_run_again_while_their_worker_lives(
     let jobs = (0..JOBS).map(|i| NewJob::new(&Scripted::new(format!("job{i}"), Action::WaitForGate)));
     backstop::enqueue_many(&pool, jobs).await.unwrap();
     // A lock the runner does not know of from the start (its worker id is fixed, as after a
-    // restart): its first lock check hands it back, so the hand-back after the crash below
-    // must come from a check that the crash itself brought on.
+    // restart): its lock check hands that back too.
     let lost = backstop::enqueue(&pool, NewJob::new(&Scripted::new("lost before start", Action::Succeed)))
         .await
         .unwrap()

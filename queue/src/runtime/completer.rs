@@ -1,7 +1,6 @@
 //! Deletes completed jobs in batches: one statement for however many finished meanwhile.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
@@ -38,8 +37,6 @@ pub(super) async fn run(shared: Arc<Shared>, mut completed: mpsc::UnboundedRecei
                 Ok(()) => break,
                 Err(e) if attempt == MAX_TRIES => {
                     tracing::error!(jobs = batch.len(), error = %e, "could not record completed jobs; they will run again");
-                    // Their locks are orphaned once they leave `held` below: have them found.
-                    shared.ack_doubts.fetch_add(1, Ordering::Release);
                 }
                 Err(e) => {
                     let delay = backoff.next_delay();

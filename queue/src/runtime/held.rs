@@ -6,11 +6,9 @@
 //! unclaimed again), but a lost completion brings back the job locked by this process, which
 //! is alive and heartbeating, so no rescue ever takes it back, while this process has
 //! forgotten it. So does a completion the completer gave up on. Each fetcher therefore
-//! compares the jobs of its queue the database says this process holds with the ones it knows
-//! it holds, and hands back the difference to run again (at-least-once, as for a lost claim).
-//! It does so at the heartbeat interval after anything that may have lost acknowledgements
-//! (`Shared::ack_doubts`): a new connection in the runner's pool, which every database crash or
-//! failover forces, or a completer that gave up.
+//! compares, once a heartbeat interval, the jobs of its queue the database says this process
+//! holds with the ones it knows it holds, and hands back the difference to run again
+//! (at-least-once, as for a lost claim).
 //!
 //! Why it is exact: a job enters the set when its claim returns, before its claimer (the
 //! queue's fetcher or urgent lane) does anything else, and leaves only once its outcome is

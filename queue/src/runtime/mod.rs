@@ -26,7 +26,6 @@ pub(crate) use index_upkeep::rebuild_outgrown;
 pub(crate) use maintenance::{Owners, rescue_stale_jobs};
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -245,9 +244,7 @@ impl RunnerBuilder {
         for schedule in &self.cron {
             schedule.validate()?;
         }
-        let ack_doubts = Arc::new(AtomicU64::new(0));
-        let ack_pool =
-            ack_pool(&self.pool, self.queues.len(), self.config.durable_acks, Arc::clone(&ack_doubts));
+        let ack_pool = ack_pool(&self.pool, self.queues.len(), self.config.durable_acks);
         Ok(Runner {
             shared: Arc::new(Shared {
                 #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
@@ -262,7 +259,6 @@ impl RunnerBuilder {
                 in_flight: Mutex::new(HashMap::new()),
                 unrecorded: Mutex::new(Vec::new()),
                 held: held::Held::default(),
-                ack_doubts,
             }),
             queues: self.queues,
             cron: self.cron,
@@ -313,11 +309,6 @@ pub(crate) struct Shared {
     /// Jobs claimed and their outcome not yet written: what the fetchers compare the
     /// database's locks with, to find locks a database crash brought back (see `held`).
     pub held: held::Held,
-    /// Counts what may have lost acknowledgements: every connection the ack pool opens (after
-    /// a database crash or failover, every connection is new) and every batch of completions
-    /// the completer gave up on. The fetchers check their locks against `held` when it has
-    /// changed (see `fetcher`).
-    pub ack_doubts: Arc<AtomicU64>,
     /// Error tracker and tracing backend hooks (features `sentry`, `opentelemetry`).
     #[cfg(any(feature = "sentry", feature = "opentelemetry"))]
     pub telemetry: crate::telemetry::Telemetry,
@@ -505,7 +496,7 @@ async fn register(shared: &Shared, queues: &[(String, usize)], cron: &[CronSched
 /// A small pool of the runner's own for claims, completions and heartbeats, with the same
 /// connection settings as the caller's pool (plus `synchronous_commit = off` unless durable
 /// acks were asked for). Kept apart so the caller's transactions keep their durability.
-fn ack_pool(pool: &PgPool, queues: usize, durable_acks: bool, doubts: Arc<AtomicU64>) -> PgPool {
+fn ack_pool(pool: &PgPool, queues: usize, durable_acks: bool) -> PgPool {
     let mut options = (*pool.connect_options()).clone();
     if !durable_acks {
         options = options.options([("synchronous_commit", "off")]);
@@ -518,10 +509,6 @@ fn ack_pool(pool: &PgPool, queues: usize, durable_acks: bool, doubts: Arc<Atomic
         // No ping before each claim: a dead connection fails the claim itself, which backs
         // off and retries on a fresh one. The ping was a round trip on every wake-up.
         .test_before_acquire(false)
-        .after_connect(move |_, _| {
-            doubts.fetch_add(1, Ordering::Release);
-            Box::pin(async { Ok(()) })
-        })
         .connect_lazy_with(options)
 }
 
