@@ -1,6 +1,6 @@
 //! One per queue, beside its fetcher: claims announced work more urgent than what the fetcher
-//! last claimed, at once and on its own connection, and puts it in the buffer, which hands it
-//! to the next free executor.
+//! last claimed, at once and on a connection of the runner's pool (sized with one for each
+//! lane), and puts it in the buffer, which hands it to the next free executor.
 //!
 //! The fetcher's claims are batches (hundreds of rows, several milliseconds while a backlog of
 //! millions drains), and while its buffer is full it waits for executors to take half of it.
