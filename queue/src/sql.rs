@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
 use crate::rows::{DeadJob, JobRecord};
-use crate::text::StoredText;
+use crate::text::{MAX_KEPT_ATTEMPT_ERRORS, StoredText};
 
 /// The LISTEN/NOTIFY channel's name, as a literal for statements built with `concat!` (the
 /// enqueue statement); everything else uses [`NOTIFY_CHANNEL`] or binds it.
@@ -31,6 +31,9 @@ macro_rules! notify_channel {
 /// look back at the head: see `runtime::fetcher`), and the bare queue name from everything else
 /// (pause, run now, retry, the alert triggers), which means "look from the head".
 pub(crate) const NOTIFY_CHANNEL: &str = notify_channel!();
+
+/// [`MAX_KEPT_ATTEMPT_ERRORS`] as `backstop.append_attempt_error` takes it.
+const KEPT_ATTEMPT_ERRORS: i32 = MAX_KEPT_ATTEMPT_ERRORS as i32;
 
 /// Column-wise rows for one multi-row insert (`unnest` of arrays: one statement, one round
 /// trip, however many jobs).
@@ -316,7 +319,8 @@ pub(crate) async fn job_complete_many(
     .map(drop)
 }
 
-/// Records a failed attempt and schedules the next. `false` if the job is no longer ours.
+/// Records a failed attempt and schedules the next. `false` if the job is no longer ours. The
+/// error history keeps its first and newest entries (`backstop.append_attempt_error`).
 pub(crate) async fn job_retry_later(
     conn: &mut PgConnection,
     id: i64,
@@ -330,7 +334,7 @@ pub(crate) async fn job_retry_later(
         with failed as (
             update backstop.jobs
             set locked_by = null, locked_at = null, run_at = $3, last_error = $4,
-                errors = errors || jsonb_build_array($5::jsonb)
+                errors = backstop.append_attempt_error(errors, $5::jsonb, $6)
             where id = $1 and locked_by = $2
             returning queue, kind
         )
@@ -345,13 +349,15 @@ pub(crate) async fn job_retry_later(
     .bind(run_at)
     .bind(error.as_str())
     .bind(history_entry)
+    .bind(KEPT_ATTEMPT_ERRORS)
     .fetch_optional(conn)
     .await?;
     Ok(row.is_some())
 }
 
-/// Moves a job and its whole error history to the dead-letter table. `locked_by` must match
-/// (`None`: the job must be unlocked, as for an operator's cancel). Returns the dead row.
+/// Moves a job and its error history (capped as in [`job_retry_later`]) to the dead-letter
+/// table. `locked_by` must match (`None`: the job must be unlocked, as for an operator's
+/// cancel). Returns the dead row.
 pub(crate) async fn job_move_to_dead(
     conn: &mut PgConnection,
     id: i64,
@@ -373,7 +379,8 @@ pub(crate) async fn job_move_to_dead(
                 max_attempts, errors, last_error, unique_key, created_at, died_at, reason, group_id,
                 trace_context)
             select id, queue, kind, payload, priority, attempts, max_attempts,
-                   case when $4::jsonb is null then errors else errors || jsonb_build_array($4::jsonb) end,
+                   case when $4::jsonb is null then errors
+                        else backstop.append_attempt_error(errors, $4::jsonb, $6) end,
                    $3, unique_key, created_at, now(), $5, null, trace_context
             from moved
             returning *
@@ -396,6 +403,7 @@ pub(crate) async fn job_move_to_dead(
     .bind(error.as_str())
     .bind(history_entry)
     .bind(reason)
+    .bind(KEPT_ATTEMPT_ERRORS)
     .fetch_optional(conn)
     .await
 }

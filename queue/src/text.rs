@@ -16,6 +16,16 @@ use std::fmt::Write as _;
 /// touches, the dead-letter table, and each page that shows it.
 pub const MAX_ERROR_MESSAGE_BYTES: usize = 16 * 1024;
 
+/// A job's error history keeps at most this many failed attempts: its first and its newest.
+/// Each entry is up to [`MAX_ERROR_MESSAGE_BYTES`], so a job with many attempts (or one retried
+/// from the dead letters again and again) stays under a megabyte of history instead of growing
+/// until PostgreSQL refuses to record its failures. The attempt numbers of the entries kept
+/// show what was dropped between the first and the newest.
+pub const MAX_KEPT_ATTEMPT_ERRORS: usize = 50;
+
+// The first attempt and the newest one are always kept.
+const _: () = assert!(MAX_KEPT_ATTEMPT_ERRORS >= 2);
+
 /// What PostgreSQL stores in place of each NUL character of an error message.
 pub(crate) const NUL_REPLACEMENT: char = '\u{FFFD}';
 

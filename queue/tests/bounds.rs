@@ -1,4 +1,5 @@
-//! Bounded work: stored error messages are capped, actions and counts take a bounded request,
+//! Bounded work: stored error messages are capped, and so is each job's error history; actions
+//! and counts take a bounded request,
 //! and `Duration::MAX` anywhere in the configuration means "as good as never", not a panic.
 
 mod common;
@@ -6,7 +7,10 @@ mod common;
 use std::time::Duration;
 
 use backstop::admin::{self, DeadAction, JobSearch, LiveAction};
-use backstop::{Error, Job, JobContext, JobError, MAX_ERROR_MESSAGE_BYTES, NewJob, Runner, Worker};
+use backstop::{
+    Error, Job, JobContext, JobError, MAX_ERROR_MESSAGE_BYTES, MAX_KEPT_ATTEMPT_ERRORS, NewJob, Runner,
+    Worker,
+};
 use common::{RunningRunner, count, pool, wait_for_count};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -64,6 +68,81 @@ async fn long_error_messages_are_cut_in_last_error_and_every_history_entry(
     let live = backstop::enqueue(&pool, NewJob::from_json("k", &json!({}))).await.unwrap().created().unwrap();
     admin::cancel_jobs(&pool, &[live], &"x".repeat(100_000)).await.unwrap();
     assert_cut(&admin::dead_job(&pool, live).await.unwrap().unwrap().last_error.unwrap(), 100_000);
+}
+
+/// Fails every attempt with its own number in the message, to retry at once, `attempts` times.
+#[derive(Serialize, Deserialize)]
+struct Stubborn;
+
+impl Job for Stubborn {
+    const KIND: &'static str = "stubborn";
+}
+
+struct StubbornWorker;
+
+impl Worker for StubbornWorker {
+    type Job = Stubborn;
+    async fn work(&self, _: Stubborn, ctx: JobContext) -> Result<(), JobError> {
+        Err(JobError::retry_at(chrono::Utc::now(), format!("attempt {} failed", ctx.attempt)))
+    }
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_job_with_many_attempts_keeps_its_first_and_newest_errors(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    let attempts = MAX_KEPT_ATTEMPT_ERRORS as i32 + 70;
+    let id = backstop::enqueue(&pool, NewJob::new(&Stubborn).max_attempts(attempts))
+        .await
+        .unwrap()
+        .created()
+        .unwrap();
+    let runner = RunningRunner::start(
+        common::test_runner(&pool).poll_interval(Duration::from_millis(5)).register(StubbornWorker),
+    );
+    wait_for_count(&pool, "select count(*) from backstop.dead_jobs", 1, Duration::from_secs(60)).await;
+    runner.stop().await;
+
+    let dead = admin::dead_job(&pool, id).await.unwrap().unwrap();
+    assert_eq!(dead.attempts, attempts);
+    assert_eq!(dead.last_error.as_deref(), Some(format!("attempt {attempts} failed").as_str()));
+    let kept: Vec<i32> = dead.errors.0.iter().map(|e| e.attempt).collect();
+    let newest = attempts - MAX_KEPT_ATTEMPT_ERRORS as i32 + 2..=attempts;
+    assert_eq!(kept, std::iter::once(1).chain(newest).collect::<Vec<_>>());
+    for entry in &dead.errors.0 {
+        assert_eq!(entry.error, format!("attempt {} failed", entry.attempt));
+    }
+}
+
+/// `backstop.append_attempt_error` against what it promises, for every history length up to
+/// past the cap and several caps: the first entry, then the newest, then the new one.
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn the_history_cap_keeps_the_first_and_the_newest_entries(_: PgPoolOptions, opts: PgConnectOptions) {
+    let pool = pool(opts).await;
+    for keep in [2_usize, 3, 7, MAX_KEPT_ATTEMPT_ERRORS] {
+        for len in 0..=keep + 3 {
+            let history: Vec<serde_json::Value> = (1..=len).map(|n| json!({ "attempt": n })).collect();
+            let entry = json!({ "attempt": len + 1, "error": "<b>it's</b>'); drop table backstop.jobs; --" });
+            let appended: serde_json::Value =
+                sqlx::query_scalar("select backstop.append_attempt_error($1, $2, $3)")
+                    .bind(json!(history))
+                    .bind(&entry)
+                    .bind(keep as i32)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            let mut expected = history.clone();
+            expected.push(entry.clone());
+            if expected.len() > keep {
+                let newest = expected.split_off(expected.len() - (keep - 1));
+                expected.truncate(1);
+                expected.extend(newest);
+            }
+            assert_eq!(appended, json!(expected), "keep {keep}, {len} entries before");
+        }
+    }
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
