@@ -209,6 +209,28 @@ pub struct AttemptRow {
     pub message: String,
 }
 
+/// The attempts whose errors a job's history no longer holds, between two it kept: the
+/// history keeps the first failed attempt and the newest (`backstop::MAX_KEPT_ATTEMPT_ERRORS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptsNotKept {
+    /// The first attempt left out.
+    pub from: i32,
+    /// The last attempt left out.
+    pub to: i32,
+}
+
+/// Where attempts are missing from a history, oldest first: each gap in the attempt numbers
+/// of consecutive entries (a job retried from the dead letters counts from 1 again, which is
+/// not a gap).
+pub fn attempts_not_kept(attempts: &[AttemptRow]) -> Vec<(usize, AttemptsNotKept)> {
+    attempts
+        .windows(2)
+        .enumerate()
+        .filter(|(_, pair)| pair[1].attempt > pair[0].attempt.saturating_add(1))
+        .map(|(i, pair)| (i + 1, AttemptsNotKept { from: pair[0].attempt + 1, to: pair[1].attempt - 1 }))
+        .collect()
+}
+
 /// Everything about one job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobDetail {
@@ -588,6 +610,28 @@ pub struct AlertsStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_history_shows_where_attempts_were_left_out() {
+        let row = |attempt| AttemptRow {
+            attempt,
+            at: Moment { relative: String::new(), exact: String::new() },
+            worker: String::new(),
+            message: String::new(),
+        };
+        let history: Vec<AttemptRow> = [1, 72, 73, 74].into_iter().map(row).collect();
+        assert_eq!(attempts_not_kept(&history), vec![(1, AttemptsNotKept { from: 2, to: 71 })]);
+        // Whole, retried from the dead letters (counting from 1 again), or empty: no gap.
+        for whole in [vec![1, 2, 3], vec![1, 2, 1, 2], vec![], vec![5]] {
+            let history: Vec<AttemptRow> = whole.into_iter().map(row).collect();
+            assert_eq!(attempts_not_kept(&history), vec![]);
+        }
+        let history: Vec<AttemptRow> = [1, 3, 1, 2, 5].into_iter().map(row).collect();
+        assert_eq!(
+            attempts_not_kept(&history),
+            vec![(1, AttemptsNotKept { from: 2, to: 2 }), (4, AttemptsNotKept { from: 3, to: 4 })]
+        );
+    }
 
     #[test]
     fn a_filter_survives_the_round_trip_through_the_url() {

@@ -7,7 +7,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::api::{act_on_jobs, edit_and_retry, job_detail_for, reveal_masked};
 use crate::app::use_user;
 use crate::components::{ErrorNotice, Loading, StateBadge, Time, use_live};
-use crate::model::{ActionReport, AttemptRow, GRAPHILE, JobAction, JobDetail, State};
+use crate::model::{ActionReport, AttemptRow, GRAPHILE, JobAction, JobDetail, State, attempts_not_kept};
 
 /// What an operator can do to this job.
 #[derive(Clone, Debug, PartialEq)]
@@ -148,9 +148,12 @@ fn JobView(
     }
 }
 
-/// Every failed attempt, newest first: the first line as the summary, the rest as the trace.
+/// Every failed attempt the history kept, newest first: the first line as the summary, the
+/// rest as the trace, and where attempts were left out (see [`attempts_not_kept`]), a line
+/// saying so.
 #[component]
 fn Timeline(attempts: Vec<AttemptRow>) -> impl IntoView {
+    let gaps = attempts_not_kept(&attempts);
     view! {
         <section aria-labelledby="attempts-title" class="mt-8">
             <h2 id="attempts-title" class="text-sm font-semibold">{format!("Failed attempts ({})", attempts.len())}</h2>
@@ -159,7 +162,8 @@ fn Timeline(attempts: Vec<AttemptRow>) -> impl IntoView {
             } else {
                 view! {
                     <ol class="mt-3 space-y-3 border-l-2 border-slate-200 pl-4 dark:border-slate-800">
-                        {attempts.into_iter().rev().map(|attempt| {
+                        {attempts.into_iter().enumerate().rev().map(|(i, attempt)| {
+                            let not_kept = gaps.iter().find(|(at, _)| *at == i).map(|(_, gap)| *gap);
                             let (summary, trace) = attempt.message.split_once('\n').map_or((attempt.message.clone(), None), |(first, rest)| (first.to_owned(), Some(rest.to_owned())));
                             view! {
                                 <li data-testid="attempt" class="rounded-lg border border-slate-200 bg-white p-3 text-sm shadow-sm dark:border-slate-800 dark:bg-slate-900">
@@ -172,6 +176,12 @@ fn Timeline(attempts: Vec<AttemptRow>) -> impl IntoView {
                                     // Wrapped on a phone (as the group's latest error), scrolled elsewhere.
                                     {trace.map(|trace| view! { <pre data-testid="attempt-trace" class="mt-2 overflow-auto text-xs text-slate-600 max-md:whitespace-pre-wrap max-md:wrap-anywhere dark:text-slate-400">{trace}</pre> })}
                                 </li>
+                                {not_kept.map(|gap| view! {
+                                    <li data-testid="attempts-not-kept" class="text-xs text-slate-500 dark:text-slate-400">
+                                        {if gap.from == gap.to { format!("Attempt {}", gap.from) } else { format!("Attempts {}–{}", gap.from, gap.to) }}
+                                        ": errors not kept (a job's history keeps its first failed attempt and its newest)"
+                                    </li>
+                                })}
                             }
                         }).collect_view()}
                     </ol>

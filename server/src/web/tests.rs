@@ -166,6 +166,32 @@ async fn hostile_payloads_and_errors_render_as_text(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_job_page_says_which_attempts_its_history_left_out(pool: PgPool) {
+    let id = dead_job(&pool, "stubborn", serde_json::json!({}), "attempt 73 failed").await;
+    // What the history holds after 73 failed attempts with a cap of 3: the first, the newest.
+    sqlx::query(
+        "update backstop.dead_jobs set errors = (select jsonb_agg(jsonb_build_object('at', now(), \
+         'attempt', n, 'error', 'attempt ' || n || ' failed', 'worker', 'w')) from unnest(array[1, 72, 73]) n) \
+         where id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (status, _, html) = send(&console(pool, &[]), get(&format!("/jobs/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(html.matches(r#"data-testid="attempts-not-kept""#).count(), 1, "{html}");
+    // (Leptos marks where one text node ends and the next begins with `<!>`.)
+    assert!(html.replace("<!>", "").contains("Attempts 2–71: errors not kept"), "{html}");
+    let (newest, gap, first) = (
+        html.find("attempt 72 failed").unwrap(),
+        html.find("Attempts 2–71").unwrap(),
+        html.find("attempt 1 failed").unwrap(),
+    );
+    assert!(newest < gap && gap < first, "newest first, the gap where it is");
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn viewers_read_but_cannot_act(pool: PgPool) {
     let id = dead_job(&pool, "charge", serde_json::json!({}), "declined").await;
     let router = console(pool.clone(), &["vera:v-pass:viewer", "otto:o-pass:operator"]);
