@@ -11,7 +11,10 @@ use crate::Result;
 use crate::job::JobId;
 use crate::sql;
 
-pub use crate::rows::{AttemptError, AuditEntry, DeadJob, HealthAlert, JobRecord, QueueCounts, QueueHealth};
+pub use crate::rows::{
+    AttemptError, AuditEntry, DeadJob, HealthAlert, JobRecord, QueueCounts, QueueHealth,
+    UNREADABLE_PAYLOAD_KEY,
+};
 pub use crate::sql::StatsRow;
 pub use crate::state::JobState;
 
@@ -123,8 +126,10 @@ pub async fn retry_dead_jobs<'e, E: PgExecutor<'e>>(executor: E, ids: &[JobId]) 
 
 /// Replaces a dead job's payload and moves it back to the queue: for a job that died of bad
 /// arguments. Returns whether it moved (`false`: no such dead job, or its unique key is held by
-/// a live job; then nothing changed). The payload must fit `max_payload_bytes` and hold no NUL
-/// character, as at enqueue.
+/// a live job; then nothing changed). The payload must fit `max_payload_bytes`, hold no NUL
+/// character and nest at most [`MAX_PAYLOAD_DEPTH`](crate::MAX_PAYLOAD_DEPTH) deep, as at
+/// enqueue; and it must not be the marker a payload that could not be read is shown as
+/// ([`UNREADABLE_PAYLOAD_KEY`]), so that saving the form unchanged cannot overwrite it.
 ///
 /// Pass a pool, or your own transaction (`&mut tx`) to record the change in the same
 /// transaction, as an audit log must; the two writes are all or nothing either way (a
@@ -135,15 +140,27 @@ pub async fn retry_dead_job_with_payload<'c>(
     payload: &serde_json::Value,
     max_payload_bytes: usize,
 ) -> Result<bool> {
+    if payload.as_object().is_some_and(|map| map.len() == 1 && map.contains_key(UNREADABLE_PAYLOAD_KEY)) {
+        return Err(crate::Error::InvalidOption(
+            "this is the marker shown for a stored payload that could not be read, not a payload: \
+             write the new payload in full"
+                .into(),
+        ));
+    }
     let mut tx = conn.begin().await?;
     if let Some(location) = crate::text::value_nul_location(payload, "$") {
         let kind = dead_job(&mut *tx, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
         return Err(crate::Error::UnstorablePayload { kind, location });
     }
-    let size = payload.to_string().len();
-    if size > max_payload_bytes {
+    let text = payload.to_string();
+    if text.len() > max_payload_bytes {
         let kind = dead_job(&mut *tx, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
-        return Err(crate::Error::PayloadTooLarge { kind, size, limit: max_payload_bytes });
+        return Err(crate::Error::PayloadTooLarge { kind, size: text.len(), limit: max_payload_bytes });
+    }
+    let depth = crate::text::json_depth(&text);
+    if depth > crate::MAX_PAYLOAD_DEPTH {
+        let kind = dead_job(&mut *tx, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
+        return Err(crate::Error::PayloadTooDeep { kind, depth, limit: crate::MAX_PAYLOAD_DEPTH });
     }
     let moved = sql::dead_job_set_payload(&mut *tx, id, payload).await?
         && sql::dead_job_retry_many(&mut *tx, &[id]).await?.retried == 1;

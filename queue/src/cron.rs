@@ -81,6 +81,9 @@ impl CronSchedule {
         {
             return Err(Error::UnstorablePayload { kind: self.job.kind.clone(), location });
         }
+        if let Ok(payload) = &self.job.payload {
+            crate::text::check_payload_depth(&self.job.kind, payload)?;
+        }
         if self.name.contains('\0') || self.job.kind.contains('\0') || self.job.queue.contains('\0') {
             return Err(Error::InvalidOption(format!(
                 "cron schedule {:?}: its name, kind and queue must not contain the NUL character",

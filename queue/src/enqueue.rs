@@ -137,6 +137,7 @@ impl Client {
             if let Some(location) = crate::text::json_nul_location(&payload) {
                 return Err(Error::UnstorablePayload { kind: job.kind, location });
             }
+            crate::text::check_payload_depth(&job.kind, &payload)?;
             // PostgreSQL's text columns refuse NUL too: say which option, not "invalid byte
             // sequence".
             for (what, value) in [

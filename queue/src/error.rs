@@ -47,6 +47,21 @@ pub enum Error {
         location: String,
     },
 
+    /// The payload nests arrays and objects deeper than
+    /// [`MAX_PAYLOAD_DEPTH`](crate::MAX_PAYLOAD_DEPTH) levels, more than serde_json reads, so no
+    /// worker could read it. Nothing was written.
+    #[error(
+        "the payload of a `{kind}` job nests {depth} levels deep; workers read at most {limit} (serde_json's limit), so it could never run"
+    )]
+    PayloadTooDeep {
+        /// The job kind.
+        kind: String,
+        /// How deep it nests.
+        depth: usize,
+        /// The most allowed.
+        limit: usize,
+    },
+
     /// A request asked for more than one call does (see
     /// [`admin::MAX_IDS_PER_ACTION`](crate::admin::MAX_IDS_PER_ACTION) and
     /// [`admin::MAX_COUNT`](crate::admin::MAX_COUNT)). Nothing was done: split the request.

@@ -177,4 +177,4 @@ pub use migrate::{MIGRATOR, MigrationStatus, Migrator};
 pub use retry::RetryPolicy;
 pub use runtime::{DEFAULT_CONCURRENCY, Runner, RunnerBuilder};
 pub use state::{JobState, UnknownJobState};
-pub use text::{MAX_ERROR_MESSAGE_BYTES, MAX_KEPT_ATTEMPT_ERRORS};
+pub use text::{MAX_ERROR_MESSAGE_BYTES, MAX_KEPT_ATTEMPT_ERRORS, MAX_PAYLOAD_DEPTH};

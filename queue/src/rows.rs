@@ -11,6 +11,12 @@ use sqlx::types::Json;
 use crate::job::JobId;
 use crate::state::JobState;
 
+mod readable_json;
+
+pub use readable_json::UNREADABLE_PAYLOAD_KEY;
+#[doc(hidden)]
+pub use readable_json::{ReadableJson, ReadableJsonOrNull};
+
 /// One failed attempt, as stored in a job's error history.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AttemptError {
@@ -33,7 +39,9 @@ pub struct JobRecord {
     pub queue: String,
     /// Its kind.
     pub kind: String,
-    /// Its arguments.
+    /// Its arguments (a marker object under [`UNREADABLE_PAYLOAD_KEY`] if serde_json cannot
+    /// read what is stored: nested deeper than 128 levels, or a number beyond `f64`).
+    #[sqlx(try_from = "ReadableJson")]
     pub payload: serde_json::Value,
     /// Lower runs first.
     pub priority: i16,
@@ -82,7 +90,9 @@ pub struct DeadJob {
     pub queue: String,
     /// Its kind.
     pub kind: String,
-    /// Its arguments.
+    /// Its arguments (a marker object under [`UNREADABLE_PAYLOAD_KEY`] if serde_json cannot
+    /// read what is stored: nested deeper than 128 levels, or a number beyond `f64`).
+    #[sqlx(try_from = "ReadableJson")]
     pub payload: serde_json::Value,
     /// Its priority.
     pub priority: i16,

@@ -81,6 +81,50 @@ pub(crate) fn json_nul_location(json: &str) -> Option<String> {
     value_nul_location(&value, "$")
 }
 
+/// The deepest nesting of arrays and objects a payload may have: the most serde_json reads (its
+/// default recursion limit), so the most a worker can turn into its job type. A deeper payload
+/// could never run, and is refused at enqueue with
+/// [`Error::PayloadTooDeep`](crate::Error::PayloadTooDeep).
+pub const MAX_PAYLOAD_DEPTH: usize = 127;
+
+/// How deeply arrays and objects nest in a JSON document: 0 for a scalar, 1 for `[1]`. One pass
+/// over the bytes (brackets inside strings do not count), nothing parsed, so a deep document
+/// costs no stack.
+pub(crate) fn json_depth(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0_usize, 0_usize, false, false);
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// [`Error::PayloadTooDeep`](crate::Error::PayloadTooDeep) if `json` nests deeper than
+/// [`MAX_PAYLOAD_DEPTH`].
+pub(crate) fn check_payload_depth(kind: &str, json: &str) -> crate::Result<()> {
+    let depth = json_depth(json);
+    if depth > MAX_PAYLOAD_DEPTH {
+        return Err(crate::Error::PayloadTooDeep { kind: kind.to_owned(), depth, limit: MAX_PAYLOAD_DEPTH });
+    }
+    Ok(())
+}
+
 /// [`json_nul_location`] for a parsed value.
 pub(crate) fn value_nul_location(value: &serde_json::Value, path: &str) -> Option<String> {
     match value {
@@ -102,6 +146,27 @@ pub(crate) fn value_nul_location(value: &serde_json::Value, path: &str) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn nested(depth: usize) -> String {
+        // Strings with brackets, quotes and backslashes at every level: none of them nest.
+        (0..depth).fold(r#""]}[{\\\"""#.to_owned(), |inner, i| {
+            if i % 2 == 0 {
+                format!(r#"{{"k]\"{{": {inner}, "s": "[[\\"}}"#)
+            } else {
+                format!(r#"[1, "{{", {inner}]"#)
+            }
+        })
+    }
+
+    #[test]
+    fn the_depth_limit_is_exactly_what_serde_json_reads() {
+        for depth in [0, 1, 2, 5, MAX_PAYLOAD_DEPTH, MAX_PAYLOAD_DEPTH + 1, 1000] {
+            let json = nested(depth);
+            assert_eq!(json_depth(&json), depth, "{json}");
+            let read = serde_json::from_str::<serde_json::Value>(&json);
+            assert_eq!(read.is_ok(), depth <= MAX_PAYLOAD_DEPTH, "depth {depth}: {read:?}");
+        }
+    }
 
     #[test]
     fn nul_becomes_the_replacement_character() {

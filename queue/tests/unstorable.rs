@@ -211,3 +211,79 @@ async fn a_search_with_nul_is_a_clear_error_not_a_database_one(_: PgPoolOptions,
         assert!(matches!(&err, Error::InvalidOption(m) if m.contains("NUL")), "{search:?}: {err:?}");
     }
 }
+
+/// JSON nested `depth` arrays deep, as text (serde_json would refuse to read it back).
+fn nested_text(depth: usize) -> String {
+    format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_payload_nested_deeper_than_workers_read_is_refused_at_enqueue(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    let nested = |depth| serde_json::from_str::<serde_json::Value>(&nested_text(depth)).unwrap();
+    let limit = backstop::MAX_PAYLOAD_DEPTH;
+    backstop::enqueue(&pool, NewJob::from_json("k", &nested(limit))).await.unwrap();
+    // Built in Rust rather than parsed, since serde_json would not read it.
+    let too_deep = (0..=limit).fold(json!(1), |inner, _| json!([inner]));
+    let err = backstop::enqueue(&pool, NewJob::from_json("k", &too_deep)).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::PayloadTooDeep { kind, depth, limit: l } if kind == "k" && *depth == limit + 1 && *l == limit),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("could never run"), "{err}");
+    assert_eq!(count(&pool, "select count(*) from backstop.jobs").await, 1, "nothing written");
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_payload_another_producer_stored_unreadable_fails_its_job_into_the_dead_letters(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    // Stored by something other than Backstop's enqueue: PostgreSQL takes both.
+    let unreadable = [nested_text(1000), r#"{"how": 1e400}"#.to_owned()];
+    let mut ids = Vec::new();
+    for payload in &unreadable {
+        let id: i64 = sqlx::query_scalar(
+            "insert into backstop.jobs (queue, kind, payload, max_attempts) values ('default', $1, $2::jsonb, 1) returning id",
+        )
+        .bind(Upstream::KIND)
+        .bind(payload)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    // The console reads them before they run.
+    let live = admin::search_jobs(&pool, None, &admin::JobSearch::default(), None, 10).await.unwrap();
+    assert_eq!(live.len(), 2);
+    assert!(live.iter().all(|job| job.payload.get(admin::UNREADABLE_PAYLOAD_KEY).is_some()));
+    let runner = RunningRunner::start(test_runner(&pool).register(UpstreamWorker));
+    wait_for_count(&pool, "select count(*) from backstop.dead_jobs", 2, DEADLINE).await;
+    runner.stop().await;
+    let dead = admin::search_dead_jobs(&pool, &admin::JobSearch::default(), false, None, 10).await.unwrap();
+    assert_eq!(dead.len(), 2);
+    for (id, stored) in ids.into_iter().zip(&unreadable) {
+        let dead = admin::dead_job(&pool, id).await.unwrap().unwrap();
+        let marker = dead.payload[admin::UNREADABLE_PAYLOAD_KEY].as_str().expect("the marker");
+        assert!(marker.starts_with("not shown: "), "{marker}");
+        let error = dead.last_error.unwrap();
+        assert!(error.starts_with("payload does not match job kind `upstream`"), "{error}");
+        // The stored payload is as it was.
+        let kept: String = sqlx::query_scalar("select payload::text from backstop.dead_jobs where id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let as_stored: String =
+            sqlx::query_scalar("select $1::jsonb::text").bind(stored).fetch_one(&pool).await.unwrap();
+        assert_eq!(kept, as_stored);
+        // Saved back unchanged from the console's form, the marker would overwrite the payload.
+        let err = admin::retry_dead_job_with_payload(&pool, id, &dead.payload, 1 << 20).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidOption(_)), "{err:?}");
+    }
+    assert_eq!(count(&pool, "select count(*) from backstop.dead_jobs").await, 2, "both still dead");
+}

@@ -16,7 +16,9 @@ pub struct GraphileJob {
     /// Its task identifier (the console's "kind").
     pub task_identifier: String,
     /// Its payload; `None` when it cannot be read (the public view has none, and row-level
-    /// security hides the private table's rows from roles that do not own it).
+    /// security hides the private table's rows from roles that do not own it). A marker object
+    /// if serde_json cannot read it (see [`crate::admin::UNREADABLE_PAYLOAD_KEY`]).
+    #[sqlx(try_from = "crate::rows::ReadableJsonOrNull")]
     pub payload: Option<serde_json::Value>,
     /// Lower runs first.
     pub priority: i32,

@@ -192,6 +192,26 @@ async fn a_job_page_says_which_attempts_its_history_left_out(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn a_payload_serde_json_cannot_read_shows_as_a_marker_not_an_error_page(pool: PgPool) {
+    // Stored by another producer: nested 1,000 deep. serde_json reads 127 levels.
+    let deep = format!("{}1{}", "[".repeat(1000), "]".repeat(1000));
+    let id: i64 = sqlx::query_scalar(
+        "insert into backstop.jobs (kind, payload) values ('deep', $1::jsonb) returning id",
+    )
+    .bind(&deep)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let router = console(pool, &[]);
+    for page in ["/jobs".to_owned(), format!("/jobs/{id}")] {
+        let (status, _, html) = send(&router, get(&page)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(html.contains(backstop::admin::UNREADABLE_PAYLOAD_KEY), "{page}: {html}");
+        assert!(html.contains("not shown: recursion limit exceeded"), "{page}: {html}");
+    }
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
 async fn viewers_read_but_cannot_act(pool: PgPool) {
     let id = dead_job(&pool, "charge", serde_json::json!({}), "declined").await;
     let router = console(pool.clone(), &["vera:v-pass:viewer", "otto:o-pass:operator"]);
