@@ -84,6 +84,13 @@ impl CronSchedule {
         if let Ok(payload) = &self.job.payload {
             crate::text::check_payload_depth(&self.job.kind, payload)?;
         }
+        for (what, value) in [
+            ("a cron schedule name", &self.name),
+            ("a job kind", &self.job.kind),
+            ("a queue name", &self.job.queue),
+        ] {
+            crate::text::check_length(what, value, crate::MAX_NAME_BYTES)?;
+        }
         if self.name.contains('\0') || self.job.kind.contains('\0') || self.job.queue.contains('\0') {
             return Err(Error::InvalidOption(format!(
                 "cron schedule {:?}: its name, kind and queue must not contain the NUL character",

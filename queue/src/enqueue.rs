@@ -6,6 +6,7 @@ use sqlx::PgExecutor;
 
 use crate::job::{JobId, NewJob};
 use crate::sql;
+use crate::text::{MAX_KEY_BYTES, MAX_NAME_BYTES, check_length};
 use crate::{Error, Result};
 
 /// Payloads bigger than this are refused by default. Jobs should carry ids, not documents:
@@ -151,6 +152,11 @@ impl Client {
                         job.kind.replace('\0', "\u{FFFD}")
                     )));
                 }
+            }
+            check_length("a job kind", &job.kind, MAX_NAME_BYTES)?;
+            check_length("a queue name", &job.queue, MAX_NAME_BYTES)?;
+            if let Some(key) = &job.unique_key {
+                check_length("a unique key", key, MAX_KEY_BYTES)?;
             }
             if job.max_attempts < 1 {
                 return Err(Error::InvalidOption(format!(

@@ -12,7 +12,8 @@ use crate::Result;
 /// RETURNING key`: there is no check-then-act window. A second transaction claiming the same key waits until the first
 /// commits (then gets `false`) or rolls back (then gets `true` and does the work itself).
 /// Keys older than the runner's idempotency-key age (30 days by default) are deleted by
-/// maintenance.
+/// maintenance. A key may be at most [`MAX_KEY_BYTES`](crate::MAX_KEY_BYTES) long (hash longer
+/// ones); a longer one is `Error::InvalidOption`.
 ///
 /// ```no_run
 /// # async fn example(pool: sqlx::PgPool, user_id: i64) -> Result<(), backstop::Error> {
@@ -28,5 +29,6 @@ use crate::Result;
 /// # Ok(()) }
 /// ```
 pub async fn claim_idempotency_key<'e, E: PgExecutor<'e>>(executor: E, key: &str) -> Result<bool> {
+    crate::text::check_length("an idempotency key", key, crate::MAX_KEY_BYTES)?;
     Ok(crate::sql::idempotency_key_claim(executor, key).await?)
 }

@@ -177,4 +177,6 @@ pub use migrate::{MIGRATOR, MigrationStatus, Migrator};
 pub use retry::RetryPolicy;
 pub use runtime::{DEFAULT_CONCURRENCY, Runner, RunnerBuilder};
 pub use state::{JobState, UnknownJobState};
-pub use text::{MAX_ERROR_MESSAGE_BYTES, MAX_KEPT_ATTEMPT_ERRORS, MAX_PAYLOAD_DEPTH};
+pub use text::{
+    MAX_ERROR_MESSAGE_BYTES, MAX_KEPT_ATTEMPT_ERRORS, MAX_KEY_BYTES, MAX_NAME_BYTES, MAX_PAYLOAD_DEPTH,
+};

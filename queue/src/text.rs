@@ -81,6 +81,33 @@ pub(crate) fn json_nul_location(json: &str) -> Option<String> {
     value_nul_location(&value, "$")
 }
 
+/// The longest job kind, queue name or cron schedule name, in bytes. PostgreSQL indexes kinds
+/// and queue names (a kind and a queue share one entry of `jobs_kind_waiting`, and an index
+/// entry must fit in about 2.7 KB) and every enqueue sends its queue's name in a notification
+/// (at most 8,000 bytes). Past those an enqueue failed with an index or notification error that
+/// named no option; now a name over this limit is refused up front, saying which.
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// The longest unique key or idempotency key, in bytes: each one's unique index holds it whole,
+/// in an entry of about 2.7 KB at most. Hash a longer key (a SHA-256 in hex is 64 bytes).
+pub const MAX_KEY_BYTES: usize = 1000;
+
+/// `Error::InvalidOption` naming `what` ("a queue name") if `value` is longer than `max` bytes.
+pub(crate) fn check_length(what: &str, value: &str, max: usize) -> crate::Result<()> {
+    if value.len() <= max {
+        return Ok(());
+    }
+    let mut start = 40;
+    while !value.is_char_boundary(start) {
+        start -= 1;
+    }
+    Err(crate::Error::InvalidOption(format!(
+        "{what} may be at most {max} bytes; this one has {} (it begins {:?}…)",
+        value.len(),
+        &value[..start].replace('\0', "\u{FFFD}")
+    )))
+}
+
 /// The deepest nesting of arrays and objects a payload may have: the most serde_json reads (its
 /// default recursion limit), so the most a worker can turn into its job type. A deeper payload
 /// could never run, and is refused at enqueue with

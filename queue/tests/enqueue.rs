@@ -148,3 +148,60 @@ async fn hostile_strings_are_stored_verbatim(_: PgPoolOptions, opts: PgConnectOp
     assert_eq!(row.payload["label"], json!(hostile));
     assert_eq!(row.queue, "q'; --");
 }
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn names_and_keys_over_their_limit_are_clear_errors_and_nothing_is_written(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = pool(opts).await;
+    // Incompressible, as a hash or a URL is: PostgreSQL compresses long repetitive values, even
+    // in index entries, so "x".repeat(n) would hide the index limit.
+    let text = |n: usize| {
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64 ^ n as u64; // xorshift: no pattern to compress
+        let mut letter = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        };
+        (0..n).map(|_| letter()).collect::<String>()
+    };
+    let (name, key) = (backstop::MAX_NAME_BYTES, backstop::MAX_KEY_BYTES);
+    // At the limit, all at once: stored.
+    let at_limit = NewJob::from_json(text(name), &json!({})).queue(text(name)).unique_key(text(key));
+    backstop::enqueue(&pool, at_limit).await.unwrap().created().unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    assert!(backstop::claim_idempotency_key(&mut *tx, &text(key)).await.unwrap());
+    tx.commit().await.unwrap();
+    // Over it, up to well past what PostgreSQL's indexes (about 2.7 KB an entry) and
+    // notifications (8,000 bytes) take: unchecked, 3,000 bytes failed with "index row size 3032
+    // exceeds btree version 4 maximum 2704 for index jobs_kind_waiting".
+    for n in [name + 1, 3_000, 10_000] {
+        for (what, job) in [
+            ("a job kind", NewJob::from_json(text(n), &json!({}))),
+            ("a queue name", NewJob::from_json("k", &json!({})).queue(text(n))),
+        ] {
+            let err = backstop::enqueue(&pool, job).await.unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidOption(m) if m.starts_with(&format!("{what} may be at most {name} bytes; this one has {n}"))),
+                "{err}"
+            );
+        }
+    }
+    for n in [key + 1, 3_000, 10_000] {
+        let err = backstop::enqueue(&pool, NewJob::from_json("k", &json!({})).unique_key(text(n)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidOption(m) if m.starts_with("a unique key may be at most")),
+            "{err}"
+        );
+        let err = backstop::claim_idempotency_key(&pool, &text(n)).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidOption(m) if m.starts_with("an idempotency key may be at most")),
+            "{err}"
+        );
+    }
+    assert_eq!(count(&pool, "select count(*) from backstop.jobs").await, 1);
+}

@@ -194,6 +194,26 @@ async fn a_runner_refuses_names_and_cron_payloads_postgres_cannot_store(
     let nightly = NewJob::from_json("report", &json!({"title": "a\u{0}b"}));
     let err = refused(test_runner(&pool).cron(backstop::CronSchedule::new("nightly", "0 3 * * *", nightly)));
     assert!(matches!(&err, Error::UnstorablePayload { location, .. } if location == "$.title"), "{err:?}");
+    // Names longer than PostgreSQL's indexes and notifications take.
+    let long = "q".repeat(backstop::MAX_NAME_BYTES + 1);
+    let err = refused(test_runner(&pool).queue(&long, 1));
+    assert!(
+        matches!(&err, Error::InvalidOption(m) if m.starts_with("a queue name may be at most")),
+        "{err:?}"
+    );
+    let report = NewJob::from_json("report", &json!({}));
+    let err = refused(test_runner(&pool).cron(backstop::CronSchedule::new(&long, "0 3 * * *", report)));
+    assert!(
+        matches!(&err, Error::InvalidOption(m) if m.starts_with("a cron schedule name may be")),
+        "{err:?}"
+    );
+    let deep = (0..=backstop::MAX_PAYLOAD_DEPTH).fold(json!(1), |inner, _| json!([inner]));
+    let err = refused(test_runner(&pool).cron(backstop::CronSchedule::new(
+        "deep",
+        "0 3 * * *",
+        NewJob::from_json("k", &deep),
+    )));
+    assert!(matches!(&err, Error::PayloadTooDeep { .. }), "{err:?}");
 }
 
 #[sqlx::test(migrator = "backstop::MIGRATOR")]

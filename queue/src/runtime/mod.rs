@@ -234,6 +234,7 @@ impl RunnerBuilder {
             if name.contains('\0') {
                 return Err(Error::InvalidOption(format!("queue {name:?} contains the NUL character")));
             }
+            crate::text::check_length("a queue name", name, crate::MAX_NAME_BYTES)?;
         }
         if self.config.worker_id.contains('\0') {
             return Err(Error::InvalidOption(format!(
