@@ -40,7 +40,7 @@ pub struct JobRecord {
     /// Its kind.
     pub kind: String,
     /// Its arguments (a marker object under [`UNREADABLE_PAYLOAD_KEY`] if serde_json cannot
-    /// read what is stored: nested deeper than 128 levels, or a number beyond `f64`).
+    /// read what is stored: nested deeper than 127 levels, or a number beyond `f64`).
     #[sqlx(try_from = "ReadableJson")]
     pub payload: serde_json::Value,
     /// Lower runs first.
@@ -91,7 +91,7 @@ pub struct DeadJob {
     /// Its kind.
     pub kind: String,
     /// Its arguments (a marker object under [`UNREADABLE_PAYLOAD_KEY`] if serde_json cannot
-    /// read what is stored: nested deeper than 128 levels, or a number beyond `f64`).
+    /// read what is stored: nested deeper than 127 levels, or a number beyond `f64`).
     #[sqlx(try_from = "ReadableJson")]
     pub payload: serde_json::Value,
     /// Its priority.

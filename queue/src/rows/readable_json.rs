@@ -1,6 +1,6 @@
 //! Reading a stored payload that serde_json cannot read, without failing the statement.
 //!
-//! PostgreSQL stores JSON that serde_json refuses: nested deeper than its 128 levels, or numbers
+//! PostgreSQL stores JSON that serde_json refuses: nested deeper than 127 levels, or numbers
 //! beyond `f64` (`1e400`). Backstop's own enqueue refuses the first, but another producer
 //! writing to the table, or an older Backstop, may have stored either. Read with sqlx's
 //! `Json`, one such row failed every statement returning it: the one that moves its job to the
