@@ -31,7 +31,7 @@ pub use bulk::{
 };
 pub use health::{
     WAITING_COUNT_CAP, health_alert_announce, health_alert_clear, health_alert_seen, health_alerts,
-    queue_health,
+    oldest_transaction_age, queue_health,
 };
 pub use search::{
     EXACT_COUNT_LIMIT, JobSearch, WorkerProcess, count_dead_jobs, count_jobs, queue_counts, search_dead_jobs,

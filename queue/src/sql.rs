@@ -1070,7 +1070,8 @@ pub(crate) use graphile::{
     source_watermark_lock, source_watermark_start,
 };
 pub(crate) use health::{
-    health_alert_announce, health_alert_clear, health_alert_list, health_alert_seen, queue_health,
+    health_alert_announce, health_alert_clear, health_alert_list, health_alert_seen,
+    oldest_transaction_seconds, queue_health,
 };
 pub(crate) use migrations::{
     MIGRATION_HISTORY, migration_history_legacy_table, migration_history_legacy_versions,

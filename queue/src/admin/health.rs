@@ -39,6 +39,29 @@ pub async fn queue_health<'c, A: Acquire<'c, Database = Postgres>>(
     Ok(sql::queue_health(conn, window, WAITING_COUNT_CAP).await?)
 }
 
+/// How long the oldest open transaction in this database has been holding back cleanup, if one
+/// is (another session's transaction with an id or a snapshot; idle sessions hold none).
+///
+/// A transaction left open (a forgotten `BEGIN` in psql, a long report, a stuck migration)
+/// keeps every row and index entry deleted after it started. Claims then walk past the entries
+/// of every job claimed since, and measured here a backlog drained at less than half its rate
+/// (16,000 instead of 40,000+ jobs/s). Every queue on PostgreSQL shares this; this says when it
+/// is happening. Roles without `pg_read_all_stats` see only their own sessions.
+///
+/// ```no_run
+/// # async fn example(pool: sqlx::PgPool) -> Result<(), backstop::Error> {
+/// if let Some(age) = backstop::admin::oldest_transaction_age(&pool).await? {
+///     if age.as_secs() > 600 {
+///         eprintln!("a transaction has been open for {} s: claims slow down until it ends", age.as_secs());
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn oldest_transaction_age<'e, E: PgExecutor<'e>>(executor: E) -> Result<Option<Duration>> {
+    let seconds = sql::oldest_transaction_seconds(executor).await?;
+    Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
+}
+
 /// The open problems, by queue.
 pub async fn health_alerts<'e, E: PgExecutor<'e>>(executor: E) -> Result<Vec<HealthAlert>> {
     Ok(sql::health_alert_list(executor).await?)

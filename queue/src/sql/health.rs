@@ -168,3 +168,21 @@ pub(crate) async fn health_alert_clear<'e, E: PgExecutor<'e>>(
     .fetch_optional(executor)
     .await
 }
+
+/// How long the oldest transaction holding back cleanup in this database has been open, in
+/// seconds, if one is: a session of this database with a transaction id or a snapshot, other
+/// than this one. Only sessions of this database count, as only they hold back the cleanup of
+/// its tables (replication slots aside). Roles without `pg_read_all_stats` see only their own
+/// sessions' times.
+pub(crate) async fn oldest_transaction_seconds<'e, E: PgExecutor<'e>>(
+    executor: E,
+) -> sqlx::Result<Option<f64>> {
+    sqlx::query_scalar(
+        "select extract(epoch from clock_timestamp() - min(xact_start))::float8
+         from pg_stat_activity
+         where datname = current_database() and pid <> pg_backend_pid() and xact_start is not null
+           and (backend_xid is not null or backend_xmin is not null)",
+    )
+    .fetch_one(executor)
+    .await
+}

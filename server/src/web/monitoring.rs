@@ -117,6 +117,7 @@ async fn render(monitoring: &Monitoring, now: DateTime<Utc>) -> backstop::Result
     let alert_kind = JobSearch { kind: Some(triage::ALERT_KIND.to_owned()), ..JobSearch::default() };
     let alerts_dead = admin::count_dead_jobs(pool, &alert_kind, false, ALERT_DEAD_CAP).await?;
     let problems = admin::health_alerts(pool).await?;
+    let oldest_transaction = admin::oldest_transaction_age(pool).await?;
 
     let mut out = Exposition::default();
     out.family(
@@ -246,6 +247,14 @@ async fn render(monitoring: &Monitoring, now: DateTime<Utc>) -> backstop::Result
             .iter()
             .filter(|p| p.alerted_at.is_some())
             .map(|p| (vec![("queue", p.queue.as_str()), ("problem", p.problem.as_str())], 1.0)),
+    );
+    out.family(
+        "backstop_oldest_transaction_seconds",
+        "gauge",
+        "How long the oldest open transaction in the database (another session's, with an id or a \
+         snapshot) has been open; 0: none. A long one keeps the index entries of every job claimed \
+         since, and claims slow down until it ends.",
+        [(vec![], oldest_transaction.map_or(0.0, |age| age.as_secs_f64()))],
     );
     Ok(out.0)
 }

@@ -238,7 +238,7 @@ async fn metrics_parse_as_prometheus_text_and_match_the_database(pool: PgPool) {
     assert!(parse_prometheus("backstop_jobs{queue=\"mail} 1\n").is_err(), "the parser is strict");
     let families: HashMap<_, _> =
         scrape.0.families.iter().map(|(name, f)| (name.clone(), f.help.clone())).collect();
-    assert_eq!(families.len(), 15, "{:?}", families.keys().collect::<Vec<_>>());
+    assert_eq!(families.len(), 16, "{:?}", families.keys().collect::<Vec<_>>());
     assert!(families.values().all(|help| !help.is_empty()));
 
     // More completions this minute: the counter goes up by as many.
@@ -249,4 +249,33 @@ async fn metrics_parse_as_prometheus_text_and_match_the_database(pool: PgPool) {
     .await;
     let (again, _) = Scrape::read(&router).await;
     assert_eq!(counter(&again, "backstop_jobs_completed_total"), Some(8.0));
+}
+
+#[sqlx::test(migrator = "backstop::MIGRATOR")]
+async fn metrics_show_how_long_the_oldest_transaction_has_been_open(pool: PgPool) {
+    let router = console(pool.clone(), &[]);
+    let oldest = |scrape: &Scrape| scrape.value("backstop_oldest_transaction_seconds", &[]).unwrap();
+    let (scrape, body) = Scrape::read(&router).await;
+    assert_eq!(scrape.kind("backstop_oldest_transaction_seconds"), PrometheusType::Gauge);
+    assert!(oldest(&scrape) < 1.0, "nothing left open yet\n{body}");
+
+    // A session that began a transaction and left it open, as a forgotten psql `BEGIN` does.
+    let before_begin = std::time::Instant::now();
+    let mut forgotten = pool.begin().await.unwrap();
+    sqlx::query("select txid_current()").execute(&mut *forgotten).await.unwrap();
+    let deadline = before_begin + std::time::Duration::from_secs(30);
+    let seen = loop {
+        let (scrape, body) = Scrape::read(&router).await;
+        let seen = oldest(&scrape);
+        if seen >= 1.5 {
+            break seen;
+        }
+        assert!(std::time::Instant::now() < deadline, "the open transaction never showed\n{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(seen <= before_begin.elapsed().as_secs_f64(), "{seen} s: longer than it has been open");
+
+    forgotten.commit().await.unwrap();
+    let (scrape, body) = Scrape::read(&router).await;
+    assert!(oldest(&scrape) < 1.0, "it ended\n{body}");
 }
