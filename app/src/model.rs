@@ -324,7 +324,14 @@ pub struct Overview {
     pub last_hour: Vec<MinutePoint>,
     /// graphile-worker's jobs, when the database has its schema.
     pub graphile: Option<GraphileOverview>,
+    /// When the database's oldest open transaction began, if it has been open at least
+    /// [`LONG_TRANSACTION_SECS`]: it holds back the cleanup claims depend on.
+    pub long_transaction: Option<Moment>,
 }
+
+/// The overview warns of a transaction open at least this long (seconds). Shorter ones come
+/// and go under load; one this old is usually forgotten, and claims slow down behind it.
+pub const LONG_TRANSACTION_SECS: u64 = 300;
 
 /// graphile-worker beside Backstop, on the overview.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

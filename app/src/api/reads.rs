@@ -35,7 +35,9 @@ pub async fn overview_data() -> Result<Overview, ServerFnError> {
     let stats = admin::stats_since(&console.pool, now - chrono::Duration::minutes(59))
         .await
         .map_err(AppError::from)?;
+    let oldest_transaction = admin::oldest_transaction_age(&console.pool).await.map_err(AppError::from)?;
     Ok(Overview {
+        long_transaction: server::long_transaction(oldest_transaction, now),
         graphile: graphile_overview(&console.pool).await?,
         exact: counts.iter().all(|c| c.exact),
         queues: counts.iter().map(|c| server::queue_row(c, now, &problems)).collect(),

@@ -176,6 +176,14 @@ fn OverviewBody(overview: OverviewModel) -> impl IntoView {
     let totals = overview.totals();
     let approx = if overview.exact { "" } else { "≈ " };
     view! {
+        {overview.long_transaction.map(|began| view! {
+            <p role="status" data-testid="long-transaction" class="mt-6 rounded-xl border border-amber-300 bg-amber-50 p-4 text-sm text-amber-900 dark:border-amber-700 dark:bg-amber-950 dark:text-amber-200">
+                "A transaction in this database began " <Time moment=began /> " and is still open. "
+                "Until it ends, PostgreSQL keeps the index entries of every job claimed since, and claims slow down "
+                "(a backlog drained at less than half its rate behind one). Find it in "
+                <code>"pg_stat_activity"</code> " (oldest " <code>"xact_start"</code> ")."
+            </p>
+        })}
         <div class="mt-6 grid grid-cols-2 gap-3 sm:grid-cols-5">
             {State::ALL
                 .into_iter()

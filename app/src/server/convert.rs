@@ -35,6 +35,14 @@ pub fn moment(at: DateTime<Utc>, now: DateTime<Utc>) -> Moment {
     Moment { relative, exact: exact(at) }
 }
 
+/// When the oldest open transaction began, if it is old enough for the overview to warn of it
+/// ([`crate::model::LONG_TRANSACTION_SECS`]).
+pub fn long_transaction(age: Option<std::time::Duration>, now: DateTime<Utc>) -> Option<Moment> {
+    let age = age.filter(|age| age.as_secs() >= crate::model::LONG_TRANSACTION_SECS)?;
+    let began = chrono::Duration::from_std(age).ok().and_then(|age| now.checked_sub_signed(age));
+    Some(moment(began.unwrap_or(DateTime::<Utc>::MIN_UTC), now))
+}
+
 fn exact(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
@@ -360,6 +368,12 @@ mod tests {
         assert_eq!(moment(now, now).relative, "just now");
         assert_eq!(moment(now - chrono::Duration::seconds(30), now).relative, "30 s ago");
         assert_eq!(moment(now - chrono::Duration::minutes(5), now).relative, "5 min ago");
+        // A transaction is worth a warning from five minutes on, with when it began.
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(long_transaction(None, now), None);
+        assert_eq!(long_transaction(Some(secs(299)), now), None);
+        assert_eq!(long_transaction(Some(secs(300)), now).unwrap().relative, "5 min ago");
+        assert_eq!(long_transaction(Some(secs(7200)), now).unwrap().relative, "2 h ago");
         assert_eq!(moment(now + chrono::Duration::hours(2), now).relative, "in 2 h");
         assert_eq!(moment(now, now).exact, "2026-11-25 12:00:00 UTC");
     }

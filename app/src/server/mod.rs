@@ -7,8 +7,8 @@ mod error;
 
 pub use convert::{
     PAYLOAD_HIDDEN, RedactKeys, SPARKLINE_HOURS, audit_row, dead_cursor, dead_detail, dead_row,
-    graphile_detail, graphile_row, group_row, last_hour, live_detail, live_row, moment, parse_dead_cursor,
-    queue_row, webhook_row, worker_row,
+    graphile_detail, graphile_row, group_row, last_hour, live_detail, live_row, long_transaction, moment,
+    parse_dead_cursor, queue_row, webhook_row, worker_row,
 };
 pub use error::AppError;
 
