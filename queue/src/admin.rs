@@ -149,17 +149,17 @@ pub async fn retry_dead_job_with_payload<'c>(
     }
     let mut tx = conn.begin().await?;
     if let Some(location) = crate::text::value_nul_location(payload, "$") {
-        let kind = dead_job(&mut *tx, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
+        let kind = dead_job_kind(&mut tx, id).await?;
         return Err(crate::Error::UnstorablePayload { kind, location });
     }
     let text = payload.to_string();
     if text.len() > max_payload_bytes {
-        let kind = dead_job(&mut *tx, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
+        let kind = dead_job_kind(&mut tx, id).await?;
         return Err(crate::Error::PayloadTooLarge { kind, size: text.len(), limit: max_payload_bytes });
     }
     let depth = crate::text::json_depth(&text);
     if depth > crate::MAX_PAYLOAD_DEPTH {
-        let kind = dead_job(&mut *tx, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind);
+        let kind = dead_job_kind(&mut tx, id).await?;
         return Err(crate::Error::PayloadTooDeep { kind, depth, limit: crate::MAX_PAYLOAD_DEPTH });
     }
     let moved = sql::dead_job_set_payload(&mut *tx, id, payload).await?
@@ -168,6 +168,11 @@ pub async fn retry_dead_job_with_payload<'c>(
         tx.commit().await?;
     }
     Ok(moved)
+}
+
+/// The kind of dead job `id`, for an error about it ("unknown" if there is no such job).
+async fn dead_job_kind(conn: &mut sqlx::PgConnection, id: JobId) -> Result<String> {
+    Ok(dead_job(conn, id).await?.map_or_else(|| "unknown".to_owned(), |job| job.kind))
 }
 
 /// Marks dead jobs as discarded: kept for the record, hidden from default lists.

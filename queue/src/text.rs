@@ -145,6 +145,10 @@ pub(crate) fn json_depth(json: &str) -> usize {
 /// [`Error::PayloadTooDeep`](crate::Error::PayloadTooDeep) if `json` nests deeper than
 /// [`MAX_PAYLOAD_DEPTH`].
 pub(crate) fn check_payload_depth(kind: &str, json: &str) -> crate::Result<()> {
+    // Nesting d levels takes at least 2d bytes: most payloads are too short to need the scan.
+    if json.len() < 2 * (MAX_PAYLOAD_DEPTH + 1) {
+        return Ok(());
+    }
     let depth = json_depth(json);
     if depth > MAX_PAYLOAD_DEPTH {
         return Err(crate::Error::PayloadTooDeep { kind: kind.to_owned(), depth, limit: MAX_PAYLOAD_DEPTH });
